@@ -1,0 +1,131 @@
+//! Hex and percent-encoding in the exact forms SigV4 needs.
+
+use alloc::string::String;
+
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Lowercase hex, as SigV4 writes hashes and signatures.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(HEX_LOWER[(b >> 4) as usize] as char);
+        out.push(HEX_LOWER[(b & 0xf) as usize] as char);
+    }
+    out
+}
+
+/// RFC 3986 unreserved characters: the only ones SigV4 leaves unencoded.
+pub fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn push_escape(out: &mut String, b: u8) {
+    out.push('%');
+    out.push(HEX_UPPER[(b >> 4) as usize] as char);
+    out.push(HEX_UPPER[(b & 0xf) as usize] as char);
+}
+
+/// SigV4's URI encoding: every byte but the unreserved ones (and `/` when
+/// `keep_slash`) becomes `%XX` with uppercase hex.
+pub fn uri_encode(input: &[u8], keep_slash: bool) -> String {
+    let mut out = String::with_capacity(input.len() + input.len() / 2);
+    for &b in input {
+        if is_unreserved(b) || (keep_slash && b == b'/') {
+            out.push(b as char);
+        } else {
+            push_escape(&mut out, b);
+        }
+    }
+    out
+}
+
+pub fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes `%XX` escapes (and `+` as space when `plus_as_space`); a `%` not
+/// followed by two hex digits stays literal, as browsers and servers treat it.
+pub fn percent_decode(input: &str, plus_as_space: bool) -> alloc::vec::Vec<u8> {
+    let bytes = input.as_bytes();
+    let mut out = alloc::vec::Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex_value),
+                bytes.get(i + 2).copied().and_then(hex_value),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b == b'+' && plus_as_space { b' ' } else { b });
+        i += 1;
+    }
+    out
+}
+
+/// Puts a path into wire form without changing its meaning: valid `%XX`
+/// escapes are kept (hex uppercased), unreserved bytes and `/` stay, and every
+/// other byte (space, `+`, non-ASCII, a stray `%`) is escaped. For S3 this is
+/// also the canonical URI, so what is sent is exactly what was signed.
+pub fn wire_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(bytes.len() + 8);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex_value),
+                bytes.get(i + 2).copied().and_then(hex_value),
+            ) {
+                push_escape(&mut out, h << 4 | l);
+                i += 3;
+                continue;
+            }
+            push_escape(&mut out, b'%');
+        } else if is_unreserved(b) || b == b'/' {
+            out.push(b as char);
+        } else {
+            push_escape(&mut out, b);
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_like_sigv4() {
+        assert_eq!(uri_encode(b"a b+c/~d", true), "a%20b%2Bc/~d");
+        assert_eq!(uri_encode(b"a/b", false), "a%2Fb");
+        assert_eq!(uri_encode("ሴ".as_bytes(), true), "%E1%88%B4");
+    }
+
+    #[test]
+    fn wire_path_keeps_escapes_and_escapes_the_rest() {
+        assert_eq!(wire_path("/my key+x/%7e%2F"), "/my%20key%2Bx/%7E%2F");
+        assert_eq!(wire_path("/100%"), "/100%25");
+        assert_eq!(wire_path("/%zz"), "/%25zz");
+        assert_eq!(wire_path("/ünï"), "/%C3%BCn%C3%AF");
+    }
+
+    #[test]
+    fn decodes_percent_and_plus() {
+        assert_eq!(percent_decode("a%20b+c%", true), b"a b c%");
+        assert_eq!(percent_decode("a+b%2", false), b"a+b%2");
+        assert_eq!(percent_decode("%E1%88%B4", false), "ሴ".as_bytes());
+    }
+}

@@ -1,0 +1,357 @@
+//! Header and query signing.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::canonical::{canonical_query, canonical_uri, is_unsigned_header, merge_headers, Header};
+use crate::chunked::{framed_length, ChunkSigner, STREAMING_PAYLOAD};
+use crate::encoding::hex;
+use crate::time::AmzDate;
+use crate::url::{QueryParam, WireUrl};
+use crate::{Credentials, Payload, SignError, SignOptions, SignedRequest, SigningTime, UNSIGNED_PAYLOAD};
+
+pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// SHA-256 of the empty string.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// The longest validity S3 accepts for a presigned URL: 7 days.
+pub const MAX_PRESIGN_EXPIRES: u32 = 604_800;
+
+const PRESIGN_PARAMS: [&str; 7] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Security-Token",
+    "X-Amz-Signature",
+];
+
+pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+/// Incremental SHA-256 of a payload, as lowercase hex.
+#[derive(Default)]
+pub struct PayloadHasher(Sha256);
+
+impl PayloadHasher {
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub fn finish(&mut self) -> String {
+        hex(&core::mem::take(&mut self.0).finalize())
+    }
+}
+
+/// Services signed with the S3 rules.
+fn uses_s3_rules(service: &str) -> bool {
+    matches!(service, "s3" | "s3-object-lambda")
+}
+
+/// The signing key for one (date, region, service), kept with its scope.
+#[derive(Clone)]
+pub(crate) struct SigningKey {
+    scope_date: String,
+    region: String,
+    service: String,
+    key: [u8; 32],
+}
+
+impl SigningKey {
+    fn derive(secret: &str, scope_date: &str, region: &str, service: &str) -> Self {
+        let mut k_secret = Vec::with_capacity(secret.len() + 4);
+        k_secret.extend_from_slice(b"AWS4");
+        k_secret.extend_from_slice(secret.as_bytes());
+        let k_date = hmac_sha256(&k_secret, scope_date.as_bytes());
+        k_secret.fill(0);
+        let k_region = hmac_sha256(&k_date, region.as_bytes());
+        let k_service = hmac_sha256(&k_region, service.as_bytes());
+        let key = hmac_sha256(&k_service, b"aws4_request");
+        SigningKey { scope_date: scope_date.into(), region: region.into(), service: service.into(), key }
+    }
+
+    pub(crate) fn scope(&self) -> String {
+        format!("{}/{}/{}/aws4_request", self.scope_date, self.region, self.service)
+    }
+
+    pub(crate) fn sign(&self, string_to_sign: &str) -> String {
+        hex(&hmac_sha256(&self.key, string_to_sign.as_bytes()))
+    }
+}
+
+impl Drop for SigningKey {
+    fn drop(&mut self) {
+        self.key.fill(0);
+    }
+}
+
+/// Credentials held for a series of requests; the signing key is derived
+/// once per (date, region, service) and reused.
+pub struct Signer {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+    key: Option<SigningKey>,
+}
+
+impl Drop for Signer {
+    fn drop(&mut self) {
+        // Best effort: overwrite the secret before the allocator reuses it.
+        unsafe { self.secret_access_key.as_bytes_mut().fill(0) };
+    }
+}
+
+/// Everything computed before the signature itself.
+struct Prepared {
+    method: String,
+    url: WireUrl,
+    headers: Vec<Header>,
+    signed_headers: String,
+    canonical_request: String,
+    string_to_sign: String,
+    payload_hash: String,
+    amz_date: String,
+    presign: bool,
+}
+
+impl Signer {
+    pub fn new(credentials: Credentials) -> Result<Self, SignError> {
+        let Credentials { access_key_id, secret_access_key, session_token } = credentials;
+        if access_key_id.is_empty() || access_key_id.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || matches!(b, b'/' | b',')) {
+            return Err(SignError::InvalidCredentials("the access key ID is empty or contains '/', ',' or whitespace".into()));
+        }
+        if secret_access_key.is_empty() {
+            return Err(SignError::InvalidCredentials("the secret access key is empty".into()));
+        }
+        let session_token = session_token.filter(|t| !t.is_empty());
+        if session_token.as_deref().is_some_and(|t| t.bytes().any(|b| b.is_ascii_control())) {
+            return Err(SignError::InvalidCredentials("the session token contains control characters".into()));
+        }
+        Ok(Signer { access_key_id, secret_access_key, session_token, key: None })
+    }
+
+    fn signing_key(&mut self, scope_date: &str, region: &str, service: &str) -> &SigningKey {
+        let stale = self.key.as_ref().is_none_or(|k| k.scope_date != scope_date || k.region != region || k.service != service);
+        if stale {
+            self.key = Some(SigningKey::derive(&self.secret_access_key, scope_date, region, service));
+        }
+        self.key.as_ref().expect("set above")
+    }
+
+    /// Signs the headers (or, with `presign_expires`, the query) of a request.
+    pub fn sign(&mut self, request: &crate::SignableRequest, options: &SignOptions) -> Result<SignedRequest, SignError> {
+        self.sign_with(request, options, None)
+    }
+
+    /// Signs the headers of an aws-chunked upload and returns the signer for
+    /// its chunks, seeded with the headers' signature.
+    pub fn start_streaming(
+        &mut self,
+        request: &crate::SignableRequest,
+        options: &SignOptions,
+        decoded_length: u64,
+        chunk_size: u32,
+    ) -> Result<(SignedRequest, ChunkSigner), SignError> {
+        if options.presign_expires.is_some() {
+            return Err(SignError::InvalidOption("aws-chunked uploads are signed in headers, not presigned".into()));
+        }
+        if chunk_size < crate::chunked::MIN_CHUNK_SIZE {
+            return Err(SignError::InvalidOption(format!(
+                "chunk size {chunk_size} is below S3's minimum of {} bytes",
+                crate::chunked::MIN_CHUNK_SIZE
+            )));
+        }
+        if !matches!(request.payload, Payload::Empty | Payload::UnsignedPayload) {
+            return Err(SignError::InvalidOption("an aws-chunked request is signed chunk by chunk; pass the body to the chunk signer".into()));
+        }
+        let signed = self.sign_with(request, options, Some((decoded_length, chunk_size)))?;
+        let key = self.key.clone().expect("signing derived the key");
+        let chunks = ChunkSigner::new(key, signed.signature.clone(), signed.amz_date.clone(), decoded_length, chunk_size);
+        Ok((signed, chunks))
+    }
+
+    fn sign_with(
+        &mut self,
+        request: &crate::SignableRequest,
+        options: &SignOptions,
+        streaming: Option<(u64, u32)>,
+    ) -> Result<SignedRequest, SignError> {
+        let time = match &options.time {
+            SigningTime::UnixSeconds(s) => AmzDate::from_unix(*s).map_err(SignError::InvalidTime)?,
+            SigningTime::AmzDate(s) => AmzDate::parse(s).map_err(SignError::InvalidTime)?,
+        };
+        for (what, v) in [("region", &options.region), ("service", &options.service)] {
+            if v.is_empty() || v.bytes().any(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))) {
+                return Err(SignError::InvalidOption(format!("bad {what} '{v}': use letters, digits, '-', '_' or '.'")));
+            }
+        }
+        let scope_date = time.scope_date();
+        let key = self.signing_key(&scope_date, &options.region, &options.service).clone();
+        let prepared = self.prepare(request, options, &time, &key, streaming)?;
+        let signature = key.sign(&prepared.string_to_sign);
+        Ok(self.finish(prepared, signature, &key, options))
+    }
+
+    fn prepare(
+        &self,
+        request: &crate::SignableRequest,
+        options: &SignOptions,
+        time: &AmzDate,
+        key: &SigningKey,
+        streaming: Option<(u64, u32)>,
+    ) -> Result<Prepared, SignError> {
+        let method = request.method.trim();
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(SignError::InvalidOption(format!("bad method '{method}': expected e.g. GET, PUT, HEAD")));
+        }
+        let method = method.to_ascii_uppercase();
+        let s3 = uses_s3_rules(&options.service);
+        let presign = match options.presign_expires {
+            None => false,
+            Some(e) if (1..=MAX_PRESIGN_EXPIRES).contains(&e) => true,
+            Some(e) => {
+                return Err(SignError::InvalidOption(format!("presign expiry {e} s is outside 1..={MAX_PRESIGN_EXPIRES} (7 days)")))
+            }
+        };
+        let mut url = WireUrl::parse(&request.url).map_err(SignError::InvalidUrl)?;
+        let amz_date = time.amz_date();
+        let token = self.session_token.as_deref();
+
+        let payload_hash = match (&request.payload, presign && s3, streaming.is_some()) {
+            (_, _, true) => String::from(STREAMING_PAYLOAD),
+            (Payload::Empty | Payload::UnsignedPayload, true, _) => String::from(UNSIGNED_PAYLOAD),
+            (_, true, _) => {
+                return Err(SignError::InvalidOption(
+                    "presigned S3 URLs always use UNSIGNED-PAYLOAD; do not pass a body to presign".into(),
+                ))
+            }
+            (Payload::Empty, false, _) => String::from(EMPTY_SHA256),
+            (Payload::Bytes(b), false, _) => sha256_hex(b),
+            (Payload::Precomputed(p), false, _) => {
+                if p.is_empty() || p.bytes().any(|b| !(b.is_ascii_alphanumeric() || b == b'-')) {
+                    return Err(SignError::InvalidOption(format!("bad precomputed payload hash '{p}'")));
+                }
+                p.clone()
+            }
+            (Payload::UnsignedPayload, false, _) => String::from(UNSIGNED_PAYLOAD),
+        };
+        let send_content_sha = !presign && (s3 || options.sign_body || streaming.is_some());
+
+        // Headers this signer owns are replaced, never signed twice.
+        let mut headers = merge_headers(&request.headers).map_err(SignError::InvalidHeader)?;
+        headers.retain(|h| {
+            !(h.key == "authorization"
+                || h.key == "x-amz-date"
+                || (send_content_sha && h.key == "x-amz-content-sha256")
+                || (token.is_some() && h.key == "x-amz-security-token")
+                || (streaming.is_some() && matches!(h.key.as_str(), "content-length" | "x-amz-decoded-content-length")))
+        });
+        if !headers.iter().any(|h| h.key == "host") {
+            headers.insert(0, Header { name: "Host".into(), key: "host".into(), value: url.host_header.clone() });
+        }
+        if let Some((decoded_length, chunk_size)) = streaming {
+            match headers.iter_mut().find(|h| h.key == "content-encoding") {
+                Some(h) if h.value.split(',').any(|e| e.trim().eq_ignore_ascii_case("aws-chunked")) => {}
+                Some(h) => h.value = format!("aws-chunked,{}", h.value),
+                None => headers.push(header("Content-Encoding", "aws-chunked")),
+            }
+            headers.push(header("Content-Length", &framed_length(decoded_length, chunk_size).to_string()));
+            headers.push(header("X-Amz-Decoded-Content-Length", &decoded_length.to_string()));
+        }
+
+        let mut signed: Vec<&Header> = headers.iter().filter(|h| !is_unsigned_header(&h.key)).collect();
+        // Added headers are signed too; collect them before sorting.
+        let mut added: Vec<Header> = Vec::new();
+        if !presign {
+            added.push(header("X-Amz-Date", &amz_date));
+            if send_content_sha {
+                added.push(header("X-Amz-Content-SHA256", &payload_hash));
+            }
+            if let (Some(t), true) = (token, options.sign_session_token) {
+                added.push(header("X-Amz-Security-Token", t));
+            }
+        }
+        signed.extend(added.iter());
+        signed.sort_by(|a, b| a.key.cmp(&b.key));
+        let signed_headers = signed.iter().map(|h| h.key.as_str()).collect::<Vec<_>>().join(";");
+        let mut canonical_headers = String::new();
+        for h in &signed {
+            canonical_headers.push_str(&h.key);
+            canonical_headers.push(':');
+            canonical_headers.push_str(&h.value);
+            canonical_headers.push('\n');
+        }
+
+        if presign {
+            url.query.retain(|p| !PRESIGN_PARAMS.iter().any(|n| p.name.eq_ignore_ascii_case(n.as_bytes())));
+            let credential = format!("{}/{}", self.access_key_id, key.scope());
+            let expires = options.presign_expires.unwrap_or_default().to_string();
+            url.query.push(QueryParam::new("X-Amz-Algorithm", ALGORITHM));
+            url.query.push(QueryParam::new("X-Amz-Credential", &credential));
+            url.query.push(QueryParam::new("X-Amz-Date", &amz_date));
+            url.query.push(QueryParam::new("X-Amz-Expires", &expires));
+            url.query.push(QueryParam::new("X-Amz-SignedHeaders", &signed_headers));
+            if let (Some(t), true) = (token, options.sign_session_token) {
+                url.query.push(QueryParam::new("X-Amz-Security-Token", t));
+            }
+        }
+        let canonical_request = format!(
+            "{method}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{payload_hash}",
+            canonical_uri(&url.path, s3, options.normalize_path),
+            canonical_query(&url.query),
+        );
+        let string_to_sign = format!("{ALGORITHM}\n{amz_date}\n{}\n{}", key.scope(), sha256_hex(canonical_request.as_bytes()));
+        headers.extend(added);
+        Ok(Prepared { method, url, headers, signed_headers, canonical_request, string_to_sign, payload_hash, amz_date, presign })
+    }
+
+    fn finish(&self, mut p: Prepared, signature: String, key: &SigningKey, options: &SignOptions) -> SignedRequest {
+        let unsigned_token = self.session_token.as_deref().filter(|_| !options.sign_session_token);
+        let authorization = if p.presign {
+            if let Some(t) = unsigned_token {
+                p.url.query.push(QueryParam::new("X-Amz-Security-Token", t));
+            }
+            p.url.query.push(QueryParam::new("X-Amz-Signature", &signature));
+            None
+        } else {
+            let auth = format!(
+                "{ALGORITHM} Credential={}/{}, SignedHeaders={}, Signature={signature}",
+                self.access_key_id,
+                key.scope(),
+                p.signed_headers
+            );
+            p.headers.push(header("Authorization", &auth));
+            if let Some(t) = unsigned_token {
+                p.headers.push(header("X-Amz-Security-Token", t));
+            }
+            Some(auth)
+        };
+        SignedRequest {
+            method: p.method,
+            url: p.url.to_url(),
+            headers: p.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            signature,
+            canonical_request: p.canonical_request,
+            string_to_sign: p.string_to_sign,
+            signed_headers: p.signed_headers,
+            authorization,
+            payload_hash: p.payload_hash,
+            amz_date: p.amz_date,
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header { name: name.into(), key: name.to_ascii_lowercase(), value: value.into() }
+}

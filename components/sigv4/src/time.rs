@@ -1,0 +1,126 @@
+//! The signing time: `X-Amz-Date` (`YYYYMMDDTHHMMSSZ`) and its date part.
+
+use alloc::format;
+use alloc::string::String;
+
+/// A validated UTC timestamp at one-second precision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AmzDate {
+    year: u32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+fn digits(s: &str) -> Option<u32> {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+impl AmzDate {
+    /// Parses `YYYYMMDDTHHMMSSZ`, checking every field's range.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("bad time '{s}': expected YYYYMMDDTHHMMSSZ in UTC, e.g. 20130524T000000Z");
+        let b = s.as_bytes();
+        if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+            return Err(bad());
+        }
+        let field = |r: core::ops::Range<usize>| digits(&s[r]).ok_or_else(bad);
+        let date = AmzDate {
+            year: field(0..4)?,
+            month: field(4..6)?,
+            day: field(6..8)?,
+            hour: field(9..11)?,
+            minute: field(11..13)?,
+            second: field(13..15)?,
+        };
+        let valid = (1970..=9999).contains(&date.year)
+            && (1..=12).contains(&date.month)
+            && date.day >= 1
+            && date.day <= days_in_month(date.year, date.month)
+            && date.hour < 24
+            && date.minute < 60
+            && date.second < 60;
+        if valid {
+            Ok(date)
+        } else {
+            Err(bad())
+        }
+    }
+
+    /// From seconds since the Unix epoch (civil-from-days, proleptic Gregorian).
+    pub fn from_unix(secs: i64) -> Result<Self, String> {
+        if !(0..=253_402_300_799).contains(&secs) {
+            return Err(format!("time {secs} is outside 1970..9999"));
+        }
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400) as u32;
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
+        Ok(AmzDate { year, month, day, hour: rem / 3600, minute: rem / 60 % 60, second: rem % 60 })
+    }
+
+    /// `YYYYMMDDTHHMMSSZ`
+    pub fn amz_date(&self) -> String {
+        format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+
+    /// `YYYYMMDD`, the date in the credential scope.
+    pub fn scope_date(&self) -> String {
+        format!("{:04}{:02}{:02}", self.year, self.month, self.day)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_formats() {
+        let d = AmzDate::parse("20150830T123600Z").unwrap();
+        assert_eq!(d.amz_date(), "20150830T123600Z");
+        assert_eq!(d.scope_date(), "20150830");
+    }
+
+    #[test]
+    fn rejects_bad_times() {
+        for bad in ["", "20150830T123600", "20150230T000000Z", "20151301T000000Z", "2015083OT123600Z", "20150830T246000Z", "20150830 123600Z", "+0150830T123600Z"] {
+            assert!(AmzDate::parse(bad).is_err(), "{bad}");
+        }
+        assert!(AmzDate::parse("20160229T235959Z").is_ok());
+        assert!(AmzDate::parse("21000229T000000Z").is_err());
+    }
+
+    #[test]
+    fn converts_unix_seconds() {
+        assert_eq!(AmzDate::from_unix(0).unwrap().amz_date(), "19700101T000000Z");
+        assert_eq!(AmzDate::from_unix(1_440_938_160).unwrap().amz_date(), "20150830T123600Z");
+        assert_eq!(AmzDate::from_unix(1_369_353_600).unwrap().amz_date(), "20130524T000000Z");
+        assert_eq!(AmzDate::from_unix(951_782_400).unwrap().amz_date(), "20000229T000000Z");
+        assert!(AmzDate::from_unix(-1).is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! Builds lakeport's components for wasm32-wasip2 and embeds them in the
+//! host, so a plain `cargo build` / `cargo test` needs no manual step.
+//!
+//! The components get their own target directory (target/components): the
+//! outer cargo holds the lock on the host's, and the wasm artifacts are
+//! shared between debug and release host builds.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+/// (component name, crate, WIT world)
+const COMPONENTS: &[(&str, &str, &str)] = &[("sigv4", "lakeport-sigv4", "sigv4-component")];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let workspace = manifest_dir.parent().unwrap().to_path_buf();
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    println!("cargo:rerun-if-changed={}", workspace.join("components").display());
+    println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    println!("cargo:rerun-if-env-changed=LAKEPORT_COMPONENT_DIR");
+
+    let target_dir = match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir).join("components"),
+        None => workspace.join("target").join("components"),
+    };
+    // Prebuilt components (e.g. from a release pipeline) skip the nested build.
+    let artifacts = match env::var_os("LAKEPORT_COMPONENT_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            build_components(&workspace, &target_dir);
+            target_dir.join("wasm32-wasip2").join("component")
+        }
+    };
+
+    let mut table = String::from("pub static EMBEDDED: &[EmbeddedComponent] = &[\n");
+    for (name, krate, world) in COMPONENTS {
+        let file = artifacts.join(format!("{}.wasm", krate.replace('-', "_")));
+        let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        let digest = Sha256::digest(&bytes);
+        let sha: String = digest.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        });
+        let copy = out_dir.join(format!("{name}.wasm"));
+        std::fs::write(&copy, &bytes).unwrap();
+        writeln!(
+            table,
+            "    EmbeddedComponent {{ name: {name:?}, world: {world:?}, sha256: {sha:?}, bytes: include_bytes!({:?}) }},",
+            copy.display()
+        )
+        .unwrap();
+    }
+    table.push_str("];\n");
+    std::fs::write(out_dir.join("embedded_components.rs"), table).unwrap();
+}
+
+fn build_components(workspace: &Path, target_dir: &Path) {
+    check_wasm_target();
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "--locked", "--target", "wasm32-wasip2", "--profile", "component", "--features", "component"])
+        .arg("--target-dir")
+        .arg(target_dir);
+    for (_, krate, _) in COMPONENTS {
+        cmd.args(["-p", krate]);
+    }
+    // Flags meant for the host build must not leak into the wasm build.
+    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER", "CARGO_LLVM_COV", "CARGO_PRIMARY_PACKAGE"] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("running cargo to build the components");
+    if !status.success() {
+        panic!("building the wasm32-wasip2 components failed (see the errors above)");
+    }
+}
+
+fn check_wasm_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc).args(["--print", "sysroot"]).output().expect("running rustc");
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if !sysroot.join("lib/rustlib/wasm32-wasip2").exists() {
+        panic!(
+            "the wasm32-wasip2 target is not installed for this toolchain; run: rustup target add wasm32-wasip2 --toolchain {}",
+            env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "1.95.0".into())
+        );
+    }
+}

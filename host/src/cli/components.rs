@@ -1,0 +1,71 @@
+//! `lakeport components`: what is in this build and what each may reach.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+
+use super::Output;
+use crate::embedded::EMBEDDED;
+use crate::runtime::Runtime;
+
+#[derive(Args, Debug)]
+pub struct ComponentsArgs {
+    /// Also write the component files into this directory (for wasmtime,
+    /// Python, jco and other hosts).
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
+}
+
+/// What the host grants each component (see runtime::Grant).
+fn grant_of(name: &str) -> &'static str {
+    match name {
+        "sigv4" => "none (pure computation)",
+        _ => "none",
+    }
+}
+
+pub fn run(args: ComponentsArgs, output: Output) -> Result<()> {
+    let runtime = Runtime::new()?;
+    let mut rows = Vec::new();
+    for c in EMBEDDED {
+        let loaded = runtime.load(c.name, crate::runtime::Grant::compute_only())?;
+        let ty = loaded.component.component_type();
+        let imports: Vec<String> = ty.imports(runtime.engine()).map(|(n, _)| n.to_string()).collect();
+        let exports: Vec<String> = ty.exports(runtime.engine()).map(|(n, _)| n.to_string()).collect();
+        if let Some(dir) = &args.export {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let path = dir.join(format!("{}.wasm", c.name));
+            std::fs::write(&path, c.bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        rows.push((c, imports, exports));
+    }
+    match output {
+        Output::Json => {
+            let doc: Vec<_> = rows
+                .iter()
+                .map(|(c, imports, exports)| {
+                    json!({
+                        "name": c.name,
+                        "size": c.bytes.len(),
+                        "sha256": c.sha256,
+                        "world": format!("lakeport:plugins/{}", c.world),
+                        "imports": imports,
+                        "exports": exports,
+                        "grant": grant_of(c.name),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(doc));
+        }
+        Output::Text => {
+            println!("{:<10} {:>10}  {:<34} {:<28} imports", "component", "bytes", "world", "grant");
+            for (c, imports, _) in &rows {
+                let imports = if imports.is_empty() { "(none)".to_string() } else { imports.join(", ") };
+                println!("{:<10} {:>10}  {:<34} {:<28} {imports}", c.name, c.bytes.len(), format!("lakeport:plugins/{}", c.world), grant_of(c.name));
+            }
+        }
+    }
+    Ok(())
+}

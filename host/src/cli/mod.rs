@@ -1,0 +1,65 @@
+//! The `lakeport` command line. Scripts depend on it: keep it stable.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod components;
+mod sign;
+
+#[derive(Parser)]
+#[command(name = "lakeport", version, about = "Token-secured object storage and data lakes, through sandboxed WebAssembly components")]
+struct Cli {
+    /// Print diagnostics on stderr (never secrets).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sign a request with AWS Signature V4 and print it (debugging and scripting).
+    Sign(sign::SignArgs),
+    /// Make a presigned URL (same as `sign --presign`).
+    Presign(sign::SignArgs),
+    /// List the components with their sizes, WIT worlds, imports and grants.
+    Components(components::ComponentsArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    crate::log::set_verbose(cli.verbose);
+    let result = match cli.command {
+        Command::Sign(args) => sign::run(args, false, cli.output),
+        Command::Presign(args) => sign::run(args, true, cli.output),
+        Command::Components(args) => components::run(args, cli.output),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the context chain joined, outermost first.
+            let line = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            eprintln!("lakeport: error: {}", line.replace('\n', " "));
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The lakeport host: runs lakeport's WebAssembly components under
+//! wasmtime, granting each only what it needs. The logic lives in the
+//! components; this crate moves bytes, reads files the user named, and
+//! talks to the terminal.
+
+pub mod cli;
+pub mod embedded;
+pub mod log;
+pub mod paths;
+pub mod runtime;
+pub mod sigv4;

@@ -1,0 +1,177 @@
+//! The wasmtime embedding: one engine per process, components compiled once
+//! and cached on disk, and a store per instance with a memory cap and a CPU
+//! deadline. What each component may reach is decided by its [`Grant`].
+
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+
+use crate::embedded::{self, EmbeddedComponent};
+use crate::log;
+
+/// How often the epoch ticks; CPU deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// What one component instance may use. Everything not granted is absent
+/// from its linker, so the component cannot even be instantiated if it
+/// imports more than it was granted.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    /// Cap on linear memory, per memory.
+    pub max_memory_bytes: usize,
+    /// CPU time a single call may take before the instance traps.
+    pub cpu_deadline: Duration,
+}
+
+impl Grant {
+    /// Pure computation: no imports at all.
+    pub fn compute_only() -> Self {
+        Grant { max_memory_bytes: 256 << 20, cpu_deadline: Duration::from_secs(30) }
+    }
+}
+
+/// Per-instance state held by the store.
+pub struct HostState {
+    limits: StoreLimits,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    cache_dir: Option<PathBuf>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled component ready to instantiate, with what it is granted.
+pub struct Loaded {
+    pub component: Component,
+    pub info: &'static EmbeddedComponent,
+    pub grant: Grant,
+}
+
+impl Runtime {
+    pub fn new() -> Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| anyhow!("creating the WebAssembly engine: {e}"))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (ticking_engine, stop) = (engine.clone(), ticker_stop.clone());
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking_engine.increment_epoch();
+                }
+            })
+            .context("starting the epoch ticker")?;
+        Ok(Runtime { engine, cache_dir: crate::paths::cache_dir().map(|d| d.join("compiled")), ticker_stop })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Where the compiled form of a component is cached: keyed by the
+    /// component's hash and by everything about this engine (wasmtime
+    /// version, configuration, CPU features) that makes compiled code valid.
+    pub fn cache_path(&self, info: &EmbeddedComponent) -> Option<PathBuf> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_key = h.finish();
+        self.cache_dir.as_ref().map(|d| d.join(format!("{}-{}-{engine_key:016x}.cwasm", info.name, &info.sha256[..16])))
+    }
+
+    /// Loads a component: from the compiled cache when it is there and
+    /// valid, otherwise compiling it and filling the cache.
+    pub fn load(&self, name: &str, grant: Grant) -> Result<Loaded> {
+        let info = embedded::find(name).ok_or_else(|| anyhow!("no component named '{name}' in this build"))?;
+        let started = Instant::now();
+        let path = self.cache_path(info);
+        if let Some(path) = path.as_ref().filter(|p| p.exists()) {
+            // SAFETY: the file was written by `precompile_component` of an engine with
+            // the same compatibility hash, in a directory only this user can write (0700).
+            match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(component) => {
+                    log::verbose(format_args!("{name}: loaded compiled component from cache {} in {:.2?}", path.display(), started.elapsed()));
+                    return Ok(Loaded { component, info, grant });
+                }
+                Err(e) => log::verbose(format_args!("{name}: cached compiled component unusable ({e}); compiling again")),
+            }
+        }
+        let compiled = self
+            .engine
+            .precompile_component(info.bytes)
+            .map_err(|e| anyhow!("compiling the {name} component: {e}"))?;
+        log::verbose(format_args!("{name}: compiled component in {:.2?}", started.elapsed()));
+        if let Some(path) = &path {
+            match write_atomically(path, &compiled) {
+                Ok(()) => log::verbose(format_args!("{name}: cached compiled component at {}", path.display())),
+                Err(e) => log::verbose(format_args!("{name}: not caching the compiled component ({e})")),
+            }
+        }
+        // SAFETY: these bytes were just produced by this engine.
+        let component = unsafe { Component::deserialize(&self.engine, &compiled) }
+            .map_err(|e| anyhow!("loading the compiled {name} component: {e}"))?;
+        Ok(Loaded { component, info, grant })
+    }
+
+    /// A store with the grant's memory cap and CPU deadline, and a linker
+    /// holding only what the grant allows.
+    pub fn store_for(&self, loaded: &Loaded) -> (Store<HostState>, Linker<HostState>) {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(loaded.grant.max_memory_bytes)
+            .instances(16)
+            .tables(64)
+            .memories(4)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(&self.engine, HostState { limits });
+        store.limiter(|state| &mut state.limits);
+        let ticks = (loaded.grant.cpu_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let linker = Linker::new(&self.engine);
+        (store, linker)
+    }
+}
+
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("cache paths have a parent");
+    crate::paths::create_private_dir(dir)?;
+    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap().to_string_lossy(), std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Turns a wasmtime error from a call into one line for the user; a trap
+/// (a component bug, the memory cap or the CPU deadline) says so.
+pub fn call_error(component: &str, e: wasmtime::Error) -> anyhow::Error {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        let why = match trap {
+            wasmtime::Trap::Interrupt => "it ran past its CPU deadline".to_string(),
+            wasmtime::Trap::UnreachableCodeReached => "it hit an internal error (a bug: please report it)".to_string(),
+            other => format!("{other}"),
+        };
+        return anyhow!("the {component} component was stopped: {why}");
+    }
+    anyhow!("the {component} component failed: {e}")
+}
