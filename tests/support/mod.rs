@@ -1,0 +1,445 @@
+//! Shared helpers for the end-to-end tests: real peers started on
+//! 127.0.0.1 on free ports, the built `lakeport` binary with an isolated
+//! cache, and small HTTP helpers.
+//!
+//! Peers run in their own process group and are killed (group and all) when
+//! their [`Peer`] is dropped, also when a test panics. A peer binary that is
+//! missing is a test failure that says to run `./dev setup`, never a skip.
+
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tempfile::TempDir;
+
+/// Credentials the S3 peers are started with. rclone refuses very short
+/// keys (`AK,SK` answers InvalidAccessKeyId), so these are realistic lengths.
+pub const ACCESS_KEY: &str = "lakeportTestAccessKey";
+pub const SECRET_KEY: &str = "lakeportTestSecretKey0123456789";
+pub const REGION: &str = "us-east-1";
+
+/// How long a peer may take to answer its first HTTP request. Generous: the
+/// machines have two cores and may be compiling at the same time.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The workspace root (the tests are compiled from `host/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
+}
+
+fn setup_hint() -> &'static str {
+    "run `./dev setup` at the repository root to install the test peers"
+}
+
+/// A peer's binary: `$ENV_VAR` if set, else `<workspace>/<default>`.
+/// Panics (fails the test) if it is not there.
+pub fn peer_binary(env_var: &str, default: &str) -> PathBuf {
+    let path = match std::env::var_os(env_var).filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => workspace_root().join(default),
+    };
+    if !path.is_file() {
+        panic!("test peer not found at {} (set {env_var} to override): {}", path.display(), setup_hint());
+    }
+    path
+}
+
+/// A program expected on PATH (e.g. curl); fails the test if absent.
+pub fn tool_on_path(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("`{name}` is not on PATH: {}", setup_hint());
+}
+
+// Only libc calls, no extra dependency: every Rust program on Linux links libc.
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+    fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
+}
+const SIGKILL: i32 = 9;
+const PR_SET_PDEATHSIG: i32 = 1;
+
+/// Asks a port of the OS and releases it for the peer to bind. Another
+/// process could take it in between; [`Peer::start`] retries on that.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    listener.local_addr().unwrap().port()
+}
+
+/// One running peer server.
+pub struct Peer {
+    name: &'static str,
+    child: Option<Child>,
+    pub port: u16,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    /// The directory the peer serves.
+    pub data_dir: PathBuf,
+    log_path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Peer {
+    /// `rclone serve s3` over a local directory, with SigV4 auth.
+    pub fn rclone() -> Peer {
+        let binary = peer_binary("LAKEPORT_RCLONE", ".venv/bin/rclone");
+        Peer::start("rclone serve s3", &binary, |port, dir| {
+            let data = dir.join("data");
+            vec![
+                "serve".into(),
+                "s3".into(),
+                "--auth-key".into(),
+                format!("{ACCESS_KEY},{SECRET_KEY}").into(),
+                "--addr".into(),
+                format!("127.0.0.1:{port}").into(),
+                // An empty config and a private cache: nothing from the user's rclone setup.
+                "--config".into(),
+                dir.join("rclone.conf").into(),
+                "--cache-dir".into(),
+                dir.join("cache").into(),
+                data.into(),
+            ]
+        })
+    }
+
+    /// `s3s-fs` over a local directory, with SigV4 auth.
+    pub fn s3s_fs() -> Peer {
+        let binary = peer_binary("LAKEPORT_S3S_FS", ".tools/bin/s3s-fs");
+        Peer::start("s3s-fs", &binary, |port, dir| {
+            vec![
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.to_string().into(),
+                "--access-key".into(),
+                ACCESS_KEY.into(),
+                "--secret-key".into(),
+                SECRET_KEY.into(),
+                dir.join("data").into(),
+            ]
+        })
+    }
+
+    /// Starts `binary` with the arguments `args(port, tempdir)` and waits
+    /// until it answers HTTP on the port.
+    pub fn start(name: &'static str, binary: &Path, args: impl Fn(u16, &Path) -> Vec<OsString>) -> Peer {
+        const ATTEMPTS: usize = 5;
+        let mut last_failure = String::new();
+        for _ in 0..ATTEMPTS {
+            let dir = tempfile::Builder::new().prefix("lakeport-peer-").tempdir().expect("creating a temp dir");
+            let data_dir = dir.path().join("data");
+            std::fs::create_dir_all(&data_dir).unwrap();
+            std::fs::write(dir.path().join("rclone.conf"), "").unwrap();
+            let log_path = dir.path().join("peer.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let port = free_port();
+
+            let mut cmd = Command::new(binary);
+            cmd.args(args(port, dir.path()))
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .process_group(0);
+            // Keep the peers free of the caller's settings for them.
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("RCLONE_") {
+                    cmd.env_remove(key);
+                }
+            }
+            // SAFETY: prctl is async-signal-safe. If the test thread dies without
+            // running Drop (e.g. the harness is killed), the kernel kills the peer.
+            unsafe {
+                cmd.pre_exec(|| {
+                    prctl(PR_SET_PDEATHSIG, SIGKILL as u64, 0, 0, 0);
+                    Ok(())
+                });
+            }
+            let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name} ({}): {e}: {}", binary.display(), setup_hint()));
+            let mut peer = Peer { name, child: Some(child), port, endpoint: format!("http://127.0.0.1:{port}"), data_dir, log_path, _dir: dir };
+            match peer.wait_ready() {
+                Ok(()) => return peer,
+                Err(why) => {
+                    last_failure = format!("{why}\n--- {name} log ---\n{}", peer.log());
+                    // The port was probably taken by someone else: try another.
+                    if !why.contains("exited") {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!("{name} did not start: {last_failure}");
+    }
+
+    /// Polls until the peer answers an HTTP request (any status), it exits,
+    /// or the timeout passes.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().map_err(|e| e.to_string())? {
+                return Err(format!("{} exited during startup ({status})", self.name));
+            }
+            if let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let request = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", self.port);
+                let mut head = [0u8; 8];
+                if stream.write_all(request.as_bytes()).is_ok() && stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") {
+                    // Answered; make sure it was our process and it is still up.
+                    if let Some(status) = self.child.as_mut().unwrap().try_wait().map_err(|e| e.to_string())? {
+                        return Err(format!("{} exited during startup ({status})", self.name));
+                    }
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("{} did not answer HTTP on port {} within {READY_TIMEOUT:?}", self.name, self.port));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `endpoint` + `path_and_query` (which starts with `/`).
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.endpoint)
+    }
+
+    /// What the peer has written to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id() as i32;
+            // SAFETY: plain syscall; the negative pid names the process group
+            // the peer leads (process_group(0) made its pgid its pid).
+            unsafe {
+                kill(-pid, SIGKILL);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The built `lakeport` binary, run with its own empty cache directory and
+/// without the caller's AWS settings.
+pub struct Lakeport {
+    cache: TempDir,
+}
+
+/// What `lakeport sign --output json` prints, in the parts a test sends.
+#[derive(Clone, Debug)]
+pub struct Signed {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub json: serde_json::Value,
+}
+
+impl Lakeport {
+    pub fn new() -> Lakeport {
+        Lakeport { cache: tempfile::Builder::new().prefix("lakeport-cache-").tempdir().expect("creating a temp dir") }
+    }
+
+    pub fn path() -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_lakeport"))
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(Self::path());
+        cmd.env("XDG_CACHE_HOME", self.cache.path()).stdin(Stdio::null());
+        for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_PROFILE", "LAKEPORT_CONFIG"] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    /// Runs lakeport with `args`; fails the test unless it exits 0. Returns stdout.
+    pub fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
+        let out = self.command().args(args).output().expect("running lakeport");
+        if !out.status.success() {
+            panic!(
+                "lakeport {:?} failed ({}):\n{}",
+                args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        String::from_utf8(out.stdout).expect("lakeport prints UTF-8")
+    }
+
+    /// `lakeport sign --output json` with the test credentials plus `extra`
+    /// arguments (before METHOD URL).
+    pub fn sign(&self, method: &str, url: &str, extra: &[&str]) -> Signed {
+        self.sign_with(method, url, extra, ACCESS_KEY, SECRET_KEY)
+    }
+
+    pub fn sign_with(&self, method: &str, url: &str, extra: &[&str], access_key: &str, secret_key: &str) -> Signed {
+        let mut args: Vec<&str> = vec!["sign", "--output", "json", "--region", REGION, "--access-key", access_key, "--secret-key", secret_key];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[method, url]);
+        let out = self.run(&args);
+        let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("lakeport sign printed bad JSON ({e}): {out}"));
+        let headers = json["headers"]
+            .as_array()
+            .expect("headers is an array")
+            .iter()
+            .map(|pair| (pair[0].as_str().unwrap().to_string(), pair[1].as_str().unwrap().to_string()))
+            .collect();
+        Signed {
+            method: json["method"].as_str().expect("method").to_string(),
+            url: json["url"].as_str().expect("url").to_string(),
+            headers,
+            json,
+        }
+    }
+
+    /// `lakeport presign` (text output: the URL) with the test credentials.
+    pub fn presign(&self, method: &str, url: &str, extra: &[&str]) -> String {
+        let mut args: Vec<&str> = vec!["presign", "--region", REGION, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[method, url]);
+        self.run(&args).trim().to_string()
+    }
+}
+
+/// A finished HTTP exchange.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Fails the test unless the status is `expected`, showing the body.
+    #[track_caller]
+    pub fn expect_status(&self, expected: u16, what: &str) -> &Self {
+        assert_eq!(self.status, expected, "{what}: expected HTTP {expected}, got {}: {}", self.status, self.text());
+        self
+    }
+}
+
+/// Sends `method url` with exactly `headers` (in order) and `body`, with no
+/// redirects and no retries. Any HTTP status is a [`Reply`]; only transport
+/// errors fail the test.
+pub fn send(method: &str, url: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
+    let agent = ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(120)).build();
+    let mut request = agent.request(method, url);
+    for (name, value) in headers {
+        request = request.set(name, value);
+    }
+    let result = if body.is_empty() && method != "PUT" && method != "POST" { request.call() } else { request.send_bytes(body) };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = response.status();
+    let headers = response.headers_names().into_iter().map(|n| (n.clone(), response.header(&n).unwrap_or("").to_string())).collect();
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).expect("reading the response body");
+    Reply { status, headers, body }
+}
+
+/// Sends a request as `lakeport sign` described it.
+pub fn send_signed(signed: &Signed, body: &[u8]) -> Reply {
+    send(&signed.method, &signed.url, &signed.headers, body)
+}
+
+/// `curl` GET of `url`: (status, body). curl sends the URL as given.
+pub fn curl_get(url: &str) -> (u16, Vec<u8>) {
+    let curl = tool_on_path("curl");
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("body");
+    let out = Command::new(curl)
+        .args(["--silent", "--show-error", "--globoff", "--path-as-is", "--max-time", "120", "--output"])
+        .arg(&out_file)
+        .args(["--write-out", "%{http_code}", "--", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running curl");
+    assert!(out.status.success(), "curl {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let status: u16 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("curl printed the status");
+    (status, std::fs::read(&out_file).unwrap_or_default())
+}
+
+/// `X-Amz-Date` form (YYYYMMDDTHHMMSSZ) of a time.
+pub fn amz_date(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).expect("after 1970").as_secs() as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// Deterministic, non-repeating-looking bytes (so an offset mix-up shows).
+pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Writes `bytes` to a file in `dir` and returns its path.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+static LIBRARY_CACHE: Once = Once::new();
+
+/// Points the in-process runtime's compiled-component cache at a directory
+/// under the target dir, so tests that use the library never touch
+/// `~/.cache`. Call before `Runtime::new()`.
+pub fn isolate_library_cache() {
+    LIBRARY_CACHE.call_once(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lakeport-test-cache");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Set once, before any runtime reads it; std serialises environment
+        // access with process spawning.
+        std::env::set_var("XDG_CACHE_HOME", &dir);
+    });
+}
