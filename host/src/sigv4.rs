@@ -39,8 +39,10 @@ pub struct Sigv4 {
 }
 
 /// A `signer` resource inside the component (holds the credentials).
+#[derive(Debug)]
 pub struct SignerHandle(ResourceAny);
 /// A `chunk-signer` resource inside the component.
+#[derive(Debug)]
 pub struct ChunkSignerHandle(ResourceAny);
 
 impl Sigv4 {

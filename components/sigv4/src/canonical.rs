@@ -93,8 +93,9 @@ pub fn normalize_path(path: &str) -> String {
     out
 }
 
-/// The canonical URI: S3 signs the wire path as is; other services sign the
-/// (optionally normalized) wire path encoded a second time.
+/// The canonical URI: S3 signs the path exactly as sent (already in
+/// [`crate::encoding::s3_path`] form); other services sign the (optionally
+/// normalized) path encoded a second time.
 pub fn canonical_uri(wire_path: &str, s3_rules: bool, normalize: bool) -> String {
     if s3_rules {
         return String::from(wire_path);

@@ -73,10 +73,16 @@ pub fn percent_decode(input: &str, plus_as_space: bool) -> alloc::vec::Vec<u8> {
     out
 }
 
-/// Puts a path into wire form without changing its meaning: valid `%XX`
-/// escapes are kept (hex uppercased), unreserved bytes and `/` stay, and every
-/// other byte (space, `+`, non-ASCII, a stray `%`) is escaped. For S3 this is
-/// also the canonical URI, so what is sent is exactly what was signed.
+/// Characters a URL path may carry unescaped (RFC 3986 pchar besides
+/// unreserved): sub-delims, `:` and `@`.
+fn is_path_char(b: u8) -> bool {
+    matches!(b, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@')
+}
+
+/// Puts a path into valid URL form without changing its meaning, as a URL
+/// parser does: valid `%XX` escapes are kept (hex uppercased), unreserved
+/// bytes, `/` and the other path characters stay, and every other byte
+/// (space, non-ASCII, a stray `%`, `"`, `{`...) is escaped.
 pub fn wire_path(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(bytes.len() + 8);
@@ -93,7 +99,7 @@ pub fn wire_path(path: &str) -> String {
                 continue;
             }
             push_escape(&mut out, b'%');
-        } else if is_unreserved(b) || b == b'/' {
+        } else if is_unreserved(b) || b == b'/' || is_path_char(b) {
             out.push(b as char);
         } else {
             push_escape(&mut out, b);
@@ -101,6 +107,14 @@ pub fn wire_path(path: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// The S3 form of a path: the object key encoded exactly once with SigV4's
+/// rules. S3 servers decode the path and encode it this way to check the
+/// signature, so sending this form leaves no room for disagreement
+/// (`+`, `$` or `@` raw on the wire are read differently by different servers).
+pub fn s3_path(wire: &str) -> String {
+    uri_encode(&percent_decode(wire, false), true)
 }
 
 #[cfg(test)]
@@ -116,10 +130,16 @@ mod tests {
 
     #[test]
     fn wire_path_keeps_escapes_and_escapes_the_rest() {
-        assert_eq!(wire_path("/my key+x/%7e%2F"), "/my%20key%2Bx/%7E%2F");
+        assert_eq!(wire_path("/my key+x/%7e%2F@$"), "/my%20key+x/%7E%2F@$");
         assert_eq!(wire_path("/100%"), "/100%25");
         assert_eq!(wire_path("/%zz"), "/%25zz");
         assert_eq!(wire_path("/ünï"), "/%C3%BCn%C3%AF");
+    }
+
+    #[test]
+    fn s3_path_encodes_the_key_once() {
+        assert_eq!(s3_path("/b/test$file.text"), "/b/test%24file.text");
+        assert_eq!(s3_path("/b/a+b@c%7E%20d%25"), "/b/a%2Bb%40c~%20d%25");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::canonical::{canonical_query, canonical_uri, is_unsigned_header, merge_headers, Header};
 use crate::chunked::{framed_length, ChunkSigner, STREAMING_PAYLOAD};
-use crate::encoding::hex;
+use crate::encoding::{hex, s3_path};
 use crate::time::AmzDate;
 use crate::url::{QueryParam, WireUrl};
 use crate::{Credentials, Payload, SignError, SignOptions, SignedRequest, SigningTime, UNSIGNED_PAYLOAD};
@@ -225,6 +225,9 @@ impl Signer {
             }
         };
         let mut url = WireUrl::parse(&request.url).map_err(SignError::InvalidUrl)?;
+        if s3 {
+            url.path = s3_path(&url.path);
+        }
         let amz_date = time.amz_date();
         let token = self.session_token.as_deref();
 

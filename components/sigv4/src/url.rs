@@ -41,7 +41,8 @@ pub struct WireUrl {
     pub scheme: &'static str,
     /// Host as the `Host` header carries it: with the port unless default.
     pub host_header: String,
-    /// Path in wire form (see [`wire_path`]).
+    /// Path in valid URL form (see [`wire_path`]); S3 signing re-encodes it
+    /// with [`crate::encoding::s3_path`].
     pub path: String,
     pub query: Vec<QueryParam>,
 }
@@ -153,8 +154,8 @@ mod tests {
     #[test]
     fn puts_path_and_query_in_wire_form() {
         let u = WireUrl::parse("http://h/b/my key+ü~?prefix=a b&delimiter=/&uploads#frag").unwrap();
-        assert_eq!(u.path, "/b/my%20key%2B%C3%BC~");
-        assert_eq!(u.to_url(), "http://h/b/my%20key%2B%C3%BC~?prefix=a%20b&delimiter=%2F&uploads");
+        assert_eq!(u.path, "/b/my%20key+%C3%BC~");
+        assert_eq!(u.to_url(), "http://h/b/my%20key+%C3%BC~?prefix=a%20b&delimiter=%2F&uploads");
         assert_eq!(WireUrl::parse("https://h").unwrap().path, "/");
     }
 
