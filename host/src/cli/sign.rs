@@ -116,7 +116,7 @@ pub fn run(args: SignArgs, presign_command: bool, output: Output) -> Result<()> 
         sign_body: args.sign_body,
         sign_session_token: true,
     };
-    let signed = sigv4.sign(&request, &credentials, &options)?.map_err(|e| anyhow!("cannot sign: {e}"))?;
+    let signed = sigv4.sign(&request, &credentials, &options)?.map_err(|e| anyhow!("cannot sign: {}", e.message()))?;
     print_signed(&signed, presign, output);
     Ok(())
 }
