@@ -417,3 +417,41 @@ fn signer_resource_matches_one_shot_signing() {
     let err = sigv4.signer_sign(&bad, &req, &s3_options(None)).unwrap().unwrap_err();
     assert!(err.message().contains("access key"), "{err}");
 }
+
+/// Every instance runs under a memory cap and a CPU deadline; exceeding
+/// either stops the component with an error that says which, not a crash.
+#[test]
+fn instances_are_limited_in_memory_and_cpu() {
+    use lakeport::runtime::Grant;
+    use std::time::Duration;
+    let runtime = Runtime::new().unwrap();
+    let req = |body: Vec<u8>| request("PUT", "https://h/b/k", &[], Payload::Bytes(body));
+
+    let small_memory = Grant { max_memory_bytes: 8 << 20, ..Grant::compute_only() };
+    let mut sigv4 = Sigv4::with_grant(&runtime, small_memory).unwrap();
+    let err = sigv4.sign(&req(vec![7; 16 << 20]), &aws_example_credentials(), &s3_options(None)).unwrap_err();
+    assert!(err.to_string().contains("memory cap"), "{err:?}");
+    eprintln!("memory: {err}");
+    // Within the cap, the same instance type works.
+    let mut sigv4 = Sigv4::with_grant(&runtime, small_memory_ok()).unwrap();
+    sigv4.sign(&req(vec![7; 1 << 20]), &aws_example_credentials(), &s3_options(None)).unwrap().unwrap();
+
+    let short_deadline = Grant { cpu_deadline: Duration::from_millis(10), ..Grant::compute_only() };
+    let mut sigv4 = Sigv4::with_grant(&runtime, short_deadline).unwrap();
+    // Hashing 128 MiB inside wasm takes far longer than 10 ms.
+    let hashed = sigv4.payload_sha256(std::io::repeat(1).take_bytes(128 << 20));
+    let err = hashed.unwrap_err();
+    assert!(err.to_string().contains("CPU deadline"), "{err}");
+    eprintln!("cpu: {err}");
+}
+
+fn small_memory_ok() -> lakeport::runtime::Grant {
+    lakeport::runtime::Grant { max_memory_bytes: 8 << 20, ..lakeport::runtime::Grant::compute_only() }
+}
+
+trait TakeBytes: std::io::Read + Sized {
+    fn take_bytes(self, n: u64) -> std::io::Take<Self> {
+        std::io::Read::take(self, n)
+    }
+}
+impl<R: std::io::Read> TakeBytes for R {}

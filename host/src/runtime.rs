@@ -163,15 +163,19 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 }
 
 /// Turns a wasmtime error from a call into one line for the user; a trap
-/// (a component bug, the memory cap or the CPU deadline) says so.
+/// (a component bug, the memory cap or the CPU deadline) says so. The wasm
+/// backtrace goes to `-v` output only.
 pub fn call_error(component: &str, e: wasmtime::Error) -> anyhow::Error {
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        let why = match trap {
-            wasmtime::Trap::Interrupt => "it ran past its CPU deadline".to_string(),
-            wasmtime::Trap::UnreachableCodeReached => "it hit an internal error (a bug: please report it)".to_string(),
-            other => format!("{other}"),
-        };
-        return anyhow!("the {component} component was stopped: {why}");
-    }
-    anyhow!("the {component} component failed: {e}")
+    log::verbose(format_args!("{component}: {e:?}"));
+    let root = e.root_cause().to_string();
+    let why = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => "it ran past its CPU deadline".to_string(),
+        _ if root.contains("memory") && (root.contains("limit") || root.contains("grow")) => {
+            format!("it reached its memory cap ({root})")
+        }
+        Some(wasmtime::Trap::UnreachableCodeReached) => "it hit an internal error (a bug: please report it)".to_string(),
+        Some(trap) => trap.to_string(),
+        None => root.lines().next().unwrap_or_default().to_string(),
+    };
+    anyhow!("the {component} component was stopped: {why}")
 }

@@ -48,7 +48,12 @@ pub struct ChunkSignerHandle(ResourceAny);
 impl Sigv4 {
     /// The sigv4 world imports nothing, so it is granted nothing.
     pub fn new(runtime: &Runtime) -> Result<Self> {
-        let loaded = runtime.load(NAME, Grant::compute_only())?;
+        Self::with_grant(runtime, Grant::compute_only())
+    }
+
+    /// With other limits (memory cap, CPU deadline) than the default.
+    pub fn with_grant(runtime: &Runtime, grant: Grant) -> Result<Self> {
+        let loaded = runtime.load(NAME, grant)?;
         let (mut store, linker) = runtime.store_for(&loaded);
         let bindings = Sigv4Component::instantiate(&mut store, &loaded.component, &linker).map_err(|e| call_error(NAME, e))?;
         Ok(Sigv4 { store, bindings })
