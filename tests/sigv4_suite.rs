@@ -15,6 +15,11 @@ use std::process::Command;
 use lakeport::runtime::Runtime;
 use lakeport::sigv4::{Credentials, Payload, SignOptions, SignableRequest, SignedRequest, Sigv4, SigningTime};
 
+/// A runtime whose compiled cache stays inside the build directory.
+fn runtime() -> Runtime {
+    Runtime::with_cache_dir(Some(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compiled"))).unwrap()
+}
+
 const SKIPPED: &[&str] = &["get-space-normalized", "get-space-unnormalized", "get-utf8"];
 /// Its canonical-request file carries a different date (2021) than its
 /// signed request (2015); it has a test of its own below.
@@ -179,7 +184,7 @@ fn check(vector: &Vector, dir: &Path, location: &str, signed: &SignedRequest) ->
 
 #[test]
 fn aws_sigv4_test_suite_through_the_component() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut sigv4 = Sigv4::new(&runtime).unwrap();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(suite_dir()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     dirs.sort();
@@ -224,7 +229,7 @@ fn aws_sigv4_test_suite_through_the_component() {
 /// in aws-sigv4's own test, made with that crate's test credentials.
 #[test]
 fn double_encode_path_signature() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut sigv4 = Sigv4::new(&runtime).unwrap();
     let mut vector = load_vector(&suite_dir().join("double-encode-path"));
     vector.credentials = Credentials {
@@ -281,7 +286,7 @@ fn request(method: &str, url: &str, headers: &[(&str, &str)], payload: Payload) 
 
 #[test]
 fn aws_s3_header_examples() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut sigv4 = Sigv4::new(&runtime).unwrap();
     let host = "https://examplebucket.s3.amazonaws.com";
     let cases = [
@@ -320,7 +325,7 @@ fn aws_s3_header_examples() {
 
 #[test]
 fn aws_s3_presigned_url_example() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut sigv4 = Sigv4::new(&runtime).unwrap();
     let req = request("GET", "https://examplebucket.s3.amazonaws.com/test.txt", &[], Payload::Empty);
     let signed = sigv4.sign(&req, &aws_example_credentials(), &s3_options(Some(86400))).unwrap().unwrap();
@@ -334,7 +339,7 @@ fn aws_s3_presigned_url_example() {
 
 #[test]
 fn aws_s3_chunked_upload_example() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut sigv4 = Sigv4::new(&runtime).unwrap();
     let signer = sigv4.signer(&aws_example_credentials()).unwrap();
     let req = request(
@@ -371,7 +376,7 @@ fn aws_s3_chunked_upload_example() {
 
 #[test]
 fn chunk_signer_rejects_bodies_that_do_not_match_the_announcement() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut sigv4 = Sigv4::new(&runtime).unwrap();
     let signer = sigv4.signer(&aws_example_credentials()).unwrap();
     let req = request("PUT", "https://s3.amazonaws.com/b/k", &[], Payload::Empty);
@@ -396,7 +401,7 @@ fn chunk_signer_rejects_bodies_that_do_not_match_the_announcement() {
 
 #[test]
 fn signer_resource_matches_one_shot_signing() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut sigv4 = Sigv4::new(&runtime).unwrap();
     let signer = sigv4.signer(&aws_example_credentials()).unwrap();
     let req = request("GET", "https://examplebucket.s3.amazonaws.com/test.txt", &[("Range", "bytes=0-9")], Payload::Empty);
@@ -424,7 +429,7 @@ fn signer_resource_matches_one_shot_signing() {
 fn instances_are_limited_in_memory_and_cpu() {
     use lakeport::runtime::Grant;
     use std::time::Duration;
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let req = |body: Vec<u8>| request("PUT", "https://h/b/k", &[], Payload::Bytes(body));
 
     let small_memory = Grant { max_memory_bytes: 8 << 20, ..Grant::compute_only() };

@@ -62,7 +62,13 @@ pub struct Loaded {
 }
 
 impl Runtime {
+    /// Caches compiled components under `$XDG_CACHE_HOME/lakeport/compiled`.
     pub fn new() -> Result<Self> {
+        Self::with_cache_dir(crate::paths::cache_dir().map(|d| d.join("compiled")))
+    }
+
+    /// Caches compiled components in `cache_dir` (none: compile every time).
+    pub fn with_cache_dir(cache_dir: Option<PathBuf>) -> Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
@@ -78,7 +84,7 @@ impl Runtime {
                 }
             })
             .context("starting the epoch ticker")?;
-        Ok(Runtime { engine, cache_dir: crate::paths::cache_dir().map(|d| d.join("compiled")), ticker_stop })
+        Ok(Runtime { engine, cache_dir, ticker_stop })
     }
 
     pub fn engine(&self) -> &Engine {

@@ -15,7 +15,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::lakeport::plugins::sigv4::{SignError, SignOptions, SignedRequest, SigningTime};
-pub use lakeport::plugins::types::{Credentials, Payload, SignableRequest};
+pub use self::lakeport::plugins::types::{Credentials, Payload, SignableRequest};
 
 impl SignError {
     pub fn message(&self) -> &str {
