@@ -1,0 +1,123 @@
+// A real OpenID provider (node oidc-provider, v9) for lakeport's tests,
+// listening on 127.0.0.1. Configuration only — the protocol is the library's:
+//   - device flow, client credentials, refresh tokens (rotated), revocation;
+//   - JWT access tokens whose `aud` comes from RFC 8707 `resource` or, as
+//     INDIGO IAM does, from an `audience` parameter;
+//   - test-only routes to approve or deny a device code without a browser.
+//
+// Usage: node oidc-provider.mjs PORT   (env: ACCESS_TTL, REFRESH_TTL seconds)
+// Prints "ready <issuer>" on stdout once listening.
+import Provider from 'oidc-provider';
+
+const port = Number(process.argv[2] || process.env.PORT || 0);
+const issuer = `http://127.0.0.1:${port}`;
+const accessTtl = Number(process.env.ACCESS_TTL || 300);
+const refreshTtl = Number(process.env.REFRESH_TTL || 30 * 24 * 3600);
+const AUD_PREFIX = 'urn:lakeport:audience:';
+const SCOPES = 'openid offline_access profile s3 rucio';
+
+const deviceGrants = ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'];
+const clients = [
+  { client_id: 'device-basic', client_secret: 'device-basic-secret', token_endpoint_auth_method: 'client_secret_basic', grant_types: deviceGrants },
+  { client_id: 'device-post', client_secret: 'device-post-secret', token_endpoint_auth_method: 'client_secret_post', grant_types: deviceGrants },
+  { client_id: 'device-public', token_endpoint_auth_method: 'none', grant_types: deviceGrants },
+  { client_id: 'service', client_secret: 'service-secret', token_endpoint_auth_method: 'client_secret_basic', grant_types: ['client_credentials'] },
+  { client_id: 'service-post', client_secret: 'service-post-secret', token_endpoint_auth_method: 'client_secret_post', grant_types: ['client_credentials'] },
+].map((c) => ({ redirect_uris: [], response_types: [], scope: SCOPES, ...c }));
+
+const audienceOf = (indicator) => (indicator.startsWith(AUD_PREFIX) ? indicator.slice(AUD_PREFIX.length) : indicator);
+
+const provider = new Provider(issuer, {
+  clients,
+  scopes: SCOPES.split(' '),
+  extraParams: ['audience'],
+  features: {
+    devInteractions: { enabled: false },
+    deviceFlow: { enabled: true },
+    clientCredentials: { enabled: true },
+    revocation: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // INDIGO IAM takes `audience=object`; map it onto a resource indicator.
+      defaultResource: (ctx, client, oneOf) => {
+        // extraParams cover the authorization endpoints; at the token
+        // endpoint the parameter is read from the form body.
+        const audience = ctx.oidc.params?.audience || ctx.oidc.body?.audience;
+        if (audience) return `${AUD_PREFIX}${audience}`;
+        return oneOf ? oneOf[0] : undefined;
+      },
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, indicator) => ({
+        scope: 's3 rucio',
+        audience: audienceOf(indicator),
+        accessTokenTTL: accessTtl,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'RS256' } },
+      }),
+    },
+  },
+  rotateRefreshToken: true,
+  ttl: {
+    AccessToken: accessTtl,
+    ClientCredentials: accessTtl,
+    RefreshToken: refreshTtl,
+    DeviceCode: 600,
+    Grant: refreshTtl,
+    Session: refreshTtl,
+  },
+  findAccount: (ctx, sub) => ({ accountId: sub, claims: () => ({ sub, name: `Test user ${sub}` }) }),
+  loadExistingGrant: async (ctx) => {
+    const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session?.grantIdFor(ctx.oidc.client.clientId);
+    return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+  },
+});
+provider.proxy = false;
+
+// What a user does in the browser, done over HTTP for tests:
+//   POST /test/device/approve?user_code=...&sub=alice
+//   POST /test/device/deny?user_code=...
+provider.use(async (ctx, next) => {
+  if (ctx.method !== 'POST' || !ctx.path.startsWith('/test/device/')) return next();
+  const userCode = String(ctx.query.user_code || '').toUpperCase().replace(/\W/g, '');
+  const code = await provider.DeviceCode.findByUserCode(userCode);
+  if (!code) {
+    ctx.status = 404;
+    ctx.body = { error: 'no such user code' };
+    return undefined;
+  }
+  if (ctx.path === '/test/device/deny') {
+    Object.assign(code, { error: 'access_denied', errorDescription: 'End-User aborted interaction' });
+  } else {
+    const sub = String(ctx.query.sub || 'alice');
+    const requested = String(code.params.scope || 'openid').split(' ');
+    const grant = new provider.Grant({ accountId: sub, clientId: code.clientId });
+    grant.addOIDCScope(requested.filter((s) => ['openid', 'offline_access', 'profile'].includes(s)).join(' '));
+    const resource = code.params.audience ? `${AUD_PREFIX}${code.params.audience}` : code.params.resource;
+    if (resource) grant.addResourceScope(resource, 's3 rucio');
+    const grantId = await grant.save();
+    Object.assign(code, {
+      accountId: sub,
+      grantId,
+      authTime: Math.floor(Date.now() / 1000),
+      scope: requested.join(' '),
+      ...(resource ? { resource } : {}),
+    });
+  }
+  await code.save();
+  ctx.status = 204;
+  return undefined;
+});
+
+// Tests should not wait 5 s between polls: this server asks for 1 s.
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+    ctx.body = { ...ctx.body, interval: 1 };
+  }
+});
+
+const server = provider.listen(port, '127.0.0.1', () => {
+  const actual = server.address().port;
+  process.stdout.write(`ready http://127.0.0.1:${actual}\n`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
