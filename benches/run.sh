@@ -32,9 +32,24 @@ unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_REGION
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+# CPUs kept busy by other work over one second (from /proc/stat), which
+# skews every number here.
+busy_cpus() {
+    local a b
+    a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
+    awk -v u="$(( b[1] + b[2] + b[3] + b[6] + b[7] - a[1] - a[2] - a[3] - a[6] - a[7] ))" \
+        -v t="$(( b[1] + b[2] + b[3] + b[4] + b[5] + b[6] + b[7] - a[1] - a[2] - a[3] - a[4] - a[5] - a[6] - a[7] ))" \
+        -v n="$(nproc)" 'BEGIN { printf "%.2f", (t > 0 ? u / t : 0) * n }'
+}
+
 step "building (release): the host and the benchmark"
 cargo build --release -p lakeport
 cargo bench -p lakeport-benches --bench sigv4 --no-run
+
+busy_before=$(busy_cpus)
+if awk -v b="$busy_before" 'BEGIN { exit !(b > 0.25) }'; then
+    echo "run.sh: warning: other work keeps $busy_before of $(nproc) CPUs busy; the timings will be noisy" >&2
+fi
 
 step "criterion: component via host, native core, aws-sigv4"
 rm -rf "$target/criterion/sigv4"
@@ -89,7 +104,7 @@ EOF
 fi
 
 step "results"
-machine="Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')$(grep -qw sha_ni /proc/cpuinfo && echo ' (SHA-NI)'); $(rustc --version); load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(date -u +%Y-%m-%dT%H:%MZ)."
+machine="Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')$(grep -qw sha_ni /proc/cpuinfo && echo ' (SHA-NI)'); $(rustc --version); other work kept $busy_before CPUs busy before the timing, $(busy_cpus) after; $(date -u +%Y-%m-%dT%H:%MZ)."
 "$python" benches/report.py --target "$target" --out "$out" --botocore "$out/botocore.txt" \
     --process "$out/process.json" --process-tool "$tool" --cold-ms "$cold_ms" --machine "$machine"
 echo "written to $out/sigv4.md" >&2
