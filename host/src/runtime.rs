@@ -13,6 +13,11 @@ use anyhow::{anyhow, Context, Result};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::egress::{Egress, EgressPolicy};
 use crate::embedded::{self, EmbeddedComponent};
 use crate::log;
 
@@ -22,24 +27,49 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// What one component instance may use. Everything not granted is absent
 /// from its linker, so the component cannot even be instantiated if it
 /// imports more than it was granted.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Grant {
     /// Cap on linear memory, per memory.
     pub max_memory_bytes: usize,
     /// CPU time a single call may take before the instance traps.
     pub cpu_deadline: Duration,
+    /// Outgoing HTTP, to the policy's hosts only. With it come the WASI
+    /// basics a std component imports (clocks, random, stdio); no files,
+    /// no sockets, no environment.
+    pub http: Option<Arc<EgressPolicy>>,
 }
 
 impl Grant {
     /// Pure computation: no imports at all.
     pub fn compute_only() -> Self {
-        Grant { max_memory_bytes: 256 << 20, cpu_deadline: Duration::from_secs(30) }
+        Grant { max_memory_bytes: 256 << 20, cpu_deadline: Duration::from_secs(30), http: None }
+    }
+
+    /// Outgoing HTTP to the hosts of `policy`, and nothing else.
+    pub fn http_to(policy: EgressPolicy) -> Self {
+        Grant { http: Some(Arc::new(policy)), ..Self::compute_only() }
     }
 }
 
 /// Per-instance state held by the store.
 pub struct HostState {
     limits: StoreLimits,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    egress: Egress,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
+    }
 }
 
 pub struct Runtime {
@@ -137,7 +167,7 @@ impl Runtime {
 
     /// A store with the grant's memory cap and CPU deadline, and a linker
     /// holding only what the grant allows.
-    pub fn store_for(&self, loaded: &Loaded) -> (Store<HostState>, Linker<HostState>) {
+    pub fn store_for(&self, loaded: &Loaded) -> Result<(Store<HostState>, Linker<HostState>)> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(loaded.grant.max_memory_bytes)
             .instances(16)
@@ -145,13 +175,22 @@ impl Runtime {
             .memories(4)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(&self.engine, HostState { limits });
+        // Nothing from the host's environment: no variables, arguments,
+        // preopened directories or sockets; stdin is empty, output discarded.
+        let wasi = WasiCtx::builder().build();
+        let policy = loaded.grant.http.clone().unwrap_or_else(|| Arc::new(EgressPolicy::new(Vec::new(), None)));
+        let state = HostState { limits, wasi, http: WasiHttpCtx::new(), table: ResourceTable::new(), egress: Egress::new(policy) };
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         let ticks = (loaded.grant.cpu_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        let linker = Linker::new(&self.engine);
-        (store, linker)
+        let mut linker = Linker::new(&self.engine);
+        if loaded.grant.http.is_some() {
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
+            wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking wasi:http: {e}"))?;
+        }
+        Ok((store, linker))
     }
 }
 

@@ -54,7 +54,7 @@ impl Sigv4 {
     /// With other limits (memory cap, CPU deadline) than the default.
     pub fn with_grant(runtime: &Runtime, grant: Grant) -> Result<Self> {
         let loaded = runtime.load(NAME, grant)?;
-        let (mut store, linker) = runtime.store_for(&loaded);
+        let (mut store, linker) = runtime.store_for(&loaded)?;
         let bindings = Sigv4Component::instantiate(&mut store, &loaded.component, &linker).map_err(|e| call_error(NAME, e))?;
         Ok(Sigv4 { store, bindings })
     }
