@@ -4,6 +4,7 @@
 //! talks to the terminal.
 
 pub mod cli;
+pub mod config;
 pub mod egress;
 pub mod embedded;
 pub mod log;
@@ -11,3 +12,4 @@ pub mod oidc;
 pub mod paths;
 pub mod runtime;
 pub mod sigv4;
+pub mod store;
