@@ -13,3 +13,4 @@ pub mod paths;
 pub mod runtime;
 pub mod sigv4;
 pub mod store;
+pub mod tokens;
