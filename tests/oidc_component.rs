@@ -86,7 +86,7 @@ fn device_flow_to_approval_then_refresh_with_rotation() {
     // Not approved yet: pending, and the interval to wait comes back.
     assert!(matches!(oidc.poll_device_flow(&flow).unwrap().unwrap(), DevicePoll::Pending(1)));
     approve(&op, &auth.user_code, "approve");
-    let tokens = oidc.wait_device_flow(&flow).unwrap().unwrap();
+    let tokens = oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).unwrap().unwrap();
     oidc.drop_device_flow(flow).unwrap();
     let claims = oidc.decode_claims(&tokens.access_token).unwrap().unwrap();
     assert_eq!((claims.subject.as_deref(), claims.audience.clone()), (Some("alice"), vec!["object".to_string()]));
@@ -114,7 +114,7 @@ fn device_flow_for_public_and_post_clients() {
     ] {
         let (flow, auth) = oidc.start_device_flow(&meta, &c).unwrap();
         approve(&op, &auth.unwrap().user_code, "approve");
-        let tokens = oidc.wait_device_flow(&flow).unwrap().unwrap_or_else(|e| panic!("{}: {}", c.client_id, e.message()));
+        let tokens = oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).unwrap().unwrap_or_else(|e| panic!("{}: {}", c.client_id, e.message()));
         assert!(tokens.refresh_token.is_some(), "{}", c.client_id);
     }
 }
@@ -128,7 +128,7 @@ fn denied_device_code_is_access_denied() {
     let c = client("device-basic", Some("device-basic-secret"), ClientAuth::Basic, &op.endpoint);
     let (flow, auth) = oidc.start_device_flow(&meta, &c).unwrap();
     approve(&op, &auth.unwrap().user_code, "deny");
-    let err = oidc.wait_device_flow(&flow).unwrap().unwrap_err();
+    let err = oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).unwrap().unwrap_err();
     assert_eq!(err.oauth_code(), Some("access_denied"), "{}", err.message());
 }
 
@@ -143,7 +143,7 @@ fn revoked_and_expired_refresh_tokens_are_invalid_grant() {
     let login = |oidc: &mut Oidc| {
         let (flow, auth) = oidc.start_device_flow(&meta, &c).unwrap();
         approve(&op, &auth.unwrap().user_code, "approve");
-        oidc.wait_device_flow(&flow).unwrap().unwrap().refresh_token.unwrap()
+        oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).unwrap().unwrap().refresh_token.unwrap()
     };
     let refresh = login(&mut oidc);
     assert!(oidc.revoke(&meta, &c, &refresh, "refresh_token").unwrap().unwrap());

@@ -6,7 +6,7 @@ use wasmtime::component::ResourceAny;
 use wasmtime::Store;
 
 use crate::egress::EgressPolicy;
-use crate::runtime::{call_error, Grant, HostState, Runtime};
+use crate::runtime::{arm_deadline, arm_deadline_for, call_error, Grant, HostState, Runtime};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -52,9 +52,10 @@ pub struct Oidc {
 pub struct DeviceFlowHandle(ResourceAny);
 
 macro_rules! call {
-    ($self:ident, $method:ident $(, $arg:expr)*) => {
+    ($self:ident, $method:ident $(, $arg:expr)*) => {{
+        arm_deadline(&mut $self.store);
         $self.bindings.lakeport_plugins_oidc().$method(&mut $self.store $(, $arg)*).map_err(|e| call_error(NAME, e))
-    };
+    }};
 }
 
 impl Oidc {
@@ -92,6 +93,7 @@ impl Oidc {
 
     /// Starts a device flow: the component asks the issuer for the codes.
     pub fn start_device_flow(&mut self, provider: &ProviderMetadata, client: &Client) -> Result<(DeviceFlowHandle, Result<DeviceAuthorization, OidcError>)> {
+        arm_deadline(&mut self.store);
         let api = self.bindings.lakeport_plugins_oidc().device_flow();
         let handle = api.call_constructor(&mut self.store, provider, client).map_err(|e| call_error(NAME, e))?;
         let auth = api.call_authorization(&mut self.store, handle).map_err(|e| call_error(NAME, e))?;
@@ -99,17 +101,21 @@ impl Oidc {
     }
 
     pub fn poll_device_flow(&mut self, flow: &DeviceFlowHandle) -> Result<Result<DevicePoll, OidcError>> {
+        arm_deadline(&mut self.store);
         let api = self.bindings.lakeport_plugins_oidc().device_flow();
         api.call_poll(&mut self.store, flow.0).map_err(|e| call_error(NAME, e))
     }
 
-    /// Blocks until the user approved, denied, or the code expired.
-    pub fn wait_device_flow(&mut self, flow: &DeviceFlowHandle) -> Result<Result<TokenSet, OidcError>> {
+    /// Blocks until the user approved, denied, or the code expired; the
+    /// time limit of this call is the device code's lifetime (plus a margin).
+    pub fn wait_device_flow(&mut self, flow: &DeviceFlowHandle, expires_in: std::time::Duration) -> Result<Result<TokenSet, OidcError>> {
+        arm_deadline_for(&mut self.store, expires_in + std::time::Duration::from_secs(60));
         let api = self.bindings.lakeport_plugins_oidc().device_flow();
         api.call_wait(&mut self.store, flow.0).map_err(|e| call_error(NAME, e))
     }
 
     pub fn drop_device_flow(&mut self, flow: DeviceFlowHandle) -> Result<()> {
+        arm_deadline(&mut self.store);
         flow.0.resource_drop(&mut self.store).map_err(|e| call_error(NAME, e))
     }
 }

@@ -41,6 +41,15 @@ fn describe(code: &ErrorCode, host: &str) -> HttpError {
     HttpError::Transport(m)
 }
 
+fn write_body(body: &OutgoingBody, bytes: &[u8], host: &str) -> Result<(), HttpError> {
+    let stream = body.write().map_err(|_| HttpError::Transport(format!("cannot send a body to {host}")))?;
+    // The host takes at most 4 KiB per blocking write.
+    for chunk in bytes.chunks(4096) {
+        stream.blocking_write_and_flush(chunk).map_err(|e| HttpError::Transport(format!("sending to {host} failed: {e:?}")))?;
+    }
+    Ok(())
+}
+
 /// Sends a request and reads the whole response.
 pub fn send(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
     let (scheme, authority, path) =
@@ -63,15 +72,10 @@ pub fn send(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
     let _ = options.set_between_bytes_timeout(Some(120 * SECOND_NS));
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|e| describe(&e, &host))?;
 
-    {
-        let stream = body.write().map_err(|_| invalid("body"))?;
-        // The host takes at most 4 KiB per blocking write.
-        for chunk in request.body.chunks(4096) {
-            stream.blocking_write_and_flush(chunk).map_err(|e| HttpError::Transport(format!("sending to {host} failed: {e:?}")))?;
-        }
-    }
-    OutgoingBody::finish(body, None).map_err(|e| describe(&e, &host))?;
-
+    // A body write fails when the request itself failed (denied, refused):
+    // then the response future holds the reason, which is what to report.
+    let written = write_body(&body, &request.body, &host);
+    let finished = OutgoingBody::finish(body, None).map_err(|e| describe(&e, &host));
     let response = loop {
         match future.get() {
             Some(result) => break result,
@@ -81,6 +85,8 @@ pub fn send(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
     let response = response
         .map_err(|_| HttpError::Transport(format!("the response from {host} was already taken")))?
         .map_err(|e| describe(&e, &host))?;
+    written?;
+    finished?;
 
     let status = response.status();
     let headers = response
