@@ -13,7 +13,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 /// (component name, crate, WIT world)
-const COMPONENTS: &[(&str, &str, &str)] = &[("sigv4", "lakeport-sigv4", "sigv4-component")];
+const COMPONENTS: &[(&str, &str, &str)] = &[("sigv4", "lakeport-sigv4", "sigv4-component"), ("oidc", "lakeport-oidc", "oidc-component")];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -59,24 +59,25 @@ fn main() {
     std::fs::write(out_dir.join("embedded_components.rs"), table).unwrap();
 }
 
+/// One cargo invocation per component: building them together would unify
+/// dependency features, and pull std into the no_std sigv4 component.
 fn build_components(workspace: &Path, target_dir: &Path) {
     check_wasm_target();
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace)
-        .args(["build", "--locked", "--target", "wasm32-wasip2", "--profile", "component", "--features", "component"])
-        .arg("--target-dir")
-        .arg(target_dir);
     for (_, krate, _) in COMPONENTS {
-        cmd.args(["-p", krate]);
-    }
-    // Flags meant for the host build must not leak into the wasm build.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER", "CARGO_LLVM_COV", "CARGO_PRIMARY_PACKAGE"] {
-        cmd.env_remove(var);
-    }
-    let status = cmd.status().expect("running cargo to build the components");
-    if !status.success() {
-        panic!("building the wasm32-wasip2 components failed (see the errors above)");
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(workspace)
+            .args(["build", "--locked", "--target", "wasm32-wasip2", "--profile", "component", "--features", "component", "-p", krate])
+            .arg("--target-dir")
+            .arg(target_dir);
+        // Flags meant for the host build must not leak into the wasm build.
+        for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER", "CARGO_LLVM_COV", "CARGO_PRIMARY_PACKAGE"] {
+            cmd.env_remove(var);
+        }
+        let status = cmd.status().expect("running cargo to build the components");
+        if !status.success() {
+            panic!("building the {krate} component for wasm32-wasip2 failed (see the errors above)");
+        }
     }
 }
 

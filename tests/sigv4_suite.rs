@@ -423,7 +423,7 @@ fn signer_resource_matches_one_shot_signing() {
     assert!(err.message().contains("access key"), "{err}");
 }
 
-/// Every instance runs under a memory cap and a CPU deadline; exceeding
+/// Every instance runs under a memory cap and a time limit; exceeding
 /// either stops the component with an error that says which, not a crash.
 #[test]
 fn instances_are_limited_in_memory_and_cpu() {
@@ -441,13 +441,28 @@ fn instances_are_limited_in_memory_and_cpu() {
     let mut sigv4 = Sigv4::with_grant(&runtime, small_memory_ok()).unwrap();
     sigv4.sign(&req(vec![7; 1 << 20]), &aws_example_credentials(), &s3_options(None)).unwrap().unwrap();
 
-    let short_deadline = Grant { cpu_deadline: Duration::from_millis(10), ..Grant::compute_only() };
+    let short_deadline = Grant { time_limit: Duration::from_millis(10), ..Grant::compute_only() };
     let mut sigv4 = Sigv4::with_grant(&runtime, short_deadline).unwrap();
     // Hashing 128 MiB inside wasm takes far longer than 10 ms.
     let hashed = sigv4.payload_sha256(std::io::repeat(1).take_bytes(128 << 20));
     let err = hashed.unwrap_err();
-    assert!(err.to_string().contains("CPU deadline"), "{err}");
+    assert!(err.to_string().contains("time limit"), "{err}");
     eprintln!("cpu: {err}");
+}
+
+/// The limit is per call: an instance left idle longer than it keeps working.
+#[test]
+fn time_limit_is_per_call_not_per_instance() {
+    use lakeport::runtime::Grant;
+    let runtime = runtime();
+    let limit = std::time::Duration::from_millis(300);
+    let mut sigv4 = Sigv4::with_grant(&runtime, Grant { time_limit: limit, ..Grant::compute_only() }).unwrap();
+    let req = request("GET", "https://examplebucket.s3.amazonaws.com/test.txt", &[("Range", "bytes=0-9")], Payload::Empty);
+    for _ in 0..3 {
+        std::thread::sleep(limit * 2);
+        let signed = sigv4.sign(&req, &aws_example_credentials(), &s3_options(None)).unwrap().unwrap();
+        assert_eq!(signed.signature, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+    }
 }
 
 fn small_memory_ok() -> lakeport::runtime::Grant {

@@ -4,8 +4,13 @@
 //! talks to the terminal.
 
 pub mod cli;
+pub mod config;
+pub mod egress;
 pub mod embedded;
 pub mod log;
+pub mod oidc;
 pub mod paths;
 pub mod runtime;
 pub mod sigv4;
+pub mod store;
+pub mod tokens;

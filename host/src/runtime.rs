@@ -1,6 +1,6 @@
 //! The wasmtime embedding: one engine per process, components compiled once
-//! and cached on disk, and a store per instance with a memory cap and a CPU
-//! deadline. What each component may reach is decided by its [`Grant`].
+//! and cached on disk, and a store per instance with a memory cap and a time
+//! limit per call. What each component may reach is decided by its [`Grant`].
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -13,33 +13,66 @@ use anyhow::{anyhow, Context, Result};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::egress::{Egress, EgressPolicy};
 use crate::embedded::{self, EmbeddedComponent};
 use crate::log;
 
-/// How often the epoch ticks; CPU deadlines are counted in these ticks.
+/// How often the epoch ticks; time limits are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// What one component instance may use. Everything not granted is absent
 /// from its linker, so the component cannot even be instantiated if it
 /// imports more than it was granted.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Grant {
     /// Cap on linear memory, per memory.
     pub max_memory_bytes: usize,
-    /// CPU time a single call may take before the instance traps.
-    pub cpu_deadline: Duration,
+    /// Time a single call may take before the instance is stopped (counted
+    /// in wall-clock epochs, so time blocked on the network counts too).
+    pub time_limit: Duration,
+    /// Outgoing HTTP, to the policy's hosts only. With it come the WASI
+    /// basics a std component imports (clocks, random, stdio); no files,
+    /// no sockets, no environment.
+    pub http: Option<Arc<EgressPolicy>>,
 }
 
 impl Grant {
     /// Pure computation: no imports at all.
     pub fn compute_only() -> Self {
-        Grant { max_memory_bytes: 256 << 20, cpu_deadline: Duration::from_secs(30) }
+        Grant { max_memory_bytes: 256 << 20, time_limit: Duration::from_secs(30), http: None }
+    }
+
+    /// Outgoing HTTP to the hosts of `policy`, and nothing else.
+    pub fn http_to(policy: EgressPolicy) -> Self {
+        Grant { http: Some(Arc::new(policy)), ..Self::compute_only() }
     }
 }
 
 /// Per-instance state held by the store.
 pub struct HostState {
     limits: StoreLimits,
+    /// Epoch ticks each call may take (see [`arm_deadline`]).
+    deadline_ticks: u64,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    egress: Egress,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
+    }
 }
 
 pub struct Runtime {
@@ -135,9 +168,9 @@ impl Runtime {
         Ok(Loaded { component, info, grant })
     }
 
-    /// A store with the grant's memory cap and CPU deadline, and a linker
+    /// A store with the grant's memory cap and time limit, and a linker
     /// holding only what the grant allows.
-    pub fn store_for(&self, loaded: &Loaded) -> (Store<HostState>, Linker<HostState>) {
+    pub fn store_for(&self, loaded: &Loaded) -> Result<(Store<HostState>, Linker<HostState>)> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(loaded.grant.max_memory_bytes)
             .instances(16)
@@ -145,14 +178,36 @@ impl Runtime {
             .memories(4)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(&self.engine, HostState { limits });
+        // Nothing from the host's environment: no variables, arguments,
+        // preopened directories or sockets; stdin is empty, output discarded.
+        let wasi = WasiCtx::builder().build();
+        let policy = loaded.grant.http.clone().unwrap_or_else(|| Arc::new(EgressPolicy::new(Vec::new(), None)));
+        let deadline_ticks = (loaded.grant.time_limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let state = HostState { limits, deadline_ticks, wasi, http: WasiHttpCtx::new(), table: ResourceTable::new(), egress: Egress::new(policy) };
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
-        let ticks = (loaded.grant.cpu_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        let linker = Linker::new(&self.engine);
-        (store, linker)
+        arm_deadline(&mut store);
+        let mut linker = Linker::new(&self.engine);
+        if loaded.grant.http.is_some() {
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
+            wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking wasi:http: {e}"))?;
+        }
+        Ok((store, linker))
     }
+}
+
+/// Starts the time limit for one call. Epochs tick with wall-clock time, so
+/// the limit is re-armed before every call; an idle instance never expires.
+pub fn arm_deadline(store: &mut Store<HostState>) {
+    let ticks = store.data().deadline_ticks;
+    store.set_epoch_deadline(ticks);
+}
+
+/// Like [`arm_deadline`], for a call expected to wait (e.g. for a user to
+/// approve a device code): `limit` instead of the grant's.
+pub fn arm_deadline_for(store: &mut Store<HostState>, limit: Duration) {
+    store.set_epoch_deadline((limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
 }
 
 fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -169,13 +224,13 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 }
 
 /// Turns a wasmtime error from a call into one line for the user; a trap
-/// (a component bug, the memory cap or the CPU deadline) says so. The wasm
+/// (a component bug, the memory cap or the time limit) says so. The wasm
 /// backtrace goes to `-v` output only.
 pub fn call_error(component: &str, e: wasmtime::Error) -> anyhow::Error {
     log::verbose(format_args!("{component}: {e:?}"));
     let root = e.root_cause().to_string();
     let why = match e.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => "it ran past its CPU deadline".to_string(),
+        Some(wasmtime::Trap::Interrupt) => "it ran past its time limit for one call".to_string(),
         _ if root.contains("memory") && (root.contains("limit") || root.contains("grow")) => {
             format!("it reached its memory cap ({root})")
         }

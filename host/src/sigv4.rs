@@ -7,7 +7,7 @@ use anyhow::Result;
 use wasmtime::component::ResourceAny;
 use wasmtime::Store;
 
-use crate::runtime::{call_error, Grant, HostState, Runtime};
+use crate::runtime::{arm_deadline, call_error, Grant, HostState, Runtime};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -51,16 +51,17 @@ impl Sigv4 {
         Self::with_grant(runtime, Grant::compute_only())
     }
 
-    /// With other limits (memory cap, CPU deadline) than the default.
+    /// With other limits (memory cap, time limit) than the default.
     pub fn with_grant(runtime: &Runtime, grant: Grant) -> Result<Self> {
         let loaded = runtime.load(NAME, grant)?;
-        let (mut store, linker) = runtime.store_for(&loaded);
+        let (mut store, linker) = runtime.store_for(&loaded)?;
         let bindings = Sigv4Component::instantiate(&mut store, &loaded.component, &linker).map_err(|e| call_error(NAME, e))?;
         Ok(Sigv4 { store, bindings })
     }
 
     /// Signs one request with one-shot credentials.
     pub fn sign(&mut self, request: &SignableRequest, credentials: &Credentials, options: &SignOptions) -> Result<Result<SignedRequest, SignError>> {
+        arm_deadline(&mut self.store);
         let api = self.bindings.lakeport_plugins_sigv4();
         api.call_sign(&mut self.store, request, credentials, options).map_err(|e| call_error(NAME, e))
     }
@@ -68,6 +69,7 @@ impl Sigv4 {
     /// SHA-256 of a stream, computed in the component 1 MiB at a time so
     /// memory stays bounded whatever the size.
     pub fn payload_sha256(&mut self, mut body: impl Read) -> Result<String> {
+        arm_deadline(&mut self.store);
         let api = self.bindings.lakeport_plugins_sigv4();
         let hasher = api.payload_hasher().call_constructor(&mut self.store).map_err(|e| call_error(NAME, e))?;
         let mut buf = vec![0u8; 1 << 20];
@@ -90,12 +92,14 @@ impl Sigv4 {
 
     /// Creates a signer that keeps its signing key between requests.
     pub fn signer(&mut self, credentials: &Credentials) -> Result<SignerHandle> {
+        arm_deadline(&mut self.store);
         let api = self.bindings.lakeport_plugins_sigv4();
         let handle = api.signer().call_constructor(&mut self.store, credentials).map_err(|e| call_error(NAME, e))?;
         Ok(SignerHandle(handle))
     }
 
     pub fn signer_sign(&mut self, signer: &SignerHandle, request: &SignableRequest, options: &SignOptions) -> Result<Result<SignedRequest, SignError>> {
+        arm_deadline(&mut self.store);
         let api = self.bindings.lakeport_plugins_sigv4();
         api.signer().call_sign(&mut self.store, signer.0, request, options).map_err(|e| call_error(NAME, e))
     }
@@ -110,6 +114,7 @@ impl Sigv4 {
         decoded_length: u64,
         chunk_size: u32,
     ) -> Result<Result<(SignedRequest, ChunkSignerHandle), SignError>> {
+        arm_deadline(&mut self.store);
         let api = self.bindings.lakeport_plugins_sigv4();
         let out = api
             .signer()
@@ -119,26 +124,31 @@ impl Sigv4 {
     }
 
     pub fn sign_chunk(&mut self, chunks: &ChunkSignerHandle, data: &[u8]) -> Result<Result<Vec<u8>, SignError>> {
+        arm_deadline(&mut self.store);
         let api = self.bindings.lakeport_plugins_sigv4();
         api.chunk_signer().call_sign_chunk(&mut self.store, chunks.0, data).map_err(|e| call_error(NAME, e))
     }
 
     pub fn sign_chunk_digest(&mut self, chunks: &ChunkSignerHandle, length: u32, sha256: &[u8]) -> Result<Result<String, SignError>> {
+        arm_deadline(&mut self.store);
         let api = self.bindings.lakeport_plugins_sigv4();
         api.chunk_signer().call_sign_chunk_digest(&mut self.store, chunks.0, length, sha256).map_err(|e| call_error(NAME, e))
     }
 
     pub fn finish_chunks(&mut self, chunks: &ChunkSignerHandle) -> Result<Result<Vec<u8>, SignError>> {
+        arm_deadline(&mut self.store);
         let api = self.bindings.lakeport_plugins_sigv4();
         api.chunk_signer().call_finish(&mut self.store, chunks.0).map_err(|e| call_error(NAME, e))
     }
 
     /// Forgets a signer and the secret it holds.
     pub fn drop_signer(&mut self, signer: SignerHandle) -> Result<()> {
+        arm_deadline(&mut self.store);
         signer.0.resource_drop(&mut self.store).map_err(|e| call_error(NAME, e))
     }
 
     pub fn drop_chunk_signer(&mut self, chunks: ChunkSignerHandle) -> Result<()> {
+        arm_deadline(&mut self.store);
         chunks.0.resource_drop(&mut self.store).map_err(|e| call_error(NAME, e))
     }
 }

@@ -74,7 +74,7 @@ const provider = new Provider(issuer, {
 provider.proxy = false;
 
 // What a user does in the browser, done over HTTP for tests:
-//   POST /test/device/approve?user_code=...&sub=alice
+//   POST /test/device/approve?user_code=...&sub=alice[&audience=object]
 //   POST /test/device/deny?user_code=...
 provider.use(async (ctx, next) => {
   if (ctx.method !== 'POST' || !ctx.path.startsWith('/test/device/')) return next();
@@ -92,7 +92,11 @@ provider.use(async (ctx, next) => {
     const requested = String(code.params.scope || 'openid').split(' ');
     const grant = new provider.Grant({ accountId: sub, clientId: code.clientId });
     grant.addOIDCScope(requested.filter((s) => ['openid', 'offline_access', 'profile'].includes(s)).join(' '));
-    const resource = code.params.audience ? `${AUD_PREFIX}${code.params.audience}` : code.params.resource;
+    // The audience comes from the device request or, for clients that send
+    // it only to the token endpoint (oidc-agent), from the approval: the
+    // user consents to it, as on an IAM consent page.
+    const audience = code.params.audience || (ctx.query.audience ? String(ctx.query.audience) : '');
+    const resource = audience ? `${AUD_PREFIX}${audience}` : code.params.resource;
     if (resource) grant.addResourceScope(resource, 's3 rucio');
     const grantId = await grant.save();
     Object.assign(code, {

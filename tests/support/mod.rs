@@ -132,9 +132,28 @@ impl Peer {
         })
     }
 
+    /// node `oidc-provider` (tests/peers/oidc-provider.mjs) with access and
+    /// refresh tokens living `access_ttl` and `refresh_ttl` seconds.
+    pub fn oidc_provider(access_ttl: u64, refresh_ttl: u64) -> Peer {
+        let node = tool_on_path("node");
+        let script = workspace_root().join("tests/peers/oidc-provider.mjs");
+        assert!(
+            workspace_root().join("tests/peers/node_modules/oidc-provider").exists(),
+            "oidc-provider is not installed: {}",
+            setup_hint()
+        );
+        let env = [("ACCESS_TTL", access_ttl.to_string()), ("REFRESH_TTL", refresh_ttl.to_string())];
+        Peer::start_with_env("oidc-provider", &node, &env, |port, _| vec![script.clone().into(), port.to_string().into()])
+    }
+
     /// Starts `binary` with the arguments `args(port, tempdir)` and waits
     /// until it answers HTTP on the port.
     pub fn start(name: &'static str, binary: &Path, args: impl Fn(u16, &Path) -> Vec<OsString>) -> Peer {
+        Peer::start_with_env(name, binary, &[], args)
+    }
+
+    /// [`Peer::start`] with extra environment variables.
+    pub fn start_with_env(name: &'static str, binary: &Path, env: &[(&str, String)], args: impl Fn(u16, &Path) -> Vec<OsString>) -> Peer {
         const ATTEMPTS: usize = 5;
         let mut last_failure = String::new();
         for _ in 0..ATTEMPTS {
@@ -148,6 +167,7 @@ impl Peer {
 
             let mut cmd = Command::new(binary);
             cmd.args(args(port, dir.path()))
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .current_dir(dir.path())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())

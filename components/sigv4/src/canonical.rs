@@ -4,7 +4,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use alloc::format;
 
-use crate::encoding::uri_encode;
+use crate::encoding::uri_encode_into;
 use crate::url::QueryParam;
 
 /// A request header after merging and whitespace normalization.
@@ -96,19 +96,26 @@ pub fn normalize_path(path: &str) -> String {
 /// The canonical URI: S3 signs the path exactly as sent (already in
 /// [`crate::encoding::s3_path`] form); other services sign the (optionally
 /// normalized) path encoded a second time.
-pub fn canonical_uri(wire_path: &str, s3_rules: bool, normalize: bool) -> String {
+pub fn push_canonical_uri(out: &mut String, wire_path: &str, s3_rules: bool, normalize: bool) {
     if s3_rules {
-        return String::from(wire_path);
+        out.push_str(wire_path);
+    } else if normalize {
+        uri_encode_into(out, normalize_path(wire_path).as_bytes(), true);
+    } else {
+        uri_encode_into(out, wire_path.as_bytes(), true);
     }
-    let path = if normalize { normalize_path(wire_path) } else { String::from(wire_path) };
-    uri_encode(path.as_bytes(), true)
+}
+
+pub fn canonical_uri(wire_path: &str, s3_rules: bool, normalize: bool) -> String {
+    let mut out = String::with_capacity(wire_path.len() + 8);
+    push_canonical_uri(&mut out, wire_path, s3_rules, normalize);
+    out
 }
 
 /// Parameters sorted by encoded name, then encoded value, joined with `&`.
-pub fn canonical_query(params: &[QueryParam]) -> String {
-    let mut pairs: Vec<(String, String)> = params.iter().map(QueryParam::canonical).collect();
-    pairs.sort();
-    let mut out = String::new();
+pub fn push_canonical_query(out: &mut String, params: &[QueryParam]) {
+    let mut pairs: Vec<(&str, &str)> = params.iter().map(|p| (p.name.as_str(), p.value.as_str())).collect();
+    pairs.sort_unstable();
     for (i, (n, v)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push('&');
@@ -117,6 +124,11 @@ pub fn canonical_query(params: &[QueryParam]) -> String {
         out.push('=');
         out.push_str(v);
     }
+}
+
+pub fn canonical_query(params: &[QueryParam]) -> String {
+    let mut out = String::new();
+    push_canonical_query(&mut out, params);
     out
 }
 

@@ -53,7 +53,7 @@ pub struct ChunkSigner {
 
 impl ChunkSigner {
     pub(crate) fn new(key: SigningKey, seed_signature: String, amz_date: String, decoded_length: u64, chunk_size: u32) -> Self {
-        let scope = key.scope();
+        let scope = key.scope().into();
         ChunkSigner { key, scope, amz_date, previous_signature: seed_signature, decoded_length, chunk_size, sent: 0, finished: false }
     }
 

@@ -1,42 +1,84 @@
 //! Hex and percent-encoding in the exact forms SigV4 needs.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Lowercase hex, as SigV4 writes hashes and signatures.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        out.push(HEX_LOWER[(b >> 4) as usize] as char);
-        out.push(HEX_LOWER[(b & 0xf) as usize] as char);
+        out.push(HEX_LOWER[(b >> 4) as usize]);
+        out.push(HEX_LOWER[(b & 0xf) as usize]);
     }
-    out
+    // SAFETY: only ASCII hex digits were written.
+    unsafe { String::from_utf8_unchecked(out) }
 }
+
+/// Byte classes for the encoders, one table lookup per byte.
+const UNRESERVED: u8 = 1;
+const SLASH: u8 = 2;
+/// RFC 3986 path characters other than unreserved: sub-delims, `:`, `@`.
+const PATH_CHAR: u8 = 4;
+
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_' || c == b'~' {
+            t[b] = UNRESERVED;
+        }
+        b += 1;
+    }
+    t[b'/' as usize] = SLASH;
+    let subs = b"!$&'()*+,;=:@";
+    let mut i = 0;
+    while i < subs.len() {
+        t[subs[i] as usize] = PATH_CHAR;
+        i += 1;
+    }
+    t
+};
 
 /// RFC 3986 unreserved characters: the only ones SigV4 leaves unencoded.
 pub fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    CLASSES[b as usize] == UNRESERVED
 }
 
 fn push_escape(out: &mut String, b: u8) {
-    out.push('%');
-    out.push(HEX_UPPER[(b >> 4) as usize] as char);
-    out.push(HEX_UPPER[(b & 0xf) as usize] as char);
+    let escape = [b'%', HEX_UPPER[(b >> 4) as usize], HEX_UPPER[(b & 0xf) as usize]];
+    // SAFETY: ASCII only.
+    out.push_str(unsafe { core::str::from_utf8_unchecked(&escape) });
 }
 
-/// SigV4's URI encoding: every byte but the unreserved ones (and `/` when
-/// `keep_slash`) becomes `%XX` with uppercase hex.
-pub fn uri_encode(input: &[u8], keep_slash: bool) -> String {
-    let mut out = String::with_capacity(input.len() + input.len() / 2);
-    for &b in input {
-        if is_unreserved(b) || (keep_slash && b == b'/') {
-            out.push(b as char);
-        } else {
-            push_escape(&mut out, b);
+/// Appends `input[start..end]`, which the caller checked is ASCII.
+fn push_ascii(out: &mut String, input: &[u8]) {
+    // SAFETY: callers pass runs of bytes whose class is non-zero: ASCII only.
+    out.push_str(unsafe { core::str::from_utf8_unchecked(input) });
+}
+
+/// SigV4's URI encoding, appended to `out`: every byte but the unreserved
+/// ones (and `/` when `keep_slash`) becomes `%XX` with uppercase hex. Runs of
+/// bytes that stay are copied at once.
+pub fn uri_encode_into(out: &mut String, input: &[u8], keep_slash: bool) {
+    let keep = if keep_slash { UNRESERVED | SLASH } else { UNRESERVED };
+    let mut run = 0;
+    for (i, &b) in input.iter().enumerate() {
+        if CLASSES[b as usize] & keep == 0 {
+            push_ascii(out, &input[run..i]);
+            push_escape(out, b);
+            run = i + 1;
         }
     }
+    push_ascii(out, &input[run..]);
+}
+
+pub fn uri_encode(input: &[u8], keep_slash: bool) -> String {
+    let mut out = String::with_capacity(input.len() + input.len() / 2);
+    uri_encode_into(&mut out, input, keep_slash);
     out
 }
 
@@ -76,7 +118,7 @@ pub fn percent_decode(input: &str, plus_as_space: bool) -> alloc::vec::Vec<u8> {
 /// Characters a URL path may carry unescaped (RFC 3986 pchar besides
 /// unreserved): sub-delims, `:` and `@`.
 fn is_path_char(b: u8) -> bool {
-    matches!(b, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@')
+    CLASSES[b as usize] == PATH_CHAR
 }
 
 /// Puts a path into valid URL form without changing its meaning, as a URL

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::canonical::{canonical_query, canonical_uri, is_unsigned_header, merge_headers, Header};
+use crate::canonical::{is_unsigned_header, merge_headers, push_canonical_query, push_canonical_uri, Header};
 use crate::chunked::{framed_length, ChunkSigner, STREAMING_PAYLOAD};
 use crate::encoding::{hex, s3_path};
 use crate::time::AmzDate;
@@ -59,13 +59,15 @@ fn uses_s3_rules(service: &str) -> bool {
     matches!(service, "s3" | "s3-object-lambda")
 }
 
-/// The signing key for one (date, region, service), kept with its scope.
+/// The signing key for one (date, region, service), kept with its scope and
+/// as a keyed HMAC state: each signature then costs only its own message.
 #[derive(Clone)]
 pub(crate) struct SigningKey {
     scope_date: String,
     region: String,
     service: String,
-    key: [u8; 32],
+    scope: String,
+    mac: Hmac<Sha256>,
 }
 
 impl SigningKey {
@@ -77,22 +79,21 @@ impl SigningKey {
         k_secret.fill(0);
         let k_region = hmac_sha256(&k_date, region.as_bytes());
         let k_service = hmac_sha256(&k_region, service.as_bytes());
-        let key = hmac_sha256(&k_service, b"aws4_request");
-        SigningKey { scope_date: scope_date.into(), region: region.into(), service: service.into(), key }
+        let mut key = hmac_sha256(&k_service, b"aws4_request");
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes keys of any length");
+        key.fill(0);
+        let scope = format!("{scope_date}/{region}/{service}/aws4_request");
+        SigningKey { scope_date: scope_date.into(), region: region.into(), service: service.into(), scope, mac }
     }
 
-    pub(crate) fn scope(&self) -> String {
-        format!("{}/{}/{}/aws4_request", self.scope_date, self.region, self.service)
+    pub(crate) fn scope(&self) -> &str {
+        &self.scope
     }
 
     pub(crate) fn sign(&self, string_to_sign: &str) -> String {
-        hex(&hmac_sha256(&self.key, string_to_sign.as_bytes()))
-    }
-}
-
-impl Drop for SigningKey {
-    fn drop(&mut self) {
-        self.key.fill(0);
+        let mut mac = self.mac.clone();
+        mac.update(string_to_sign.as_bytes());
+        hex(&mac.finalize().into_bytes())
     }
 }
 
@@ -141,12 +142,12 @@ impl Signer {
         Ok(Signer { access_key_id, secret_access_key, session_token, key: None })
     }
 
-    fn signing_key(&mut self, scope_date: &str, region: &str, service: &str) -> &SigningKey {
+    /// Derives the signing key unless the one held is for this scope.
+    fn ensure_key(&mut self, scope_date: &str, region: &str, service: &str) {
         let stale = self.key.as_ref().is_none_or(|k| k.scope_date != scope_date || k.region != region || k.service != service);
         if stale {
             self.key = Some(SigningKey::derive(&self.secret_access_key, scope_date, region, service));
         }
-        self.key.as_ref().expect("set above")
     }
 
     /// Signs the headers (or, with `presign_expires`, the query) of a request.
@@ -196,11 +197,11 @@ impl Signer {
                 return Err(SignError::InvalidOption(format!("bad {what} '{v}': use letters, digits, '-', '_' or '.'")));
             }
         }
-        let scope_date = time.scope_date();
-        let key = self.signing_key(&scope_date, &options.region, &options.service).clone();
-        let prepared = self.prepare(request, options, &time, &key, streaming)?;
+        self.ensure_key(&time.scope_date(), &options.region, &options.service);
+        let key = self.key.as_ref().expect("ensured above");
+        let prepared = self.prepare(request, options, &time, key, streaming)?;
         let signature = key.sign(&prepared.string_to_sign);
-        Ok(self.finish(prepared, signature, &key, options))
+        Ok(self.finish(prepared, signature, key, options))
     }
 
     fn prepare(
@@ -287,17 +288,16 @@ impl Signer {
         }
         signed.extend(added.iter());
         signed.sort_by(|a, b| a.key.cmp(&b.key));
-        let signed_headers = signed.iter().map(|h| h.key.as_str()).collect::<Vec<_>>().join(";");
-        let mut canonical_headers = String::new();
-        for h in &signed {
-            canonical_headers.push_str(&h.key);
-            canonical_headers.push(':');
-            canonical_headers.push_str(&h.value);
-            canonical_headers.push('\n');
+        let mut signed_headers = String::with_capacity(signed.len() * 16);
+        for (i, h) in signed.iter().enumerate() {
+            if i > 0 {
+                signed_headers.push(';');
+            }
+            signed_headers.push_str(&h.key);
         }
 
         if presign {
-            url.query.retain(|p| !PRESIGN_PARAMS.iter().any(|n| p.name.eq_ignore_ascii_case(n.as_bytes())));
+            url.query.retain(|p| !PRESIGN_PARAMS.iter().any(|n| p.name.eq_ignore_ascii_case(n)));
             let credential = format!("{}/{}", self.access_key_id, key.scope());
             let expires = options.presign_expires.unwrap_or_default().to_string();
             url.query.push(QueryParam::new("X-Amz-Algorithm", ALGORITHM));
@@ -309,12 +309,34 @@ impl Signer {
                 url.query.push(QueryParam::new("X-Amz-Security-Token", t));
             }
         }
-        let canonical_request = format!(
-            "{method}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{payload_hash}",
-            canonical_uri(&url.path, s3, options.normalize_path),
-            canonical_query(&url.query),
-        );
-        let string_to_sign = format!("{ALGORITHM}\n{amz_date}\n{}\n{}", key.scope(), sha256_hex(canonical_request.as_bytes()));
+        // METHOD \n URI \n QUERY \n HEADERS (each "name:value\n") \n SIGNED \n PAYLOAD
+        let header_len: usize = signed.iter().map(|h| h.key.len() + h.value.len() + 2).sum();
+        let mut canonical_request = String::with_capacity(method.len() + url.path.len() * 2 + 64 + header_len + signed_headers.len() + payload_hash.len());
+        canonical_request.push_str(&method);
+        canonical_request.push('\n');
+        push_canonical_uri(&mut canonical_request, &url.path, s3, options.normalize_path);
+        canonical_request.push('\n');
+        push_canonical_query(&mut canonical_request, &url.query);
+        canonical_request.push('\n');
+        for h in &signed {
+            canonical_request.push_str(&h.key);
+            canonical_request.push(':');
+            canonical_request.push_str(&h.value);
+            canonical_request.push('\n');
+        }
+        canonical_request.push('\n');
+        canonical_request.push_str(&signed_headers);
+        canonical_request.push('\n');
+        canonical_request.push_str(&payload_hash);
+
+        let mut string_to_sign = String::with_capacity(ALGORITHM.len() + amz_date.len() + key.scope().len() + 67);
+        string_to_sign.push_str(ALGORITHM);
+        string_to_sign.push('\n');
+        string_to_sign.push_str(&amz_date);
+        string_to_sign.push('\n');
+        string_to_sign.push_str(key.scope());
+        string_to_sign.push('\n');
+        string_to_sign.push_str(&sha256_hex(canonical_request.as_bytes()));
         headers.extend(added);
         Ok(Prepared { method, url, headers, signed_headers, canonical_request, string_to_sign, payload_hash, amz_date, presign })
     }

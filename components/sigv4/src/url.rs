@@ -7,31 +7,31 @@ use alloc::vec::Vec;
 
 use crate::encoding::{percent_decode, uri_encode, wire_path};
 
-/// One query parameter, decoded. `has_equals` remembers `?uploads` versus
+/// One query parameter, held in SigV4 encoding (computed once: the same
+/// form is signed and sent). `has_equals` remembers `?uploads` versus
 /// `?uploads=` so the URL sent keeps the caller's spelling.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryParam {
-    pub name: Vec<u8>,
-    pub value: Vec<u8>,
+    pub name: String,
+    pub value: String,
     pub has_equals: bool,
 }
 
 impl QueryParam {
+    /// From decoded text.
     pub fn new(name: &str, value: &str) -> Self {
-        QueryParam { name: name.into(), value: value.into(), has_equals: true }
+        Self::from_decoded(name.as_bytes(), value.as_bytes(), true)
     }
 
-    /// `name=value` with SigV4 encoding (always with `=`).
-    pub fn canonical(&self) -> (String, String) {
-        (uri_encode(&self.name, false), uri_encode(&self.value, false))
+    fn from_decoded(name: &[u8], value: &[u8], has_equals: bool) -> Self {
+        QueryParam { name: uri_encode(name, false), value: uri_encode(value, false), has_equals }
     }
 
-    fn wire(&self) -> String {
-        let (n, v) = self.canonical();
+    fn push_wire(&self, out: &mut String) {
+        out.push_str(&self.name);
         if self.has_equals || !self.value.is_empty() {
-            format!("{n}={v}")
-        } else {
-            n
+            out.push('=');
+            out.push_str(&self.value);
         }
     }
 }
@@ -84,10 +84,15 @@ impl WireUrl {
 
     /// The URL to send, with the query in SigV4 encoding.
     pub fn to_url(&self) -> String {
-        let mut out = format!("{}://{}{}", self.scheme, self.host_header, self.path);
+        let query_len: usize = self.query.iter().map(|p| p.name.len() + p.value.len() + 2).sum();
+        let mut out = String::with_capacity(self.scheme.len() + 3 + self.host_header.len() + self.path.len() + query_len);
+        out.push_str(self.scheme);
+        out.push_str("://");
+        out.push_str(&self.host_header);
+        out.push_str(&self.path);
         for (i, p) in self.query.iter().enumerate() {
             out.push(if i == 0 { '?' } else { '&' });
-            out.push_str(&p.wire());
+            p.push_wire(&mut out);
         }
         out
     }
@@ -134,8 +139,8 @@ pub fn parse_query(query: &str) -> Vec<QueryParam> {
         .split('&')
         .filter(|seg| !seg.is_empty())
         .map(|seg| match seg.split_once('=') {
-            Some((n, v)) => QueryParam { name: percent_decode(n, true), value: percent_decode(v, true), has_equals: true },
-            None => QueryParam { name: percent_decode(seg, true), value: Vec::new(), has_equals: false },
+            Some((n, v)) => QueryParam::from_decoded(&percent_decode(n, true), &percent_decode(v, true), true),
+            None => QueryParam::from_decoded(&percent_decode(seg, true), b"", false),
         })
         .collect()
 }

@@ -23,6 +23,7 @@ pub struct ComponentsArgs {
 fn grant_of(name: &str) -> &'static str {
     match name {
         "sigv4" => "none (pure computation)",
+        "oidc" => "HTTP to the profile's issuer hosts",
         _ => "none",
     }
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod components;
 mod sign;
+mod token;
 
 #[derive(Parser)]
 #[command(name = "lakeport", version, about = "Token-secured object storage and data lakes, through sandboxed WebAssembly components")]
@@ -36,6 +37,8 @@ enum Command {
     Presign(sign::SignArgs),
     /// List the components with their sizes, WIT worlds, imports and grants.
     Components(components::ComponentsArgs),
+    /// OIDC tokens per profile: login, get, logout, list.
+    Token(token::TokenArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args, false, cli.output),
         Command::Presign(args) => sign::run(args, true, cli.output),
         Command::Components(args) => components::run(args, cli.output),
+        Command::Token(args) => token::run(args, cli.output),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

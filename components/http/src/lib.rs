@@ -1,0 +1,59 @@
+//! HTTP as plain values: the cores build [`HttpRequest`]s and parse
+//! [`HttpResponse`]s without doing I/O; inside a component, [`send`] moves
+//! them through `wasi:http`, where the host decides which hosts are allowed.
+
+mod values;
+#[cfg(target_arch = "wasm32")]
+mod wasi;
+
+pub use values::{HttpRequest, HttpResponse};
+#[cfg(target_arch = "wasm32")]
+pub use wasi::send;
+
+/// Why a request got no HTTP answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    /// The host's egress policy refused this host.
+    Denied { host: String },
+    /// No answer: DNS, refused connection, TLS, timeout, dropped connection.
+    Transport(String),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Denied { host } => write!(f, "requests to {host} are not allowed for this profile"),
+            HttpError::Transport(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// `scheme`, `host[:port]` and `/path?query` of an absolute http(s) URL.
+pub fn split_url(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some((scheme, authority, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_urls() {
+        assert_eq!(split_url("https://iam.example/token?x=1"), Some(("https", "iam.example", "/token?x=1")));
+        assert_eq!(split_url("http://127.0.0.1:8080"), Some(("http", "127.0.0.1:8080", "")));
+        assert_eq!(split_url("http://[::1]:80/a"), Some(("http", "[::1]:80", "/a")));
+        assert_eq!(split_url("ftp://x/"), None);
+        assert_eq!(split_url("https://u:p@h/"), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! Profiles: `$LAKEPORT_CONFIG` or `$XDG_CONFIG_HOME/lakeport/config.toml`,
+//! one `[profiles.NAME]` table each. Unknown keys are errors: a typo in a
+//! key name must not silently fall back to a default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+
+/// How a profile gets its OIDC access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum GrantKind {
+    #[serde(rename = "device")]
+    Device,
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+    #[serde(rename = "oidc-agent")]
+    OidcAgent,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    // OIDC
+    pub issuer: Option<String>,
+    pub grant: Option<GrantKind>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// `basic` (default with a secret), `post`, or `none` (public client).
+    pub client_auth: Option<String>,
+    pub scopes: Option<String>,
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+    pub oidc_agent_account: Option<String>,
+    /// Hosts besides the issuer's that the oidc component may reach (e.g. a
+    /// token endpoint on another host), as URLs.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    // STS
+    pub sts_endpoint: Option<String>,
+    pub role_arn: Option<String>,
+    pub duration_seconds: Option<u32>,
+    pub session_name: Option<String>,
+    pub policy: Option<String>,
+    pub region: Option<String>,
+    // S3
+    pub s3_endpoint: Option<String>,
+    pub addressing_style: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    // Rucio
+    pub rucio_host: Option<String>,
+    pub rucio_auth_host: Option<String>,
+    pub rucio_account: Option<String>,
+    pub rucio_auth: Option<String>,
+    pub rucio_username: Option<String>,
+    pub rucio_password: Option<String>,
+    pub rse_mounts: Option<toml::Table>,
+    // TLS
+    /// Extra CA certificates (PEM) to trust besides the system store.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    default_profile: Option<String>,
+    #[serde(default)]
+    profiles: BTreeMap<String, Profile>,
+}
+
+pub struct Config {
+    pub path: PathBuf,
+    file: ConfigFile,
+}
+
+/// Where the configuration is read from.
+pub fn config_path(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("LAKEPORT_CONFIG").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    crate::paths::config_dir()
+        .map(|d| d.join("config.toml"))
+        .ok_or_else(|| anyhow!("cannot find the configuration: set LAKEPORT_CONFIG or HOME"))
+}
+
+impl Config {
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let path = config_path(explicit)?;
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!("cannot read the configuration {} (create it with a [profiles.NAME] table; see the README)", path.display())
+        })?;
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+            let msg = e.message().to_string();
+            let at = e.span().map(|s| {
+                let line = text[..s.start].matches('\n').count() + 1;
+                format!(" at line {line}")
+            });
+            anyhow!("invalid configuration {}{}: {msg}", path.display(), at.unwrap_or_default())
+        })?;
+        for name in file.profiles.keys() {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) || name.starts_with('.') {
+                bail!("invalid profile name '{name}' in {}: use letters, digits, '-', '_' and '.'", path.display());
+            }
+        }
+        Ok(Config { path, file })
+    }
+
+    pub fn profile_names(&self) -> impl Iterator<Item = &str> {
+        self.file.profiles.keys().map(String::as_str)
+    }
+
+    /// The named profile; else `$LAKEPORT_PROFILE`, `default_profile`, or
+    /// the only profile there is.
+    pub fn profile(&self, name: Option<&str>) -> Result<(String, &Profile)> {
+        let env = std::env::var("LAKEPORT_PROFILE").ok().filter(|s| !s.is_empty());
+        let chosen = name.map(String::from).or(env).or_else(|| self.file.default_profile.clone());
+        let chosen = match chosen {
+            Some(n) => n,
+            None if self.file.profiles.len() == 1 => self.file.profiles.keys().next().unwrap().clone(),
+            None => bail!(
+                "no profile given: pass --profile NAME (profiles in {}: {})",
+                self.path.display(),
+                self.profile_names().collect::<Vec<_>>().join(", ")
+            ),
+        };
+        match self.file.profiles.get(&chosen) {
+            Some(p) => Ok((chosen, p)),
+            None => bail!(
+                "no profile '{chosen}' in {} (profiles: {})",
+                self.path.display(),
+                self.profile_names().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+impl Profile {
+    pub fn require<'a>(&'a self, key: &str, value: &'a Option<String>, profile: &str) -> Result<&'a str> {
+        value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| anyhow!("profile '{profile}' has no '{key}': add it to the configuration"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(Some(&path))
+    }
+
+    #[test]
+    fn reads_profiles_and_rejects_typos() {
+        let c = parse("[profiles.infncloud]\nissuer = \"https://iam.cloud.infn.it/\"\ngrant = \"device\"\naudience = \"object\"\n").unwrap();
+        let (name, p) = c.profile(None).unwrap();
+        assert_eq!((name.as_str(), p.grant), ("infncloud", Some(GrantKind::Device)));
+        let err = parse("[profiles.x]\nissur = \"https://a\"\n").err().unwrap().to_string();
+        assert!(err.contains("unknown field `issur`") && err.contains("line 2"), "{err}");
+        let err = parse("[profiles.x]\ngrant = \"password\"\n").err().unwrap().to_string();
+        assert!(err.contains("unknown variant `password`"), "{err}");
+        let two = parse("[profiles.a]\n[profiles.b]\n").unwrap();
+        assert!(two.profile(None).unwrap_err().to_string().contains("pass --profile"));
+        assert!(two.profile(Some("c")).unwrap_err().to_string().contains("no profile 'c'"));
+        assert!(parse("[profiles.\"../x\"]\n").is_err());
+    }
+}

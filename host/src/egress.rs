@@ -1,0 +1,277 @@
+//! Outgoing HTTP for components: only to the hosts a profile names, over TLS
+//! that trusts the system CA store plus an optional extra bundle
+//! (`--ca-file`), as curl does. Everything else is refused before any
+//! connection is made, and the component reports the host it was denied.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _, Result};
+use bytes::Bytes;
+use http::uri::Scheme;
+use http_body_util::BodyExt;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::log;
+
+/// One host a component may reach; `port: None` allows any port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowedHost {
+    host: String,
+    port: Option<u16>,
+}
+
+impl AllowedHost {
+    /// From a URL (`https://iam.example/`): its host and effective port.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let uri: http::Uri = url.parse().with_context(|| format!("'{url}' is not a valid URL"))?;
+        let host = uri.host().ok_or_else(|| anyhow!("'{url}' has no host"))?;
+        let default_port = match uri.scheme_str() {
+            Some("https") => 443,
+            Some("http") => 80,
+            _ => return Err(anyhow!("'{url}' must be an http or https URL")),
+        };
+        Ok(AllowedHost { host: normalize_host(host), port: Some(uri.port_u16().unwrap_or(default_port)) })
+    }
+
+    fn matches(&self, host: &str, port: u16) -> bool {
+        self.host == host && self.port.is_none_or(|p| p == port)
+    }
+}
+
+fn normalize_host(host: &str) -> String {
+    host.trim_matches(['[', ']']).trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Timeouts for one request.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
+const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What one component instance may reach.
+pub struct EgressPolicy {
+    allowed: Vec<AllowedHost>,
+    extra_ca: Option<PathBuf>,
+    /// Built on the first https request: reading the system store costs
+    /// milliseconds that a cached `lakeport creds` should not pay.
+    tls: OnceLock<std::result::Result<Arc<rustls::ClientConfig>, String>>,
+}
+
+impl EgressPolicy {
+    pub fn new(allowed: Vec<AllowedHost>, extra_ca: Option<PathBuf>) -> Self {
+        EgressPolicy { allowed, extra_ca, tls: OnceLock::new() }
+    }
+
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        let host = normalize_host(host);
+        self.allowed.iter().any(|a| a.matches(&host, port))
+    }
+
+    pub fn allowed_hosts(&self) -> impl Iterator<Item = String> + '_ {
+        self.allowed.iter().map(|a| match a.port {
+            Some(p) => format!("{}:{p}", a.host),
+            None => a.host.clone(),
+        })
+    }
+
+    fn tls(&self) -> std::result::Result<Arc<rustls::ClientConfig>, String> {
+        self.tls.get_or_init(|| tls_config(self.extra_ca.as_deref()).map_err(|e| format!("{e:#}"))).clone()
+    }
+
+    async fn send(
+        self: Arc<Self>,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> std::result::Result<(http::Response<WasiBody>, Box<dyn Future<Output = std::result::Result<(), Error>> + Send>), Error> {
+        let uri = request.uri().clone();
+        let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_string();
+        let use_tls = uri.scheme() == Some(&Scheme::HTTPS);
+        let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
+        if !self.allows(&host, port) {
+            log::verbose(format_args!("denied an outgoing request to {host}:{port} (allowed: {})", self.allowed_hosts().collect::<Vec<_>>().join(", ")));
+            return Err(Error::HttpRequestDenied);
+        }
+        let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
+        let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(FIRST_BYTE_TIMEOUT);
+        let between_bytes = options.and_then(|o| o.between_bytes_timeout).unwrap_or(BETWEEN_BYTES_TIMEOUT).max(Duration::from_millis(1));
+
+        let bare_host = host.trim_matches(['[', ']']).to_string();
+        let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect((bare_host.as_str(), port))).await {
+            Err(_) => return Err(Error::ConnectionTimeout),
+            Ok(Err(e)) => return Err(connect_error(&host, port, e)),
+            Ok(Ok(s)) => s,
+        };
+        let _ = tcp.set_nodelay(true);
+        log::verbose(format_args!("connected to {host}:{port} ({})", tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default()));
+
+        // The request line carries only the path; the authority is in Host.
+        *request.uri_mut() = http::Uri::builder()
+            .path_and_query(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .build()
+            .map_err(|_| Error::HttpRequestUriInvalid)?;
+
+        let (sender, conn) = if use_tls {
+            let config = self.tls().map_err(|e| Error::InternalError(Some(e)))?;
+            let name = ServerName::try_from(bare_host).map_err(|_| Error::HttpRequestUriInvalid)?;
+            let stream = tokio::time::timeout(connect_timeout, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
+                .await
+                .map_err(|_| Error::ConnectionTimeout)?
+                .map_err(Error::Tls)?;
+            handshake(stream).await?
+        } else {
+            handshake(tcp).await?
+        };
+        let mut sender = sender;
+        let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)?
+            .map_err(Error::from)?;
+        let response = response.map(|body| StallGuard::new(body, between_bytes).boxed_unsync());
+        Ok((response, Box::new(async move { conn.await.unwrap_or(Ok(())) })))
+    }
+}
+
+type Driver = tokio::task::JoinHandle<std::result::Result<(), Error>>;
+
+/// HTTP/1.1 over a connected stream; the connection is driven by its own task.
+async fn handshake<S>(stream: S) -> std::result::Result<(hyper::client::conn::http1::SendRequest<WasiBody>, Driver), Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(Error::from)?;
+    let driver = tokio::spawn(async move { conn.await.map_err(Error::from) });
+    Ok((sender, driver))
+}
+
+fn connect_error(host: &str, port: u16, e: std::io::Error) -> Error {
+    log::verbose(format_args!("connecting to {host}:{port} failed: {e}"));
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused,
+        std::io::ErrorKind::TimedOut => Error::ConnectionTimeout,
+        // Name resolution failures surface as "other" errors from getaddrinfo.
+        _ if e.to_string().contains("lookup") || e.to_string().contains("resolve") || e.to_string().contains("Name or service") => {
+            Error::DnsError { rcode: Some("name not found".into()), info_code: None }
+        }
+        _ => Error::Connect(e),
+    }
+}
+
+/// Fails a response body that stops arriving for longer than the timeout,
+/// so a stalled server cannot hang a component forever.
+struct StallGuard {
+    inner: hyper::body::Incoming,
+    timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl StallGuard {
+    fn new(inner: hyper::body::Incoming, timeout: Duration) -> Self {
+        StallGuard { inner, timeout, sleep: Box::pin(tokio::time::sleep(timeout)) }
+    }
+}
+
+impl http_body::Body for StallGuard {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<std::result::Result<http_body::Frame<Bytes>, Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + self.timeout;
+                self.sleep.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(Error::from)))
+            }
+            Poll::Pending => match self.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The system's trusted CAs plus, optionally, a PEM bundle of extra ones
+/// (research infrastructures often run their own CA).
+pub fn tls_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(native.certs);
+    log::verbose(format_args!("TLS: {added} CA certificates from the system store"));
+    if let Some(path) = extra_ca {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("cannot read the CA file {}", path.display()))?
+            .collect::<std::result::Result<_, _>>()
+            .with_context(|| format!("the CA file {} is not a PEM certificate bundle", path.display()))?;
+        if certs.is_empty() {
+            return Err(anyhow!("the CA file {} holds no certificates", path.display()));
+        }
+        let (ok, bad) = roots.add_parsable_certificates(certs);
+        if ok == 0 {
+            return Err(anyhow!("none of the {bad} certificates in {} could be used", path.display()));
+        }
+        log::verbose(format_args!("TLS: {ok} CA certificates from {}", path.display()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("setting up TLS")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The hooks wasi:http calls for each outgoing request of one instance.
+pub struct Egress {
+    policy: Arc<EgressPolicy>,
+}
+
+impl Egress {
+    pub fn new(policy: Arc<EgressPolicy>) -> Self {
+        Egress { policy }
+    }
+}
+
+impl WasiHttpHooks for Egress {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = std::result::Result<(), Error>> + Send>,
+    ) -> Box<
+        dyn Future<Output = std::result::Result<(http::Response<WasiBody>, Box<dyn Future<Output = std::result::Result<(), Error>> + Send>), Error>>
+            + Send,
+    > {
+        Box::new(self.policy.clone().send(request, options))
+    }
+
+    /// Certificate problems get their own code, so the component can say
+    /// "not trusted: pass --ca-file" rather than a generic TLS failure.
+    fn p2_error_from_tls(&mut self, err: &std::io::Error) -> ErrorCode {
+        log::verbose(format_args!("TLS error: {err}"));
+        let certificate = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+            .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented));
+        if certificate {
+            ErrorCode::TlsCertificateError
+        } else {
+            ErrorCode::TlsProtocolError
+        }
+    }
+}

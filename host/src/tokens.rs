@@ -1,0 +1,263 @@
+//! Getting a valid access token for a profile: from the access-token cache,
+//! else by refresh (device-flow profiles), client credentials, or a running
+//! oidc-agent. The protocol steps run in the oidc component; this module
+//! keeps the files (cache 0600, encrypted store) and asks for the passphrase.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{GrantKind, Profile};
+use crate::egress::{AllowedHost, EgressPolicy};
+use crate::oidc::{Client, ClientAuth, Oidc, OidcError, ProviderMetadata, TokenSet};
+use crate::runtime::Runtime;
+use crate::store::{Secrets, Store};
+
+pub fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// An access token as cached (0600) and as `token get --output json` shows it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AccessToken {
+    pub access_token: String,
+    /// Unix seconds; none when the issuer did not say.
+    pub expires_at: Option<i64>,
+    pub issuer: String,
+    pub scope: Option<String>,
+    pub audience: Vec<String>,
+    /// Who asked for it: a cache entry is only used for the same client.
+    pub client_id: String,
+}
+
+impl AccessToken {
+    pub fn valid_for(&self, seconds: i64) -> bool {
+        self.expires_at.is_some_and(|exp| exp - now() >= seconds)
+    }
+}
+
+/// Where the passphrase of the token store comes from.
+#[derive(Clone, Debug, Default)]
+pub struct PassphraseSource {
+    pub file: Option<PathBuf>,
+}
+
+impl PassphraseSource {
+    /// `LAKEPORT_PASSPHRASE`, the passphrase file, or a prompt on the terminal.
+    pub fn get(&self, purpose: &str) -> Result<String> {
+        if let Some(file) = &self.file {
+            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read the passphrase file {}", file.display()))?;
+            let pass = text.lines().next().unwrap_or_default().to_string();
+            if pass.is_empty() {
+                bail!("the passphrase file {} is empty", file.display());
+            }
+            return Ok(pass);
+        }
+        if let Some(pass) = std::env::var("LAKEPORT_PASSPHRASE").ok().filter(|p| !p.is_empty()) {
+            return Ok(pass);
+        }
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            let pass = rpassword::prompt_password(format!("lakeport: passphrase for {purpose}: ")).context("reading the passphrase")?;
+            if pass.is_empty() {
+                bail!("an empty passphrase is not allowed");
+            }
+            return Ok(pass);
+        }
+        bail!("the token store needs a passphrase: set LAKEPORT_PASSPHRASE or pass --passphrase-file")
+    }
+}
+
+/// Everything a token operation needs for one profile.
+pub struct TokenContext<'a> {
+    pub name: String,
+    pub profile: &'a Profile,
+    pub runtime: &'a Runtime,
+    pub store: Store,
+    pub passphrase: PassphraseSource,
+    pub ca_file: Option<PathBuf>,
+}
+
+fn cache_path(profile: &str) -> Result<PathBuf> {
+    crate::paths::cache_dir().map(|d| d.join("tokens").join(format!("{profile}.json"))).ok_or_else(|| anyhow!("cannot find the cache directory: set XDG_CACHE_HOME or HOME"))
+}
+
+pub fn read_cached(profile: &str) -> Option<AccessToken> {
+    let text = std::fs::read(cache_path(profile).ok()?).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+fn write_cache(profile: &str, token: &AccessToken) -> Result<()> {
+    let path = cache_path(profile)?;
+    crate::paths::write_private(&path, &serde_json::to_vec(token)?).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn forget_cached(profile: &str) {
+    if let Ok(path) = cache_path(profile) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+impl<'a> TokenContext<'a> {
+    pub fn issuer(&self) -> Result<&str> {
+        self.profile.require("issuer", &self.profile.issuer, &self.name)
+    }
+
+    fn grant(&self) -> GrantKind {
+        self.profile.grant.unwrap_or(GrantKind::Device)
+    }
+
+    pub fn client(&self, secret: Option<String>) -> Result<Client> {
+        let client_id = self.profile.require("client_id", &self.profile.client_id, &self.name)?.to_string();
+        let auth = match self.profile.client_auth.as_deref() {
+            Some("basic") => ClientAuth::Basic,
+            Some("post") => ClientAuth::Post,
+            Some("none") => ClientAuth::None,
+            None if secret.is_some() => ClientAuth::Basic,
+            None => ClientAuth::None,
+            Some(other) => bail!("profile '{}': client_auth must be basic, post or none, not '{other}'", self.name),
+        };
+        Ok(Client {
+            issuer: self.issuer()?.to_string(),
+            client_id,
+            client_secret: secret,
+            auth,
+            scopes: self.profile.scopes.clone(),
+            audience: self.profile.audience.clone(),
+            resource: self.profile.resource.clone(),
+        })
+    }
+
+    /// An oidc instance that may reach the issuer and the profile's extra hosts.
+    pub fn oidc(&self) -> Result<Oidc> {
+        let mut hosts = vec![AllowedHost::from_url(self.issuer()?).with_context(|| format!("profile '{}': bad issuer", self.name))?];
+        for url in &self.profile.allowed_hosts {
+            hosts.push(AllowedHost::from_url(url).with_context(|| format!("profile '{}': bad allowed_hosts entry", self.name))?);
+        }
+        let ca = self.ca_file.clone().or_else(|| self.profile.ca_file.clone());
+        Oidc::new(self.runtime, EgressPolicy::new(hosts, ca))
+    }
+
+    pub fn discover(&self, oidc: &mut Oidc) -> Result<ProviderMetadata> {
+        let issuer = self.issuer()?;
+        oidc.discover(issuer)?.map_err(|e| explain(e, &self.name, "discovery"))
+    }
+
+    /// A valid access token, valid for at least `min_valid` seconds.
+    pub fn access_token(&self, min_valid: i64) -> Result<AccessToken> {
+        if self.grant() != GrantKind::OidcAgent {
+            self.issuer()?;
+            self.profile.require("client_id", &self.profile.client_id, &self.name)?;
+        }
+        let client_id = self.profile.client_id.clone().unwrap_or_default();
+        if let Some(cached) = read_cached(&self.name) {
+            if cached.valid_for(min_valid) && cached.client_id == client_id && Some(cached.issuer.as_str()) == self.profile.issuer.as_deref() {
+                crate::log::verbose(format_args!("{}: using the cached access token", self.name));
+                return Ok(cached);
+            }
+        }
+        let token = match self.grant() {
+            GrantKind::ClientCredentials => self.client_credentials()?,
+            GrantKind::Device => self.refresh()?,
+            GrantKind::OidcAgent => bail!("profile '{}': the oidc-agent grant is not available in this build yet", self.name),
+        };
+        if !token.valid_for(min_valid) && token.expires_at.is_some() {
+            bail!("the issuer returned a token valid for less than the {min_valid} s asked for");
+        }
+        write_cache(&self.name, &token)?;
+        Ok(token)
+    }
+
+    fn client_credentials(&self) -> Result<AccessToken> {
+        let secret = self
+            .profile
+            .client_secret
+            .clone()
+            .or_else(|| std::env::var("LAKEPORT_CLIENT_SECRET").ok().filter(|s| !s.is_empty()))
+            .ok_or_else(|| anyhow!("profile '{}' uses client credentials but has no client secret: set client_secret or LAKEPORT_CLIENT_SECRET", self.name))?;
+        let mut oidc = self.oidc()?;
+        let meta = self.discover(&mut oidc)?;
+        let tokens = oidc.client_credentials(&meta, &self.client(Some(secret))?)?.map_err(|e| explain(e, &self.name, "client credentials"))?;
+        self.describe(&mut oidc, &tokens)
+    }
+
+    fn refresh(&self) -> Result<AccessToken> {
+        if !self.store.exists(&self.name) {
+            bail!("profile '{}' is not logged in: run `lakeport token login --profile {}`", self.name, self.name);
+        }
+        let passphrase = self.passphrase.get(&format!("the token store of profile '{}'", self.name))?;
+        let mut secrets = self.store.load(&self.name, &passphrase)?.unwrap_or_default();
+        let refresh_token = secrets
+            .refresh_token
+            .clone()
+            .ok_or_else(|| anyhow!("profile '{}' has no refresh token: run `lakeport token login --profile {}`", self.name, self.name))?;
+        let mut oidc = self.oidc()?;
+        let meta = self.discover(&mut oidc)?;
+        let client = self.client(secrets.client_secret.clone().or_else(|| self.profile.client_secret.clone()))?;
+        let tokens = oidc.refresh(&meta, &client, &refresh_token)?.map_err(|e| {
+            if e.oauth_code() == Some("invalid_grant") {
+                anyhow!(
+                    "the refresh token of profile '{}' was rejected (expired or revoked): run `lakeport token login --profile {}`",
+                    self.name,
+                    self.name
+                )
+            } else {
+                explain(e, &self.name, "refresh")
+            }
+        })?;
+        if let Some(rotated) = &tokens.refresh_token {
+            // Keep the rotated token: the old one is now spent.
+            secrets.refresh_token = Some(rotated.clone());
+            secrets.refresh_expires_at = oidc.decode_claims(rotated)?.ok().and_then(|c| c.expires_at);
+            self.store.save(&self.name, &passphrase, &secrets)?;
+        }
+        self.describe(&mut oidc, &tokens)
+    }
+
+    /// The cached form of a token response, with the claims of the JWT.
+    pub fn describe(&self, oidc: &mut Oidc, tokens: &TokenSet) -> Result<AccessToken> {
+        let claims = oidc.decode_claims(&tokens.access_token)?.ok();
+        Ok(AccessToken {
+            access_token: tokens.access_token.clone(),
+            expires_at: tokens.expires_at,
+            issuer: self.issuer()?.to_string(),
+            scope: tokens.scope.clone().or_else(|| claims.as_ref().and_then(|c| c.scope.clone())),
+            audience: claims.map(|c| c.audience).unwrap_or_default(),
+            client_id: self.profile.client_id.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Stores what a login produced (refresh token) and caches the access token.
+    pub fn save_login(&self, oidc: &mut Oidc, tokens: &TokenSet, passphrase: &str) -> Result<AccessToken> {
+        let refresh_token = tokens
+            .refresh_token
+            .clone()
+            .ok_or_else(|| anyhow!("the issuer returned no refresh token: add offline_access to the profile's scopes"))?;
+        let refresh_expires_at = oidc.decode_claims(&refresh_token)?.ok().and_then(|c| c.expires_at);
+        let secrets = Secrets {
+            issuer: self.profile.issuer.clone(),
+            client_id: self.profile.client_id.clone(),
+            refresh_token: Some(refresh_token),
+            client_secret: self.profile.client_secret.clone(),
+            refresh_expires_at,
+            obtained_at: Some(now()),
+        };
+        self.store.save(&self.name, passphrase, &secrets)?;
+        let token = self.describe(oidc, tokens)?;
+        write_cache(&self.name, &token)?;
+        Ok(token)
+    }
+}
+
+/// One line that says what failed and what to do.
+pub fn explain(e: OidcError, profile: &str, step: &str) -> anyhow::Error {
+    let hint = match &e {
+        OidcError::HostDenied(_) => " (add the host to the profile's allowed_hosts if it is right)",
+        OidcError::Oauth(o) if o.code == "invalid_client" => " (check client_id and client_secret)",
+        OidcError::Oauth(o) if o.code == "invalid_scope" => " (check the profile's scopes)",
+        OidcError::Oauth(o) if o.code == "invalid_target" => " (check the profile's audience/resource)",
+        _ => "",
+    };
+    anyhow!("profile '{profile}': {step} failed: {}{hint}", e.message())
+}

@@ -1,0 +1,235 @@
+//! `lakeport token` end to end: the CLI against a real oidc-provider, with
+//! its files (encrypted store, access-token cache) in temporary XDG folders.
+
+#[path = "support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use support::Peer;
+
+const PASSPHRASE: &str = "a long test passphrase";
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Env {
+    fn new(profiles: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, profiles).unwrap();
+        Env { dir, config }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakeport"));
+        cmd.args(args)
+            .env("LAKEPORT_CONFIG", &self.config)
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .env("HOME", self.dir.path())
+            .env("LAKEPORT_PASSPHRASE", PASSPHRASE)
+            .env_remove("LAKEPORT_PROFILE")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn store_file(&self, profile: &str) -> PathBuf {
+        self.dir.path().join(format!("data/lakeport/secrets/{profile}.json"))
+    }
+
+    fn cache_file(&self, profile: &str) -> PathBuf {
+        self.dir.path().join(format!("cache/lakeport/tokens/{profile}.json"))
+    }
+
+    /// `token login`, approving the device code through the provider's test route.
+    fn login(&self, op: &Peer, profile: &str) -> Output {
+        let mut child = self.command(&["token", "login", "--profile", profile]).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            seen.push_str(&line);
+            if let Some(code) = line.strip_prefix("and enter the code: ") {
+                let reply = support::send("POST", &op.url(&format!("/test/device/approve?user_code={}", code.trim())), &[], b"");
+                assert_eq!(reply.status, 204);
+            }
+        }
+        let mut out = child.wait_with_output().unwrap();
+        out.stderr = seen.into_bytes();
+        out
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "lakeport failed: {}", stderr(out));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn failed_with(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure: {err}");
+    assert!(out.stdout.is_empty());
+    assert!(err.starts_with("lakeport: error: ") && err.trim_end().lines().count() == 1, "one line: {err:?}");
+    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn device_profile(op: &Peer) -> String {
+    format!(
+        "[profiles.lab]\nissuer = \"{}\"\ngrant = \"device\"\nclient_id = \"device-basic\"\nclient_secret = \"device-basic-secret\"\nscopes = \"openid offline_access\"\naudience = \"object\"\n",
+        op.endpoint
+    )
+}
+
+#[test]
+fn client_credentials_token_get_and_cache() {
+    let op = Peer::oidc_provider(300, 3600);
+    let env = Env::new(&format!(
+        "[profiles.ci]\nissuer = \"{}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\naudience = \"object\"\nscopes = \"s3\"\n",
+        op.endpoint
+    ));
+    let token = ok(&env.run(&["token", "get", "--profile", "ci"]));
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT: {token}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&env.run(&["token", "get", "--output", "json"]))).unwrap();
+    assert_eq!(json["access_token"].as_str().unwrap(), token.trim(), "the cached token is reused");
+    assert_eq!(json["issuer"], op.endpoint.as_str());
+    assert_eq!(json["audience"], serde_json::json!(["object"]));
+    assert!(json["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(mode(&env.cache_file("ci")), 0o600);
+    // With the issuer gone, the cached token still serves...
+    drop(op);
+    assert_eq!(ok(&env.run(&["token", "get"])).trim(), token.trim());
+    // ...unless it must live longer than it will: then the issuer is needed.
+    failed_with(&env.run(&["token", "get", "--min-valid", "3000"]), "refused the connection");
+}
+
+#[test]
+fn wrong_client_secret_says_what_to_check() {
+    let op = Peer::oidc_provider(300, 3600);
+    let env = Env::new(&format!(
+        "[profiles.ci]\nissuer = \"{}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"not-the-secret\"\n",
+        op.endpoint
+    ));
+    failed_with(&env.run(&["token", "get"]), "check client_id and client_secret");
+    let verbose = env.run(&["-v", "token", "get"]);
+    assert!(!verbose.status.success());
+    assert!(!stderr(&verbose).contains("not-the-secret"), "{}", stderr(&verbose));
+}
+
+#[test]
+fn device_login_store_refresh_rotation_and_logout() {
+    let op = Peer::oidc_provider(300, 3600);
+    let env = Env::new(&device_profile(&op));
+    let login = env.login(&op, "lab");
+    assert!(login.status.success(), "{}", stderr(&login));
+    let log = stderr(&login);
+    assert!(log.contains(&format!("To log in, open {}/device", op.endpoint)), "{log}");
+    assert!(log.contains("logged in to") && log.contains("as alice"), "{log}");
+
+    // The store: 0600 in a 0700 directory, no secret in clear.
+    let store = env.store_file("lab");
+    assert_eq!(mode(&store), 0o600);
+    assert_eq!(mode(store.parent().unwrap()), 0o700);
+    let secrets = lakeport::store::Store::at(store.parent().unwrap()).load("lab", PASSPHRASE).unwrap().unwrap();
+    let refresh = secrets.refresh_token.clone().unwrap();
+    let raw = std::fs::read_to_string(&store).unwrap();
+    assert!(!raw.contains(&refresh), "refresh token in clear");
+    assert!(!raw.contains("device-basic-secret"), "client secret in clear");
+    assert_eq!(secrets.client_secret.as_deref(), Some("device-basic-secret"));
+
+    // Without a cached access token, `get` refreshes and keeps the rotated refresh token.
+    let first = ok(&env.run(&["token", "get"]));
+    std::fs::remove_file(env.cache_file("lab")).unwrap();
+    let second = ok(&env.run(&["token", "get"]));
+    assert_ne!(first, second, "a fresh access token");
+    let rotated = lakeport::store::Store::at(store.parent().unwrap()).load("lab", PASSPHRASE).unwrap().unwrap().refresh_token.unwrap();
+    assert_ne!(rotated, refresh, "the rotated refresh token was stored");
+
+    // A wrong passphrase is a clear error and changes nothing.
+    std::fs::remove_file(env.cache_file("lab")).unwrap();
+    let before = std::fs::read(&store).unwrap();
+    let wrong = env.command(&["token", "get"]).env("LAKEPORT_PASSPHRASE", "wrong").output().unwrap();
+    failed_with(&wrong, "wrong passphrase");
+    assert_eq!(std::fs::read(&store).unwrap(), before);
+
+    let out = env.run(&["token", "logout"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("revoked at the issuer"), "{}", stderr(&out));
+    assert!(!store.exists() && !env.cache_file("lab").exists());
+    failed_with(&env.run(&["token", "get"]), "run `lakeport token login --profile lab`");
+}
+
+#[test]
+fn revoked_refresh_token_asks_to_log_in_again() {
+    let op = Peer::oidc_provider(300, 3600);
+    let env = Env::new(&device_profile(&op));
+    assert!(env.login(&op, "lab").status.success());
+    let dir = env.store_file("lab").parent().unwrap().to_path_buf();
+    let refresh = lakeport::store::Store::at(&dir).load("lab", PASSPHRASE).unwrap().unwrap().refresh_token.unwrap();
+    let reply = support::send(
+        "POST",
+        &op.url("/token/revocation"),
+        &[("Content-Type".into(), "application/x-www-form-urlencoded".into()), ("Authorization".into(), "Basic ZGV2aWNlLWJhc2ljOmRldmljZS1iYXNpYy1zZWNyZXQ=".into())],
+        format!("token={refresh}&token_type_hint=refresh_token").as_bytes(),
+    );
+    assert_eq!(reply.status, 200);
+    std::fs::remove_file(env.cache_file("lab")).unwrap();
+    let out = env.run(&["token", "get"]);
+    failed_with(&out, "was rejected (expired or revoked): run `lakeport token login --profile lab`");
+}
+
+#[test]
+fn denied_login_fails_cleanly() {
+    let op = Peer::oidc_provider(300, 3600);
+    let env = Env::new(&device_profile(&op));
+    let mut child = env.command(&["token", "login"]).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stderr_lines = BufReader::new(child.stderr.take().unwrap());
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr_lines.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(code) = line.strip_prefix("and enter the code: ") {
+            support::send("POST", &op.url(&format!("/test/device/deny?user_code={}", code.trim())), &[], b"");
+        }
+        all.push_str(&line);
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(all.contains("the login was denied at the issuer"), "{all}");
+    assert!(!env.store_file("lab").exists(), "nothing stored");
+}
+
+#[test]
+fn configuration_errors_are_one_line() {
+    let env = Env::new("[profiles.a]\nissur = \"https://x\"\n");
+    failed_with(&env.run(&["token", "get"]), "unknown field `issur`");
+    let env = Env::new("[profiles.a]\ngrant = \"device\"\n[profiles.b]\n");
+    failed_with(&env.run(&["token", "get"]), "pass --profile");
+    failed_with(&env.run(&["token", "get", "--profile", "zz"]), "no profile 'zz'");
+    failed_with(&env.run(&["token", "get", "--profile", "a"]), "has no 'issuer'");
+    let env = Env::new("[profiles.a]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"x\"\n");
+    failed_with(&env.run(&["token", "get"]), "not logged in");
+}
