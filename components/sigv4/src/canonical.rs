@@ -1,5 +1,6 @@
 //! The pieces of the canonical request: headers, path and query.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 use alloc::format;
@@ -11,10 +12,18 @@ use crate::url::QueryParam;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
     /// The name as the caller first spelled it (sent as is).
-    pub name: String,
+    pub name: Cow<'static, str>,
     /// Lowercase name, as signed.
-    pub key: String,
+    pub key: Cow<'static, str>,
     pub value: String,
+}
+
+impl Header {
+    /// A header the signer adds: `key` is `name` in lowercase.
+    pub fn added(name: &'static str, key: &'static str, value: String) -> Self {
+        debug_assert_eq!(name.to_ascii_lowercase(), key);
+        Header { name: Cow::Borrowed(name), key: Cow::Borrowed(key), value }
+    }
 }
 
 /// Header names are RFC 9110 tokens.
@@ -27,6 +36,14 @@ fn is_token(s: &str) -> bool {
 /// included, to one space, as SigV4's canonical headers require; the value
 /// sent is the same, so the two never disagree.
 pub fn collapse_whitespace(value: &str) -> String {
+    let b = value.as_bytes();
+    let clean = b.first().is_none_or(|&c| c != b' ' && c != b'\t')
+        && b.last().is_none_or(|&c| c != b' ' && c != b'\t')
+        && !b.iter().any(|&c| matches!(c, b'\t' | b'\r' | b'\n'))
+        && !b.windows(2).any(|w| w == b"  ");
+    if clean {
+        return String::from(value);
+    }
     let mut out = String::with_capacity(value.len());
     for word in value.split([' ', '\t', '\r', '\n']).filter(|w| !w.is_empty()) {
         if !out.is_empty() {
@@ -51,12 +68,12 @@ pub fn merge_headers(input: &[(String, String)]) -> Result<Vec<Header>, String> 
         }
         let key = name.to_ascii_lowercase();
         let value = collapse_whitespace(value);
-        match merged.iter_mut().find(|h| h.key == key) {
+        match merged.iter_mut().find(|h| *h.key == *key) {
             Some(h) => {
                 h.value.push(',');
                 h.value.push_str(&value);
             }
-            None => merged.push(Header { name: name.into(), key, value }),
+            None => merged.push(Header { name: Cow::Owned(name.into()), key: Cow::Owned(key), value }),
         }
     }
     Ok(merged)

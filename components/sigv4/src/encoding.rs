@@ -155,8 +155,12 @@ pub fn wire_path(path: &str) -> String {
 /// rules. S3 servers decode the path and encode it this way to check the
 /// signature, so sending this form leaves no room for disagreement
 /// (`+`, `$` or `@` raw on the wire are read differently by different servers).
-pub fn s3_path(wire: &str) -> String {
-    uri_encode(&percent_decode(wire, false), true)
+pub fn s3_path(wire: String) -> String {
+    // Most keys need nothing: only unreserved bytes and slashes.
+    if wire.bytes().all(|b| CLASSES[b as usize] & (UNRESERVED | SLASH) != 0) {
+        return wire;
+    }
+    uri_encode(&percent_decode(&wire, false), true)
 }
 
 #[cfg(test)]
@@ -180,8 +184,9 @@ mod tests {
 
     #[test]
     fn s3_path_encodes_the_key_once() {
-        assert_eq!(s3_path("/b/test$file.text"), "/b/test%24file.text");
-        assert_eq!(s3_path("/b/a+b@c%7E%20d%25"), "/b/a%2Bb%40c~%20d%25");
+        assert_eq!(s3_path("/b/test$file.text".into()), "/b/test%24file.text");
+        assert_eq!(s3_path("/b/a+b@c%7E%20d%25".into()), "/b/a%2Bb%40c~%20d%25");
+        assert_eq!(s3_path("/b/plain-key_1.txt".into()), "/b/plain-key_1.txt");
     }
 
     #[test]

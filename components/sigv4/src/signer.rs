@@ -227,7 +227,7 @@ impl Signer {
         };
         let mut url = WireUrl::parse(&request.url).map_err(SignError::InvalidUrl)?;
         if s3 {
-            url.path = s3_path(&url.path);
+            url.path = s3_path(core::mem::take(&mut url.path));
         }
         let amz_date = time.amz_date();
         let token = self.session_token.as_deref();
@@ -259,31 +259,31 @@ impl Signer {
                 || h.key == "x-amz-date"
                 || (send_content_sha && h.key == "x-amz-content-sha256")
                 || (token.is_some() && h.key == "x-amz-security-token")
-                || (streaming.is_some() && matches!(h.key.as_str(), "content-length" | "x-amz-decoded-content-length")))
+                || (streaming.is_some() && matches!(&*h.key, "content-length" | "x-amz-decoded-content-length")))
         });
         if !headers.iter().any(|h| h.key == "host") {
-            headers.insert(0, Header { name: "Host".into(), key: "host".into(), value: url.host_header.clone() });
+            headers.insert(0, Header::added("Host", "host", url.host_header.clone()));
         }
         if let Some((decoded_length, chunk_size)) = streaming {
             match headers.iter_mut().find(|h| h.key == "content-encoding") {
                 Some(h) if h.value.split(',').any(|e| e.trim().eq_ignore_ascii_case("aws-chunked")) => {}
                 Some(h) => h.value = format!("aws-chunked,{}", h.value),
-                None => headers.push(header("Content-Encoding", "aws-chunked")),
+                None => headers.push(Header::added("Content-Encoding", "content-encoding", "aws-chunked".into())),
             }
-            headers.push(header("Content-Length", &framed_length(decoded_length, chunk_size).to_string()));
-            headers.push(header("X-Amz-Decoded-Content-Length", &decoded_length.to_string()));
+            headers.push(Header::added("Content-Length", "content-length", framed_length(decoded_length, chunk_size).to_string()));
+            headers.push(Header::added("X-Amz-Decoded-Content-Length", "x-amz-decoded-content-length", decoded_length.to_string()));
         }
 
         let mut signed: Vec<&Header> = headers.iter().filter(|h| !is_unsigned_header(&h.key)).collect();
         // Added headers are signed too; collect them before sorting.
         let mut added: Vec<Header> = Vec::new();
         if !presign {
-            added.push(header("X-Amz-Date", &amz_date));
+            added.push(Header::added("X-Amz-Date", "x-amz-date", amz_date.clone()));
             if send_content_sha {
-                added.push(header("X-Amz-Content-SHA256", &payload_hash));
+                added.push(Header::added("X-Amz-Content-SHA256", "x-amz-content-sha256", payload_hash.clone()));
             }
             if let (Some(t), true) = (token, options.sign_session_token) {
-                added.push(header("X-Amz-Security-Token", t));
+                added.push(Header::added("X-Amz-Security-Token", "x-amz-security-token", t.into()));
             }
         }
         signed.extend(added.iter());
@@ -356,16 +356,16 @@ impl Signer {
                 key.scope(),
                 p.signed_headers
             );
-            p.headers.push(header("Authorization", &auth));
+            p.headers.push(Header::added("Authorization", "authorization", auth.clone()));
             if let Some(t) = unsigned_token {
-                p.headers.push(header("X-Amz-Security-Token", t));
+                p.headers.push(Header::added("X-Amz-Security-Token", "x-amz-security-token", t.into()));
             }
             Some(auth)
         };
         SignedRequest {
             method: p.method,
             url: p.url.to_url(),
-            headers: p.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            headers: p.headers.into_iter().map(|h| (h.name.into_owned(), h.value)).collect(),
             signature,
             canonical_request: p.canonical_request,
             string_to_sign: p.string_to_sign,
@@ -377,6 +377,3 @@ impl Signer {
     }
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header { name: name.into(), key: name.to_ascii_lowercase(), value: value.into() }
-}

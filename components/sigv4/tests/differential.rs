@@ -87,7 +87,7 @@ fn agrees_with_aws_sigv4_on_generated_s3_requests() {
 
         // aws-sigv4 takes the URL already encoded: give it the wire form we send.
         let mut wire = WireUrl::parse(&url).unwrap();
-        wire.path = s3_path(&wire.path);
+        wire.path = s3_path(std::mem::take(&mut wire.path));
         let wire_url = wire.to_url();
         let identity = AwsCredentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token, None, "test").into();
         let mut settings = SigningSettings::default();
