@@ -20,7 +20,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::lakeport::plugins::oidc::{
-    Claims, Client, ClientAuth, DeviceAuthorization, DevicePoll, OauthError, OidcError, ProviderMetadata, TokenSet,
+    AgentToken, Claims, Client, ClientAuth, DeviceAuthorization, DevicePoll, OauthError, OidcError, ProviderMetadata, TokenSet,
 };
 
 const NAME: &str = "oidc";
@@ -29,6 +29,7 @@ impl OidcError {
     pub fn message(&self) -> String {
         match self {
             OidcError::Transport(m) | OidcError::InvalidResponse(m) | OidcError::InvalidInput(m) => m.clone(),
+            OidcError::Agent(m) => format!("oidc-agent refused: {m}"),
             OidcError::HostDenied(host) => format!("requests to {host} are not allowed for this profile"),
             OidcError::Oauth(OauthError { code, description: Some(d), status }) => format!("the issuer refused (HTTP {status}, {code}): {d}"),
             OidcError::Oauth(OauthError { code, description: None, status }) => format!("the issuer refused (HTTP {status}, {code})"),
@@ -89,6 +90,14 @@ impl Oidc {
 
     pub fn decode_claims(&mut self, token: &str) -> Result<Result<Claims, OidcError>> {
         call!(self, call_decode_claims, token)
+    }
+
+    pub fn oidc_agent_request(&mut self, account: &str, min_valid: u64, audience: Option<&str>, scopes: Option<&str>) -> Result<String> {
+        call!(self, call_oidc_agent_request, account, min_valid, audience, scopes)
+    }
+
+    pub fn parse_oidc_agent_response(&mut self, response: &[u8]) -> Result<Result<AgentToken, OidcError>> {
+        call!(self, call_parse_oidc_agent_response, response)
     }
 
     /// Starts a device flow: the component asks the issuer for the codes.

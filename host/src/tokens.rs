@@ -150,9 +150,10 @@ impl<'a> TokenContext<'a> {
             self.issuer()?;
             self.profile.require("client_id", &self.profile.client_id, &self.name)?;
         }
-        let client_id = self.profile.client_id.clone().unwrap_or_default();
+        let client_id = self.cache_owner();
         if let Some(cached) = read_cached(&self.name) {
-            if cached.valid_for(min_valid) && cached.client_id == client_id && Some(cached.issuer.as_str()) == self.profile.issuer.as_deref() {
+            let same_issuer = self.grant() == GrantKind::OidcAgent || Some(cached.issuer.as_str()) == self.profile.issuer.as_deref();
+            if cached.valid_for(min_valid) && cached.client_id == client_id && same_issuer {
                 crate::log::verbose(format_args!("{}: using the cached access token", self.name));
                 return Ok(cached);
             }
@@ -160,13 +161,61 @@ impl<'a> TokenContext<'a> {
         let token = match self.grant() {
             GrantKind::ClientCredentials => self.client_credentials()?,
             GrantKind::Device => self.refresh()?,
-            GrantKind::OidcAgent => bail!("profile '{}': the oidc-agent grant is not available in this build yet", self.name),
+            GrantKind::OidcAgent => self.from_oidc_agent(min_valid)?,
         };
         if !token.valid_for(min_valid) && token.expires_at.is_some() {
             bail!("the issuer returned a token valid for less than the {min_valid} s asked for");
         }
         write_cache(&self.name, &token)?;
         Ok(token)
+    }
+
+    /// Who a cached token belongs to: the client, or the oidc-agent account.
+    fn cache_owner(&self) -> String {
+        match self.grant() {
+            GrantKind::OidcAgent => format!("oidc-agent:{}", self.profile.oidc_agent_account.clone().unwrap_or_default()),
+            _ => self.profile.client_id.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Asks a running oidc-agent over `$OIDC_SOCK`.
+    fn from_oidc_agent(&self, min_valid: i64) -> Result<AccessToken> {
+        use std::io::{Read, Write};
+        let account = self.profile.require("oidc_agent_account", &self.profile.oidc_agent_account, &self.name)?;
+        let socket = std::env::var_os("OIDC_SOCK")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| anyhow!("oidc-agent is not running here (OIDC_SOCK is not set): start it, e.g. `eval $(oidc-agent-service use)`"))?;
+        // The agent needs no network from us: an instance that may reach nothing.
+        let mut oidc = Oidc::new(self.runtime, EgressPolicy::new(Vec::new(), None))?;
+        let request = oidc.oidc_agent_request(account, min_valid.max(0) as u64, self.profile.audience.as_deref(), self.profile.scopes.as_deref())?;
+        let socket = PathBuf::from(socket);
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket)
+            .with_context(|| format!("cannot reach oidc-agent at {} (is it running? check OIDC_SOCK)", socket.display()))?;
+        // One request per connection; the agent answers and closes.
+        let timeout = Some(std::time::Duration::from_secs(60));
+        stream.set_read_timeout(timeout)?;
+        stream.set_write_timeout(timeout)?;
+        stream.write_all(request.as_bytes()).context("sending the request to oidc-agent")?;
+        let mut answer = Vec::new();
+        stream.take(1 << 20).read_to_end(&mut answer).context("reading oidc-agent's answer")?;
+        let agent = oidc.parse_oidc_agent_response(&answer)?.map_err(|e| {
+            let hint = match &e {
+                OidcError::Agent(m) if m.contains("No account configured") => {
+                    format!(" (load the account with `oidc-add {account}` or fix oidc_agent_account)")
+                }
+                _ => String::new(),
+            };
+            anyhow!("profile '{}': {}{hint}", self.name, e.message())
+        })?;
+        let claims = oidc.decode_claims(&agent.token.access_token)?.ok();
+        Ok(AccessToken {
+            access_token: agent.token.access_token,
+            expires_at: agent.token.expires_at,
+            issuer: agent.issuer,
+            scope: claims.as_ref().and_then(|c| c.scope.clone()),
+            audience: claims.map(|c| c.audience).unwrap_or_default(),
+            client_id: self.cache_owner(),
+        })
     }
 
     fn client_credentials(&self) -> Result<AccessToken> {

@@ -42,6 +42,7 @@ fn error(e: OidcError) -> wit::OidcError {
         OidcError::InvalidResponse(m) => wit::OidcError::InvalidResponse(m),
         OidcError::OAuth { code, description, status } => wit::OidcError::Oauth(wit::OauthError { code, description, status }),
         OidcError::InvalidInput(m) => wit::OidcError::InvalidInput(m),
+        OidcError::Agent(m) => wit::OidcError::Agent(m),
     }
 }
 
@@ -125,6 +126,17 @@ impl wit::Guest for Component {
         };
         let response = send(&request).map_err(error)?;
         crate::parse_revocation_response(&response).map(|()| true).map_err(error)
+    }
+
+    fn oidc_agent_request(account: String, min_valid_period: u64, audience: Option<String>, scopes: Option<String>) -> String {
+        crate::agent_request(&account, min_valid_period, audience.as_deref(), scopes.as_deref())
+    }
+
+    fn parse_oidc_agent_response(response: Vec<u8>) -> Result<wit::AgentToken, wit::OidcError> {
+        let t = crate::parse_agent_response(&response).map_err(error)?;
+        let mut token = tokens(t.tokens);
+        token.expires_at = t.expires_at;
+        Ok(wit::AgentToken { token, issuer: t.issuer })
     }
 
     fn decode_claims(token: String) -> Result<wit::Claims, wit::OidcError> {

@@ -14,6 +14,8 @@ pub enum OidcError {
     OAuth { code: String, description: Option<String>, status: u16 },
     /// The caller's input cannot work (missing endpoint, bad config).
     InvalidInput(String),
+    /// oidc-agent refused (its own error message).
+    Agent(String),
 }
 
 impl OidcError {
@@ -30,6 +32,7 @@ impl fmt::Display for OidcError {
         match self {
             OidcError::Transport(m) | OidcError::InvalidResponse(m) | OidcError::InvalidInput(m) => f.write_str(m),
             OidcError::HostDenied(host) => write!(f, "requests to {host} are not allowed for this profile"),
+            OidcError::Agent(m) => write!(f, "oidc-agent: {m}"),
             OidcError::OAuth { code, description: Some(d), status } => write!(f, "the server refused (HTTP {status}, {code}): {d}"),
             OidcError::OAuth { code, description: None, status } => write!(f, "the server refused (HTTP {status}, {code})"),
         }

@@ -4,6 +4,7 @@
 //! are built and responses parsed here; the `component` feature adds the
 //! bindings that send them through `wasi:http`.
 
+pub mod agent;
 pub mod device;
 pub mod discovery;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod grants;
 pub use lakeport_http as http;
 pub mod jwt;
 
+pub use agent::{agent_request, parse_agent_response, AgentToken};
 pub use device::{parse_device_authorization, DeviceAuthorization, DeviceFlow, DevicePoll};
 pub use discovery::{discovery_request, parse_discovery, ProviderMetadata};
 pub use error::OidcError;
