@@ -62,8 +62,10 @@ const provider = new Provider(issuer, {
     ClientCredentials: accessTtl,
     RefreshToken: refreshTtl,
     DeviceCode: 600,
-    Grant: refreshTtl,
-    Session: refreshTtl,
+    // The grant and session outlive short-lived refresh tokens, so a test
+    // that lets a refresh token expire does not also lose the login itself.
+    Grant: Math.max(refreshTtl, 24 * 3600),
+    Session: Math.max(refreshTtl, 24 * 3600),
   },
   findAccount: (ctx, sub) => ({ accountId: sub, claims: () => ({ sub, name: `Test user ${sub}` }) }),
   loadExistingGrant: async (ctx) => {
