@@ -54,6 +54,12 @@ impl Env {
 
     /// `token login`, approving the device code through the provider's test route.
     fn login(&self, op: &Peer, profile: &str) -> Output {
+        self.login_and(op, profile, "approve")
+    }
+
+    /// `token login`, answering the device code with the test route `action`
+    /// (`approve` or `deny`); stderr is what the login printed.
+    fn login_and(&self, op: &Peer, profile: &str, action: &str) -> Output {
         let mut child = self.command(&["token", "login", "--profile", profile]).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut seen = String::new();
@@ -64,7 +70,7 @@ impl Env {
             }
             seen.push_str(&line);
             if let Some(code) = line.strip_prefix("and enter the code: ") {
-                let reply = support::send("POST", &op.url(&format!("/test/device/approve?user_code={}", code.trim())), &[], b"");
+                let reply = support::send("POST", &op.url(&format!("/test/device/{action}?user_code={}", code.trim())), &[], b"");
                 assert_eq!(reply.status, 204);
             }
         }
@@ -203,22 +209,9 @@ fn revoked_refresh_token_asks_to_log_in_again() {
 fn denied_login_fails_cleanly() {
     let op = Peer::oidc_provider(300, 3600);
     let env = Env::new(&device_profile(&op));
-    let mut child = env.command(&["token", "login"]).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    let mut stderr_lines = BufReader::new(child.stderr.take().unwrap());
-    let mut all = String::new();
-    loop {
-        let mut line = String::new();
-        if stderr_lines.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if let Some(code) = line.strip_prefix("and enter the code: ") {
-            support::send("POST", &op.url(&format!("/test/device/deny?user_code={}", code.trim())), &[], b"");
-        }
-        all.push_str(&line);
-    }
-    let status = child.wait().unwrap();
-    assert!(!status.success());
-    assert!(all.contains("the login was denied at the issuer"), "{all}");
+    let out = env.login_and(&op, "lab", "deny");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("the login was denied at the issuer"), "{}", stderr(&out));
     assert!(!env.store_file("lab").exists(), "nothing stored");
 }
 

@@ -3,7 +3,6 @@
 //! limit per call. What each component may reach is decided by its [`Grant`].
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -157,7 +156,7 @@ impl Runtime {
             .map_err(|e| anyhow!("compiling the {name} component: {e}"))?;
         log::verbose(format_args!("{name}: compiled component in {:.2?}", started.elapsed()));
         if let Some(path) = &path {
-            match write_atomically(path, &compiled) {
+            match crate::paths::write_private(path, &compiled) {
                 Ok(()) => log::verbose(format_args!("{name}: cached compiled component at {}", path.display())),
                 Err(e) => log::verbose(format_args!("{name}: not caching the compiled component ({e})")),
             }
@@ -210,18 +209,6 @@ pub fn arm_deadline_for(store: &mut Store<HostState>, limit: Duration) {
     store.set_epoch_deadline((limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
 }
 
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("cache paths have a parent");
-    crate::paths::create_private_dir(dir)?;
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap().to_string_lossy(), std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
 
 /// Turns a wasmtime error from a call into one line for the user; a trap
 /// (a component bug, the memory cap or the time limit) says so. The wasm

@@ -82,6 +82,16 @@ pub fn uri_encode(input: &[u8], keep_slash: bool) -> String {
     out
 }
 
+/// The byte a valid `%XX` escape at `bytes[i]` stands for.
+fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
+    if bytes.get(i) != Some(&b'%') {
+        return None;
+    }
+    let h = hex_value(*bytes.get(i + 1)?)?;
+    let l = hex_value(*bytes.get(i + 2)?)?;
+    Some(h << 4 | l)
+}
+
 pub fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -99,15 +109,10 @@ pub fn percent_decode(input: &str, plus_as_space: bool) -> alloc::vec::Vec<u8> {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b == b'%' {
-            if let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex_value),
-                bytes.get(i + 2).copied().and_then(hex_value),
-            ) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
+        if let Some(decoded) = escape_at(bytes, i) {
+            out.push(decoded);
+            i += 3;
+            continue;
         }
         out.push(if b == b'+' && plus_as_space { b' ' } else { b });
         i += 1;
@@ -131,15 +136,12 @@ pub fn wire_path(path: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        if let Some(decoded) = escape_at(bytes, i) {
+            push_escape(&mut out, decoded);
+            i += 3;
+            continue;
+        }
         if b == b'%' {
-            if let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex_value),
-                bytes.get(i + 2).copied().and_then(hex_value),
-            ) {
-                push_escape(&mut out, h << 4 | l);
-                i += 3;
-                continue;
-            }
             push_escape(&mut out, b'%');
         } else if is_unreserved(b) || b == b'/' || is_path_char(b) {
             out.push(b as char);
