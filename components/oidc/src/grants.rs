@@ -197,9 +197,10 @@ pub fn parse_token_response(response: &HttpResponse) -> Result<TokenSet, OidcErr
     if response.status != 200 {
         return Err(error_from("token endpoint", response));
     }
-    let tokens: TokenSet = serde_json::from_slice(&response.body).map_err(|e| {
-        OidcError::InvalidResponse(format!("the token endpoint answered with an invalid token response ({e}): {}", response.excerpt()))
-    })?;
+    // No excerpt of the body here: a malformed success answer may still
+    // hold tokens, and error messages must never carry them.
+    let tokens: TokenSet = serde_json::from_slice(&response.body)
+        .map_err(|e| OidcError::InvalidResponse(format!("the token endpoint answered with an invalid token response ({e})")))?;
     if tokens.access_token.is_empty() {
         return Err(OidcError::InvalidResponse("the token endpoint returned an empty access token".into()));
     }
