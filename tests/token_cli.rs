@@ -167,8 +167,10 @@ fn device_login_store_refresh_rotation_and_logout() {
     // Without a cached access token, `get` refreshes and keeps the rotated refresh token.
     let first = ok(&env.run(&["token", "get"]));
     std::fs::remove_file(env.cache_file("lab")).unwrap();
-    let second = ok(&env.run(&["token", "get"]));
+    let refreshed = env.run(&["-v", "token", "get"]);
+    let second = ok(&refreshed);
     assert_ne!(first, second, "a fresh access token");
+    assert!(stderr(&refreshed).contains("issuer metadata from the discovery cache"), "{}", stderr(&refreshed));
     let rotated = lakeport::store::Store::at(store.parent().unwrap()).load("lab", PASSPHRASE).unwrap().unwrap().refresh_token.unwrap();
     assert_ne!(rotated, refresh, "the rotated refresh token was stored");
 
@@ -225,4 +227,57 @@ fn configuration_errors_are_one_line() {
     failed_with(&env.run(&["token", "get", "--profile", "a"]), "has no 'issuer'");
     let env = Env::new("[profiles.a]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"x\"\n");
     failed_with(&env.run(&["token", "get"]), "not logged in");
+}
+
+#[test]
+fn status_reports_expiry_and_exits_non_zero_when_it_is_near_or_gone() {
+    let op = Peer::oidc_provider(300, 3600);
+    let env = Env::new(&format!("{}refresh_token_days = 30\n", device_profile(&op)));
+    // A status report: the findings on stdout, the verdict in the exit code and on stderr.
+    let none = env.run(&["token", "status"]);
+    assert!(!none.status.success());
+    assert!(stderr(&none).contains("has no refresh token: run `lakeport token login --profile lab`"), "{}", stderr(&none));
+    assert!(String::from_utf8_lossy(&none.stdout).contains("refresh token:  none stored"));
+
+    assert!(env.login(&op, "lab").status.success());
+    let healthy = env.run(&["token", "status"]);
+    let text = ok(&healthy);
+    assert!(text.contains("profile:        lab (device)"), "{text}");
+    assert!(text.contains("refresh token:  expires ") && text.contains("(in 29 days)") || text.contains("(in 30 days)"), "{text}");
+    assert!(text.contains("access token:   valid until"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&env.run(&["token", "status", "--output", "json"]))).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["refresh_token_stored"], true);
+    // The warning window reaches the expiry: unhealthy.
+    let near = env.run(&["token", "status", "--warn-days", "31"]);
+    assert!(!near.status.success());
+    assert!(stderr(&near).contains("the refresh token of profile 'lab' expires in 29 days") || stderr(&near).contains("expires in 30 days"), "{}", stderr(&near));
+}
+
+#[test]
+fn status_pings_success_or_fail() {
+    let op = Peer::oidc_provider(300, 3600);
+    let env = Env::new(&device_profile(&op));
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("ok"), "").unwrap();
+    std::fs::create_dir(site.path().join("bad")).unwrap();
+    std::fs::write(site.path().join("bad/fail"), "").unwrap();
+    let python = support::workspace_root().join(".venv/bin/python");
+    let hc = Peer::start("ping receiver", &python, |port, _| {
+        vec!["-m".into(), "http.server".into(), "--bind".into(), "127.0.0.1".into(), "--directory".into(), site.path().into(), port.to_string().into()]
+    });
+    // Not logged in: unhealthy, pings URL/fail.
+    let out = env.run(&["token", "status", "--ping", &hc.url("/bad")]);
+    assert!(!out.status.success());
+    assert!(env.login(&op, "lab").status.success());
+    let out = env.run(&["token", "status", "--ping", &hc.url("/ok")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = hc.log();
+    assert!(log.contains("\"GET /bad/fail HTTP/1.1\" 200"), "{log}");
+    assert!(log.contains("\"GET /ok HTTP/1.1\" 200"), "{log}");
+    // An unreachable ping target is a warning, not a different verdict.
+    let out = env.run(&["token", "status", "--ping", &format!("http://127.0.0.1:{}/x", support::free_port())]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("warning: ping: cannot connect"), "{}", stderr(&out));
 }

@@ -33,6 +33,9 @@ pub struct Profile {
     pub audience: Option<String>,
     pub resource: Option<String>,
     pub oidc_agent_account: Option<String>,
+    /// Lifetime of the issuer's refresh tokens, for `token status` when they
+    /// do not say themselves (INFN IAM: 30).
+    pub refresh_token_days: Option<u32>,
     /// Hosts besides the issuer's that the oidc component may reach (e.g. a
     /// token endpoint on another host), as URLs.
     #[serde(default)]

@@ -55,9 +55,20 @@ struct Kdf {
     salt: String,
 }
 
+/// What `token status` may read without the passphrase: nothing secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicInfo {
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub refresh_expires_at: Option<i64>,
+    pub obtained_at: Option<i64>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     format: String,
+    #[serde(default)]
+    public: PublicInfo,
     kdf: Kdf,
     cipher: String,
     nonce: String,
@@ -151,10 +162,31 @@ impl Store {
         let ciphertext = XChaCha20Poly1305::new(&key.into())
             .encrypt(XNonce::from_slice(&nonce), Payload { msg: &plain, aad: &aad(profile) })
             .map_err(|_| anyhow!("encryption failed"))?;
-        let envelope = Envelope { format: FORMAT.into(), kdf, cipher: "xchacha20poly1305".into(), nonce: B64.encode(nonce), ciphertext: B64.encode(ciphertext) };
+        let public = PublicInfo {
+            issuer: secrets.issuer.clone(),
+            client_id: secrets.client_id.clone(),
+            refresh_expires_at: secrets.refresh_expires_at,
+            obtained_at: secrets.obtained_at,
+        };
+        let envelope = Envelope { format: FORMAT.into(), public, kdf, cipher: "xchacha20poly1305".into(), nonce: B64.encode(nonce), ciphertext: B64.encode(ciphertext) };
         let path = self.path(profile);
         crate::paths::write_private(&path, serde_json::to_string_pretty(&envelope)?.as_bytes())
             .with_context(|| format!("cannot write the token store {}", path.display()))
+    }
+
+    /// The unencrypted part: when the stored refresh token was obtained and
+    /// when it expires, if known. None when nothing is stored.
+    pub fn info(&self, profile: &str) -> Result<Option<PublicInfo>> {
+        let path = self.path(profile);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let envelope: Envelope = serde_json::from_str(&text)
+                    .map_err(|_| anyhow!("the token store file {} is damaged; run `lakeport token logout` and log in again", path.display()))?;
+                Ok(Some(envelope.public))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read the token store {}", path.display())),
+        }
     }
 
     pub fn remove(&self, profile: &str) -> Result<bool> {
@@ -202,6 +234,8 @@ mod tests {
         assert!(store.load("b", "correct horse").is_err(), "bound to its profile");
         assert!(store.load("missing", "x").unwrap().is_none());
         assert_eq!(store.profiles(), ["a", "b"]);
+        assert_eq!(store.info("a").unwrap().unwrap().refresh_expires_at, None);
+        assert!(store.info("missing").unwrap().is_none());
         std::fs::write(store.path("a"), "{not json").unwrap();
         assert!(store.load("a", "correct horse").unwrap_err().to_string().contains("damaged"));
     }

@@ -139,9 +139,25 @@ impl<'a> TokenContext<'a> {
         Oidc::new(self.runtime, EgressPolicy::new(hosts, ca))
     }
 
+    /// The issuer's metadata, from the discovery cache (a day) or fetched
+    /// and checked by the component.
     pub fn discover(&self, oidc: &mut Oidc) -> Result<ProviderMetadata> {
         let issuer = self.issuer()?;
-        oidc.discover(issuer)?.map_err(|e| explain(e, &self.name, "discovery"))
+        let path = discovery_cache_path(issuer);
+        if let Some(cached) = path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice::<CachedDiscovery>(&b).ok()) {
+            if cached.issuer == issuer && now() - cached.fetched_at < DISCOVERY_TTL {
+                crate::log::verbose(format_args!("issuer metadata from the discovery cache"));
+                return Ok(cached.into_metadata());
+            }
+        }
+        let meta = oidc.discover(issuer)?.map_err(|e| explain(e, &self.name, "discovery"))?;
+        if let Some(path) = path {
+            let entry = CachedDiscovery::new(issuer, &meta);
+            if let Err(e) = crate::paths::write_private(&path, &serde_json::to_vec(&entry)?) {
+                crate::log::verbose(format_args!("not caching the discovery document: {e}"));
+            }
+        }
+        Ok(meta)
     }
 
     /// A valid access token, valid for at least `min_valid` seconds.
@@ -258,10 +274,18 @@ impl<'a> TokenContext<'a> {
         if let Some(rotated) = &tokens.refresh_token {
             // Keep the rotated token: the old one is now spent.
             secrets.refresh_token = Some(rotated.clone());
-            secrets.refresh_expires_at = oidc.decode_claims(rotated)?.ok().and_then(|c| c.expires_at);
+            secrets.refresh_expires_at = self.refresh_expiry(&mut oidc, rotated, now())?;
+            secrets.obtained_at = Some(now());
             self.store.save(&self.name, &passphrase, &secrets)?;
         }
         self.describe(&mut oidc, &tokens)
+    }
+
+    /// When a refresh token expires: its JWT `exp`, else the profile's
+    /// `refresh_token_days` after it was issued, else unknown.
+    fn refresh_expiry(&self, oidc: &mut Oidc, refresh_token: &str, issued: i64) -> Result<Option<i64>> {
+        let exp = oidc.decode_claims(refresh_token)?.ok().and_then(|c| c.expires_at);
+        Ok(exp.or_else(|| self.profile.refresh_token_days.map(|d| issued + i64::from(d) * 86_400)))
     }
 
     /// The cached form of a token response, with the claims of the JWT.
@@ -283,7 +307,7 @@ impl<'a> TokenContext<'a> {
             .refresh_token
             .clone()
             .ok_or_else(|| anyhow!("the issuer returned no refresh token: add offline_access to the profile's scopes"))?;
-        let refresh_expires_at = oidc.decode_claims(&refresh_token)?.ok().and_then(|c| c.expires_at);
+        let refresh_expires_at = self.refresh_expiry(oidc, &refresh_token, now())?;
         let secrets = Secrets {
             issuer: self.profile.issuer.clone(),
             client_id: self.profile.client_id.clone(),
@@ -297,6 +321,52 @@ impl<'a> TokenContext<'a> {
         write_cache(&self.name, &token)?;
         Ok(token)
     }
+}
+
+/// Discovery documents are cached this long (seconds).
+const DISCOVERY_TTL: i64 = 24 * 3600;
+
+#[derive(Serialize, Deserialize)]
+struct CachedDiscovery {
+    issuer: String,
+    fetched_at: i64,
+    metadata_issuer: String,
+    token_endpoint: String,
+    device_authorization_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    grant_types_supported: Vec<String>,
+}
+
+impl CachedDiscovery {
+    fn new(issuer: &str, m: &ProviderMetadata) -> Self {
+        CachedDiscovery {
+            issuer: issuer.into(),
+            fetched_at: now(),
+            metadata_issuer: m.issuer.clone(),
+            token_endpoint: m.token_endpoint.clone(),
+            device_authorization_endpoint: m.device_authorization_endpoint.clone(),
+            revocation_endpoint: m.revocation_endpoint.clone(),
+            grant_types_supported: m.grant_types_supported.clone(),
+        }
+    }
+
+    fn into_metadata(self) -> ProviderMetadata {
+        ProviderMetadata {
+            issuer: self.metadata_issuer,
+            token_endpoint: self.token_endpoint,
+            device_authorization_endpoint: self.device_authorization_endpoint,
+            revocation_endpoint: self.revocation_endpoint,
+            grant_types_supported: self.grant_types_supported,
+        }
+    }
+}
+
+/// One file per issuer, named by a hash of its URL (stable across builds).
+fn discovery_cache_path(issuer: &str) -> Option<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(issuer.as_bytes());
+    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    crate::paths::cache_dir().map(|d| d.join("discovery").join(format!("{name}.json")))
 }
 
 /// One line that says what failed and what to do.

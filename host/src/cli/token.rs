@@ -55,6 +55,18 @@ enum TokenCommand {
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         min_valid: i64,
     },
+    /// Access and refresh token expiry; non-zero exit when the refresh token
+    /// is gone or expires within --warn-days.
+    Status {
+        #[command(flatten)]
+        profile: ProfileArgs,
+        /// Warn (exit non-zero) when the refresh token expires within this many days.
+        #[arg(long, value_name = "N", default_value_t = 7)]
+        warn_days: u32,
+        /// Ping this healthchecks.io-style URL: URL on success, URL/fail otherwise.
+        #[arg(long, value_name = "URL")]
+        ping: Option<String>,
+    },
     /// Revoke the refresh token where the issuer allows it and forget it.
     Logout {
         #[command(flatten)]
@@ -87,6 +99,7 @@ pub fn run(args: TokenArgs, output: Output) -> Result<()> {
     match args.command {
         TokenCommand::Login { profile, no_qr } => login(&profile, no_qr),
         TokenCommand::Get { profile, min_valid } => get(&profile, min_valid, output),
+        TokenCommand::Status { profile, warn_days, ping } => status(&profile, warn_days, ping.as_deref(), output),
         TokenCommand::Logout { profile } => logout(&profile),
         TokenCommand::List { config } => list(config, output),
     }
@@ -188,6 +201,113 @@ fn login(args: &ProfileArgs, no_qr: bool) -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+fn in_days(at: i64) -> String {
+    let left = at - crate::tokens::now();
+    if left < 0 {
+        "expired".into()
+    } else if left < 86_400 {
+        format!("in {} h", left / 3600)
+    } else {
+        format!("in {} days", left / 86_400)
+    }
+}
+
+/// What `status` found: `problem` is why it exits non-zero.
+struct Status {
+    grant: &'static str,
+    issuer: Option<String>,
+    access_expires_at: Option<i64>,
+    refresh_stored: bool,
+    refresh_expires_at: Option<i64>,
+    problem: Option<String>,
+}
+
+fn check_status(ctx: &TokenContext<'_>, warn_days: u32) -> Result<Status> {
+    let cached = read_cached(&ctx.name).and_then(|t| t.expires_at).filter(|&e| e > crate::tokens::now());
+    let mut status = Status { grant: "device", issuer: ctx.profile.issuer.clone(), access_expires_at: cached, refresh_stored: false, refresh_expires_at: None, problem: None };
+    match ctx.profile.grant.unwrap_or(GrantKind::Device) {
+        GrantKind::Device => {
+            let info = ctx.store.info(&ctx.name)?;
+            status.refresh_stored = info.is_some();
+            status.refresh_expires_at = info.as_ref().and_then(|i| i.refresh_expires_at);
+            let login = format!("run `lakeport token login --profile {}`", ctx.name);
+            status.problem = match (&info, status.refresh_expires_at) {
+                (None, _) => Some(format!("profile '{}' has no refresh token: {login}", ctx.name)),
+                (Some(_), Some(exp)) if exp - crate::tokens::now() < i64::from(warn_days) * 86_400 => Some(format!(
+                    "the refresh token of profile '{}' expires {} ({}): {login}",
+                    ctx.name,
+                    in_days(exp),
+                    rfc3339(exp)
+                )),
+                _ => None,
+            };
+        }
+        // No refresh token to expire: healthy when a token can be had now.
+        kind => {
+            status.grant = if kind == GrantKind::ClientCredentials { "client_credentials" } else { "oidc-agent" };
+            match ctx.access_token(60) {
+                Ok(token) => {
+                    status.access_expires_at = token.expires_at;
+                    status.issuer = Some(token.issuer);
+                }
+                Err(e) => status.problem = Some(format!("{e:#}")),
+            }
+        }
+    }
+    Ok(status)
+}
+
+fn status(args: &ProfileArgs, warn_days: u32, ping: Option<&str>, output: Output) -> Result<()> {
+    let config = Config::load(args.config.as_deref())?;
+    let runtime = Runtime::new()?;
+    let ctx = context(&config, args, &runtime)?;
+    let checked = check_status(&ctx, warn_days);
+    if let Some(url) = ping {
+        let healthy = matches!(&checked, Ok(s) if s.problem.is_none());
+        let target = if healthy { url.to_string() } else { format!("{}/fail", url.trim_end_matches('/')) };
+        let ca = args.ca_file.clone().or_else(|| ctx.profile.ca_file.clone());
+        match crate::egress::ping(&target, ca.as_deref()) {
+            Ok(code) if (200..300).contains(&code) => crate::log::verbose(format_args!("pinged {target}: HTTP {code}")),
+            Ok(code) => eprintln!("lakeport: warning: the ping to {target} answered HTTP {code}"),
+            Err(e) => eprintln!("lakeport: warning: {e:#}"),
+        }
+    }
+    let status = checked?;
+    match output {
+        Output::Json => println!(
+            "{}",
+            json!({
+                "profile": ctx.name,
+                "grant": status.grant,
+                "issuer": status.issuer,
+                "access_token_expires_at": status.access_expires_at.map(rfc3339),
+                "refresh_token_stored": status.refresh_stored,
+                "refresh_token_expires_at": status.refresh_expires_at.map(rfc3339),
+                "ok": status.problem.is_none(),
+                "problem": status.problem,
+            })
+        ),
+        Output::Text => {
+            println!("profile:        {} ({})", ctx.name, status.grant);
+            println!("issuer:         {}", status.issuer.as_deref().unwrap_or("-"));
+            let access = status.access_expires_at.map_or("none cached".into(), |e| format!("valid until {} ({})", rfc3339(e), in_days(e)));
+            println!("access token:   {access}");
+            if status.grant == "device" {
+                let refresh = match (status.refresh_stored, status.refresh_expires_at) {
+                    (false, _) => "none stored".to_string(),
+                    (true, Some(e)) => format!("expires {} ({})", rfc3339(e), in_days(e)),
+                    (true, None) => "stored; expiry unknown (set refresh_token_days in the profile)".to_string(),
+                };
+                println!("refresh token:  {refresh}");
+            }
+        }
+    }
+    match status.problem {
+        Some(problem) => Err(anyhow!(problem)),
+        None => Ok(()),
     }
 }
 
