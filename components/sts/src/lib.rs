@@ -1,0 +1,10 @@
+//! STS `AssumeRoleWithWebIdentity` as a sans-I/O core: an OIDC token in,
+//! temporary S3 credentials out, for AWS, Ceph RGW, MinIO and moto. The
+//! request is built and the answer read here; the `component` feature adds
+//! the bindings that send it through `wasi:http`.
+
+pub mod error;
+pub mod time;
+
+pub use error::{hint_for_code, StsError};
+pub use time::parse_rfc3339;
