@@ -4,7 +4,11 @@
 //! the bindings that send it through `wasi:http`.
 
 pub mod error;
+pub mod response;
 pub mod time;
 
 pub use error::{hint_for_code, StsError};
+pub use lakeport_http as http;
+pub use lakeport_http::{HttpRequest, HttpResponse};
+pub use response::{parse_assume_role_response, parse_http_response, Credentials};
 pub use time::parse_rfc3339;
