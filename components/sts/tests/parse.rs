@@ -311,4 +311,22 @@ fn secrets_never_leak() {
             assert_hidden(&format!("{e} {e:?}"), &[secret, token]);
         }
     }
+
+    // A request that fails keeps its token out of errors and Debug.
+    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+    let mut req = lakeport_sts::AssumeRoleRequest::new("https://sts.example.org/", "arn:aws:iam::1:role/r", jwt);
+    assert_hidden(&format!("{req:?}"), &[jwt]);
+    req.duration_seconds = Some(10);
+    assert_hidden(&req.http_request().unwrap_err().to_string(), &[jwt]);
+    req.duration_seconds = None;
+    let echo = lakeport_sts::HttpResponse {
+        status: 400,
+        headers: vec![("Content-Type".into(), "text/xml".into())],
+        body: format!("<ErrorResponse><Error><Code>InvalidIdentityToken</Code><Message>bad token {jwt}</Message></Error></ErrorResponse>")
+            .into_bytes(),
+    };
+    let e = req.parse_response(&echo).unwrap_err();
+    assert_eq!(e.code(), Some("InvalidIdentityToken"));
+    assert_hidden(&format!("{e} {e:?}"), &[jwt]);
+    assert!(e.to_string().contains("bad token [redacted]"), "{e}");
 }
