@@ -14,3 +14,6 @@ pub use lakeport_http::{HttpRequest, HttpResponse};
 pub use request::{encode_form, session_name, AssumeRoleRequest, MAX_DURATION_SECONDS, MIN_DURATION_SECONDS};
 pub use response::{parse_assume_role_response, parse_http_response, Credentials};
 pub use time::parse_rfc3339;
+
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
+mod bindings;
