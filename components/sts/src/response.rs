@@ -1,0 +1,421 @@
+//! Reading `AssumeRoleWithWebIdentity` answers: the credentials of a
+//! success, the error document of a refusal, and a plain description of
+//! anything else (a proxy's HTML page, an empty or truncated body).
+//!
+//! Dialects: AWS (`AssumedRoleUser/AssumedRoleId`), Ceph RGW
+//! (`AssumeRoleId`, nanosecond `Expiration`, `SubjectFromWebIdentityToken`,
+//! `Audience`, `Provider`, `PackedPolicySize`, errors as a bare `<Error>`),
+//! MinIO (empty `Arn`/`AssumeRoleId`), moto (microseconds). Elements are
+//! matched by local name under their parent, so namespaces and prefixes,
+//! element order and unknown elements do not matter.
+//!
+//! Error messages never quote the body: a misbehaving server or proxy may
+//! echo the web identity token, and a half-parsed success holds secrets.
+
+use std::fmt;
+
+use quick_xml::errors::Error as XmlError;
+use quick_xml::events::{BytesRef, Event};
+use quick_xml::Reader;
+
+use crate::error::StsError;
+use crate::time::parse_rfc3339;
+
+/// Temporary credentials from STS. `Debug` hides the secret key and the
+/// session token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// Unix seconds (fractions dropped).
+    pub expiration: i64,
+    /// `AssumedRoleUser/AssumedRoleId` (AWS, moto) or `AssumeRoleId` (RGW, MinIO).
+    pub assumed_role_id: Option<String>,
+    pub assumed_role_arn: Option<String>,
+    /// `SubjectFromWebIdentityToken`.
+    pub subject: Option<String>,
+    pub audience: Option<String>,
+    pub provider: Option<String>,
+    pub packed_policy_size: Option<u32>,
+    pub request_id: Option<String>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("session_token", &"<redacted>")
+            .field("expiration", &self.expiration)
+            .field("assumed_role_id", &self.assumed_role_id)
+            .field("assumed_role_arn", &self.assumed_role_arn)
+            .field("subject", &self.subject)
+            .field("audience", &self.audience)
+            .field("provider", &self.provider)
+            .field("packed_policy_size", &self.packed_policy_size)
+            .field("request_id", &self.request_id)
+            .finish()
+    }
+}
+
+/// Deeper than any STS document; deeper input is not STS XML.
+const MAX_DEPTH: usize = 32;
+/// Longest server error message kept (some services append stack traces).
+const MAX_MESSAGE_CHARS: usize = 1000;
+const MAX_CODE_CHARS: usize = 128;
+
+/// Root elements worth naming when an answer holds no credentials: they
+/// say which service actually answered.
+const KNOWN_ROOTS: &[(&str, &str)] = &[
+    ("ListAllMyBucketsResult", "an S3 bucket listing: sts_endpoint points at S3, or the server did not take the request for STS"),
+    ("ListBucketResult", "an S3 object listing: check sts_endpoint"),
+    ("AssumeRoleWithWebIdentityResponse", "an AssumeRoleWithWebIdentityResponse"),
+    ("AssumeRoleResponse", "an AssumeRoleResponse"),
+];
+
+#[derive(Default)]
+struct Fields {
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    session_token: Option<String>,
+    expiration: Option<String>,
+    assumed_role_id: Option<String>,
+    assumed_role_arn: Option<String>,
+    subject: Option<String>,
+    audience: Option<String>,
+    provider: Option<String>,
+    packed_policy_size: Option<String>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    request_id: Option<String>,
+    saw_error: bool,
+    root: Option<&'static str>,
+}
+
+enum Malformed {
+    /// The input ended inside the document.
+    Truncated,
+    /// Not well-formed, or not a single element.
+    Invalid,
+    /// Two values for one credential field.
+    Duplicate(&'static str),
+}
+
+fn first(slot: &mut Option<String>, text: String) {
+    if slot.is_none() && !text.is_empty() {
+        *slot = Some(text);
+    }
+}
+
+fn unique(slot: &mut Option<String>, text: String, name: &'static str) -> Result<(), Malformed> {
+    if slot.is_some() {
+        return Err(Malformed::Duplicate(name));
+    }
+    *slot = Some(text);
+    Ok(())
+}
+
+fn trim_xml(s: &str) -> &str {
+    s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+}
+
+impl Fields {
+    fn element(&mut self, parent: Option<&str>, name: &str, text: String) -> Result<(), Malformed> {
+        let text = trim_xml(&text).to_string();
+        match (parent.unwrap_or(""), name) {
+            ("Credentials", "AccessKeyId") => unique(&mut self.access_key_id, text, "AccessKeyId")?,
+            ("Credentials", "SecretAccessKey") => unique(&mut self.secret_access_key, text, "SecretAccessKey")?,
+            ("Credentials", "SessionToken") => unique(&mut self.session_token, text, "SessionToken")?,
+            ("Credentials", "Expiration") => unique(&mut self.expiration, text, "Expiration")?,
+            ("AssumedRoleUser", "Arn") => first(&mut self.assumed_role_arn, text),
+            ("AssumedRoleUser", "AssumedRoleId" | "AssumeRoleId") => first(&mut self.assumed_role_id, text),
+            (p, "SubjectFromWebIdentityToken") if p.ends_with("Result") => first(&mut self.subject, text),
+            (p, "Audience") if p.ends_with("Result") => first(&mut self.audience, text),
+            (p, "Provider") if p.ends_with("Result") => first(&mut self.provider, text),
+            (p, "PackedPolicySize") if p.ends_with("Result") => first(&mut self.packed_policy_size, text),
+            ("Error", "Code") => first(&mut self.error_code, text),
+            ("Error", "Message") => first(&mut self.error_message, text),
+            (_, "RequestId" | "RequestID") => first(&mut self.request_id, text),
+            (_, "Error") => self.saw_error = true,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn entity(r: &BytesRef<'_>) -> Option<char> {
+    if r.is_char_ref() {
+        return r.resolve_char_ref().ok().flatten();
+    }
+    match &**r {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        _ => None,
+    }
+}
+
+fn known_root(name: &str) -> Option<&'static str> {
+    KNOWN_ROOTS.iter().find(|(n, _)| *n == name).map(|(_, what)| *what)
+}
+
+/// Streams through the document, keeping the text of the open elements.
+fn read_document(text: &str) -> Result<Fields, Malformed> {
+    let mut reader = Reader::from_str(text);
+    let mut fields = Fields::default();
+    // (local name, text) of each open element.
+    let mut open: Vec<(String, String)> = Vec::new();
+    let mut seen_root = false;
+    loop {
+        let event = reader.read_event().map_err(|e| match e {
+            XmlError::Syntax(_) => Malformed::Truncated,
+            _ => Malformed::Invalid,
+        })?;
+        match event {
+            Event::Start(_) | Event::Empty(_) if open.is_empty() && seen_root => return Err(Malformed::Invalid),
+            Event::Start(e) => {
+                let name = e.local_name().into_inner();
+                if open.is_empty() {
+                    seen_root = true;
+                    fields.root = known_root(name);
+                }
+                open.push((name.to_string(), String::new()));
+                if open.len() > MAX_DEPTH {
+                    return Err(Malformed::Invalid);
+                }
+            }
+            Event::Empty(e) => {
+                let name = e.local_name().into_inner();
+                if open.is_empty() {
+                    seen_root = true;
+                    fields.root = known_root(name);
+                }
+                fields.element(open.last().map(|(n, _)| n.as_str()), name, String::new())?;
+            }
+            Event::End(_) => {
+                let (name, text) = open.pop().ok_or(Malformed::Invalid)?;
+                fields.element(open.last().map(|(n, _)| n.as_str()), &name, text)?;
+            }
+            Event::Text(t) => match open.last_mut() {
+                Some((_, text)) => text.push_str(&t.xml10_content()),
+                None if trim_xml(&t).is_empty() => {}
+                None => return Err(Malformed::Invalid),
+            },
+            Event::CData(c) => match open.last_mut() {
+                Some((_, text)) => text.push_str(&c.xml10_content()),
+                None => return Err(Malformed::Invalid),
+            },
+            Event::GeneralRef(r) => match (open.last_mut(), entity(&r)) {
+                (Some((_, text)), Some(c)) => text.push(c),
+                _ => return Err(Malformed::Invalid),
+            },
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
+            Event::Eof => break,
+        }
+    }
+    match (open.is_empty(), seen_root) {
+        (false, _) => Err(Malformed::Truncated),
+        (true, false) => Err(Malformed::Invalid),
+        (true, true) => Ok(fields),
+    }
+}
+
+/// "HTTP 502 (text/html)": what came back, in general terms.
+fn received(status: u16, content_type: Option<&str>) -> String {
+    let ct = content_type
+        .map(|c| c.split(';').next().unwrap_or("").trim())
+        .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()));
+    match ct {
+        Some(ct) => format!("HTTP {status} ({ct})"),
+        None => format!("HTTP {status}"),
+    }
+}
+
+/// What a status without an STS answer suggests.
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        200..=299 => "check that sts_endpoint is the STS service",
+        300..=399 => "a redirect: set sts_endpoint to the final URL (often https:// instead of http://)",
+        401 | 403 => "the endpoint or a proxy in front of it refused the request: check sts_endpoint",
+        404 | 405 => "nothing answers STS requests there: check sts_endpoint",
+        413 | 414 | 431 => "the request was too large for the server or a proxy",
+        429 => "too many requests: wait a little and try again",
+        502..=504 => "a proxy or load balancer could not reach the STS service: try again later, or check sts_endpoint",
+        500..=599 => "the server failed: try again later",
+        _ => "check sts_endpoint",
+    }
+}
+
+fn invalid(status: u16, content_type: Option<&str>, what: &str, hint: &str) -> StsError {
+    StsError::InvalidResponse(format!("the STS endpoint answered {} with {what}; {hint}", received(status, content_type)))
+}
+
+/// An HTML page, by its first bytes, or by its content type unless the
+/// body declares itself XML (an error document mislabelled as HTML is
+/// still read).
+fn looks_like_html(content_type: Option<&str>, text: &str) -> bool {
+    let ct_html = content_type.is_some_and(|c| {
+        let c = c.trim_start().to_ascii_lowercase();
+        c.starts_with("text/html") || c.starts_with("application/xhtml")
+    }) && !text.starts_with("<?xml");
+    let head: String = text.chars().take(256).collect::<String>().to_ascii_lowercase();
+    let mut rest = head.as_str();
+    // An XML declaration or comments may come first.
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("<?") {
+            rest = after.split_once("?>").map_or("", |(_, r)| r);
+        } else if let Some(after) = rest.strip_prefix("<!--") {
+            rest = after.split_once("-->").map_or("", |(_, r)| r);
+        } else {
+            break;
+        }
+    }
+    ct_html || rest.starts_with("<!doctype html") || rest.starts_with("<html") || rest.starts_with("<head") || rest.starts_with("<body")
+}
+
+/// Keeps a server-provided string printable and short.
+fn clean(s: &str, max_chars: usize) -> String {
+    let flat = s.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max_chars {
+        let mut out: String = flat.chars().take(max_chars).collect();
+        out.push('…');
+        out
+    } else {
+        flat
+    }
+}
+
+/// A credential that goes into HTTP headers: visible ASCII only. Servers
+/// that wrap long base64 tokens over lines get the line breaks removed.
+fn credential(value: Option<String>) -> Option<Result<String, ()>> {
+    let v: String = value?.chars().filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n')).collect();
+    if v.is_empty() {
+        return None;
+    }
+    Some(if v.bytes().all(|b| b.is_ascii_graphic()) { Ok(v) } else { Err(()) })
+}
+
+/// Timestamps are quoted in errors only when they cannot be anything else.
+fn quotable_timestamp(s: &str) -> bool {
+    s.len() <= 40 && s.bytes().all(|b| b.is_ascii_digit() || b"-:.TtZz+ ".contains(&b))
+}
+
+/// Reads an `AssumeRoleWithWebIdentity` answer: the status, the
+/// `Content-Type` header if any, and the body.
+pub fn parse_assume_role_response(status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Credentials, StsError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(body);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(invalid(status, content_type, "an empty body", status_hint(status)));
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err(invalid(status, content_type, "a body that is not UTF-8 text", status_hint(status)));
+    };
+    let trimmed = text.trim_start();
+    if looks_like_html(content_type, trimmed) {
+        return Err(invalid(status, content_type, "an HTML page instead of STS XML (often a proxy's error page)", status_hint(status)));
+    }
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return Err(invalid(status, content_type, "JSON instead of STS XML", status_hint(status)));
+    }
+    if !trimmed.starts_with('<') {
+        return Err(invalid(status, content_type, "a body that is not XML", status_hint(status)));
+    }
+    let fields = match read_document(trimmed) {
+        Ok(f) => f,
+        Err(Malformed::Truncated) => {
+            return Err(invalid(
+                status,
+                content_type,
+                "truncated XML (the answer ended early)",
+                "try again; if it persists, check proxies between here and the STS service",
+            ))
+        }
+        Err(Malformed::Invalid) => return Err(invalid(status, content_type, "malformed XML", status_hint(status))),
+        Err(Malformed::Duplicate(name)) => {
+            return Err(invalid(
+                status,
+                content_type,
+                &format!("XML that holds more than one {name}"),
+                "the STS service or a proxy is misbehaving",
+            ))
+        }
+    };
+
+    let request_id = fields.request_id.as_deref().map(|r| clean(r, MAX_CODE_CHARS));
+    if fields.error_code.is_some() || (fields.saw_error && fields.error_message.is_some()) {
+        return Err(StsError::Sts {
+            code: fields.error_code.as_deref().map_or_else(|| "UnknownError".to_string(), |c| clean(c, MAX_CODE_CHARS)),
+            message: fields.error_message.as_deref().map(|m| clean(m, MAX_MESSAGE_CHARS)).unwrap_or_default(),
+            status,
+            request_id,
+        });
+    }
+    if !(200..300).contains(&status) {
+        return Err(invalid(status, content_type, "XML that holds no STS error", status_hint(status)));
+    }
+
+    let access_key_id = credential(fields.access_key_id);
+    let secret_access_key = credential(fields.secret_access_key);
+    let session_token = credential(fields.session_token);
+    let expiration = fields.expiration.filter(|e| !e.is_empty());
+    if access_key_id.is_none() && secret_access_key.is_none() && session_token.is_none() && expiration.is_none() {
+        let what = match fields.root {
+            Some(root) => format!("XML without credentials ({root})"),
+            None => "XML without credentials or an STS error".to_string(),
+        };
+        return Err(invalid(status, content_type, &what, status_hint(status)));
+    }
+    let missing: Vec<&str> = [
+        ("AccessKeyId", access_key_id.is_none()),
+        ("SecretAccessKey", secret_access_key.is_none()),
+        ("SessionToken", session_token.is_none()),
+        ("Expiration", expiration.is_none()),
+    ]
+    .iter()
+    .filter(|(_, m)| *m)
+    .map(|(n, _)| *n)
+    .collect();
+    if !missing.is_empty() {
+        return Err(StsError::InvalidResponse(format!(
+            "the STS answer ({}) has credentials without {}; the STS service or a proxy is misbehaving",
+            received(status, content_type),
+            missing.join(", ")
+        )));
+    }
+    let unusable =
+        |name: &str| StsError::InvalidResponse(format!("the STS answer's {name} holds characters that cannot be sent in HTTP headers"));
+    let access_key_id = access_key_id.unwrap_or(Err(())).map_err(|()| unusable("AccessKeyId"))?;
+    let secret_access_key = secret_access_key.unwrap_or(Err(())).map_err(|()| unusable("SecretAccessKey"))?;
+    let session_token = session_token.unwrap_or(Err(())).map_err(|()| unusable("SessionToken"))?;
+    let expiration_text = expiration.unwrap_or_default();
+    let expiration = parse_rfc3339(&expiration_text).ok_or_else(|| {
+        StsError::InvalidResponse(if quotable_timestamp(&expiration_text) {
+            format!("the STS answer's Expiration '{expiration_text}' is not an RFC 3339 timestamp")
+        } else {
+            "the STS answer's Expiration is not an RFC 3339 timestamp".to_string()
+        })
+    })?;
+    let optional = |v: Option<String>| v.map(|s| clean(&s, MAX_MESSAGE_CHARS)).filter(|s| !s.is_empty());
+    Ok(Credentials {
+        access_key_id,
+        secret_access_key,
+        session_token,
+        expiration,
+        assumed_role_id: optional(fields.assumed_role_id),
+        assumed_role_arn: optional(fields.assumed_role_arn),
+        subject: optional(fields.subject),
+        audience: optional(fields.audience),
+        provider: optional(fields.provider),
+        packed_policy_size: fields.packed_policy_size.and_then(|p| p.parse().ok()),
+        request_id,
+    })
+}
+
+/// [`parse_assume_role_response`] on a whole [`lakeport_http::HttpResponse`].
+pub fn parse_http_response(response: &lakeport_http::HttpResponse) -> Result<Credentials, StsError> {
+    parse_assume_role_response(response.status, response.header("content-type"), &response.body)
+}

@@ -1,0 +1,254 @@
+//! A deterministic mutation fuzzer for the STS answer parser, on stable
+//! Rust, as part of `cargo test`: it starts from the fixture corpus and
+//! applies byte flips, insertions of XML-ish tokens, deletions,
+//! truncations, splices between fixtures and element duplications, drawn
+//! from a seeded xorshift generator, and checks that the parser
+//!
+//! - never panics;
+//! - only returns credentials for a 2xx answer, with non-empty keys that
+//!   can go into HTTP headers;
+//! - never puts a secret of the corpus into an error that is not the
+//!   server's own error document (those quote the server's Code/Message).
+//!
+//! `LAKEPORT_FUZZ_ITERATIONS` and `LAKEPORT_FUZZ_SEED` change the run
+//! (e.g. a long run: `LAKEPORT_FUZZ_ITERATIONS=10000000 cargo test --release
+//! -p lakeport-sts --test fuzz_parser`). With nightly and cargo-fuzz, the
+//! coverage-guided target is `fuzz/fuzz_targets/sts_parse.rs`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use lakeport_sts::{parse_assume_role_response, StsError};
+
+const DEFAULT_ITERATIONS: u64 = 200_000;
+const DEFAULT_SEED: u64 = 0x5354_535f_4655_5a5a; // "STS_FUZZ"
+
+/// xorshift64* (Vigna): small, fast, and the same on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform enough in `0..n` (n > 0).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const TOKENS: &[&str] = &[
+    "<",
+    ">",
+    "/",
+    "&",
+    ";",
+    "=",
+    "\"",
+    "'",
+    " ",
+    "\n",
+    "\0",
+    "\u{fffd}",
+    "&amp;",
+    "&#0;",
+    "&#x110000;",
+    "&#65;",
+    "&lt;",
+    "&unknown;",
+    "<![CDATA[",
+    "]]>",
+    "<!--",
+    "-->",
+    "<?xml version=\"1.0\"?>",
+    "<!DOCTYPE x>",
+    "<Credentials>",
+    "</Credentials>",
+    "<AccessKeyId>",
+    "</AccessKeyId>",
+    "<SecretAccessKey>",
+    "</SecretAccessKey>",
+    "<SessionToken>",
+    "</SessionToken>",
+    "<Expiration>",
+    "</Expiration>",
+    "<Error>",
+    "</Error>",
+    "<Code>",
+    "</Code>",
+    "<Message>",
+    "</Message>",
+    "<x:Credentials xmlns:x=\"u\">",
+    "Z",
+    "+01:00",
+    "-23:59",
+    ".123456789",
+    ".1234567890",
+    "T",
+    "9999",
+    "0000",
+    "60",
+    "<html>",
+    "<!doctype html>",
+    "\u{feff}",
+    "\r\n",
+];
+
+const STATUSES: &[u16] = &[200, 200, 200, 201, 204, 301, 400, 403, 404, 500, 502, 503];
+const CONTENT_TYPES: &[Option<&str>] = &[
+    None,
+    Some("text/xml"),
+    Some("application/xml"),
+    Some("text/html"),
+    Some("text/html; charset=utf-8"),
+    Some("application/json"),
+    Some(""),
+];
+
+fn corpus() -> Vec<(String, Vec<u8>)> {
+    let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml" || e == "html"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "the fixture corpus is missing: {files:?}");
+    files
+}
+
+/// `<Name ...>...</Name>` around a random start tag, if there is one there.
+fn element_at(input: &[u8], rng: &mut Rng) -> Option<(usize, usize)> {
+    let starts: Vec<usize> =
+        input.windows(2).enumerate().filter(|(_, w)| w[0] == b'<' && w[1].is_ascii_alphabetic()).map(|(i, _)| i).collect();
+    if starts.is_empty() {
+        return None;
+    }
+    let start = *rng.pick(&starts);
+    let name_end = input[start + 1..].iter().position(|b| matches!(b, b'>' | b' ' | b'/')).map(|p| start + 1 + p)?;
+    let close = [b"</".as_slice(), &input[start + 1..name_end], b">"].concat();
+    let at = input[name_end..].windows(close.len()).position(|w| w == close.as_slice())?;
+    Some((start, name_end + at + close.len()))
+}
+
+fn mutate(input: &mut Vec<u8>, corpus: &[(String, Vec<u8>)], rng: &mut Rng) {
+    let len = input.len();
+    match rng.below(8) {
+        0 if len > 0 => {
+            let i = rng.below(len);
+            input[i] ^= 1 << rng.below(8);
+        }
+        1 if len > 0 => {
+            let i = rng.below(len);
+            input[i] = rng.next() as u8;
+        }
+        2 => {
+            let token = rng.pick(TOKENS).as_bytes();
+            let i = rng.below(len + 1);
+            input.splice(i..i, token.iter().copied());
+        }
+        3 if len > 0 => {
+            let i = rng.below(len);
+            let n = 1 + rng.below((len - i).min(64));
+            input.drain(i..i + n);
+        }
+        4 => input.truncate(rng.below(len + 1)),
+        5 => {
+            let other = &rng.pick(corpus).1;
+            if !other.is_empty() {
+                let a = rng.below(other.len());
+                let b = a + rng.below(other.len() - a + 1);
+                let i = rng.below(len + 1);
+                let j = i + rng.below(len - i + 1);
+                input.splice(i..j, other[a..b].iter().copied());
+            }
+        }
+        _ => {
+            if let Some((start, end)) = element_at(input, rng) {
+                let copy = input[start..end].to_vec();
+                let at = if rng.below(2) == 0 { end } else { rng.below(len + 1) };
+                input.splice(at..at, copy);
+            }
+        }
+    }
+}
+
+#[test]
+fn parser_survives_mutated_answers() {
+    let iterations = std::env::var("LAKEPORT_FUZZ_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_ITERATIONS);
+    let seed = std::env::var("LAKEPORT_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED);
+    let corpus = corpus();
+
+    // The secrets in the corpus: no invalid-response error may show them.
+    let mut secrets = Vec::new();
+    for (name, body) in &corpus {
+        if let Ok(c) = parse_assume_role_response(200, Some("text/xml"), body) {
+            secrets.push(c.secret_access_key);
+            secrets.push(c.session_token);
+            assert!(!name.contains("error"), "{name} parsed as credentials");
+        }
+    }
+    assert!(secrets.len() >= 8, "the success fixtures did not parse");
+
+    let mut rng = Rng(seed | 1);
+    let started = Instant::now();
+    let (mut accepted, mut refused, mut invalid) = (0u64, 0u64, 0u64);
+    for iteration in 0..iterations {
+        let mut input = rng.pick(&corpus).1.clone();
+        for _ in 0..1 + rng.below(4) {
+            mutate(&mut input, &corpus, &mut rng);
+        }
+        let status = *rng.pick(STATUSES);
+        let content_type = *rng.pick(CONTENT_TYPES);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let result = parse_assume_role_response(status, content_type, &input);
+            let text = match &result {
+                Ok(c) => format!("{c:?}"),
+                Err(e) => format!("{e} {e:?} {}", e.message_with_hint()),
+            };
+            (result, text)
+        }));
+        let describe = || {
+            format!("iteration {iteration} (seed {seed}), status {status}, {content_type:?}, input {:?}", String::from_utf8_lossy(&input))
+        };
+        let (result, text) = outcome.unwrap_or_else(|_| panic!("the parser panicked at {}", describe()));
+        match result {
+            Ok(c) => {
+                accepted += 1;
+                assert!((200..300).contains(&status), "credentials from a non-2xx answer at {}", describe());
+                for key in [&c.access_key_id, &c.secret_access_key, &c.session_token] {
+                    assert!(!key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic()), "unusable key {key:?} at {}", describe());
+                }
+                // Debug output does not depend on the secrets.
+                let mut other = c.clone();
+                other.secret_access_key = "s".into();
+                other.session_token = "t".into();
+                assert_eq!(text, format!("{other:?}"), "Debug shows a secret at {}", describe());
+            }
+            Err(StsError::Sts { .. }) => refused += 1,
+            Err(_) => {
+                invalid += 1;
+                for s in &secrets {
+                    assert!(!text.contains(s.as_str()), "the error {text:?} reveals a secret at {}", describe());
+                }
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{iterations} mutated answers in {:.2} s: {accepted} credentials, {refused} STS errors, {invalid} invalid responses",
+        elapsed.as_secs_f64()
+    );
+    // Every kind of outcome should turn up, or the mutations are too timid or too wild.
+    if iterations >= 10_000 {
+        assert!(accepted > 0 && refused > 0 && invalid > 0, "{accepted} / {refused} / {invalid}");
+    }
+}
