@@ -213,3 +213,26 @@ fn allowlist_denies_other_hosts_and_names_them() {
     let err = oidc.client_credentials(&meta, &client("service", Some("service-secret"), ClientAuth::Basic, &op.endpoint)).unwrap().unwrap_err();
     assert!(matches!(err, OidcError::HostDenied(_)), "{}", err.message());
 }
+
+#[test]
+fn token_exchange_gives_a_token_for_another_audience_with_the_same_subject() {
+    let op = Peer::oidc_provider(300, 3600);
+    let rt = runtime();
+    let mut oidc = oidc_for(&rt, &[&op.endpoint]);
+    let meta = discover(&mut oidc, &op.endpoint);
+    let subject = oidc.client_credentials(&meta, &client("service", Some("service-secret"), ClientAuth::Basic, &op.endpoint)).unwrap().unwrap();
+    let mut exchanger = client("exchanger", Some("exchanger-secret"), ClientAuth::Basic, &op.endpoint);
+    exchanger.scopes = None;
+    exchanger.audience = Some("rucio".into());
+    let exchanged = oidc.exchange(&meta, &exchanger, &subject.access_token).unwrap().unwrap_or_else(|e| panic!("{}", e.message()));
+    let claims = oidc.decode_claims(&exchanged.access_token).unwrap().unwrap();
+    assert_eq!(claims.audience, ["rucio"]);
+    assert_eq!(claims.subject.as_deref(), Some("service"), "the subject of the token that was exchanged");
+    assert_eq!(exchanged.expires_at, claims.expires_at);
+
+    // A token the issuer did not sign is refused with the OAuth error.
+    let forged = format!("{}x", subject.access_token);
+    let err = oidc.exchange(&meta, &exchanger, &forged).unwrap().unwrap_err();
+    assert_eq!(err.oauth_code(), Some("invalid_grant"), "{}", err.message());
+    assert!(!err.message().contains(&subject.access_token), "the token is not echoed: {}", err.message());
+}

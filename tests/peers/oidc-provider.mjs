@@ -3,11 +3,15 @@
 //   - device flow, client credentials, refresh tokens (rotated), revocation;
 //   - JWT access tokens whose `aud` comes from RFC 8707 `resource` or, as
 //     INDIGO IAM does, from an `audience` parameter;
+//   - RFC 8693 token exchange (registered as an extension grant, as
+//     deployments such as INDIGO IAM offer it): a valid access token of this
+//     issuer in, a token for another audience with the same subject out;
 //   - test-only routes to approve or deny a device code without a browser.
 //
 // Usage: node oidc-provider.mjs PORT   (env: ACCESS_TTL, REFRESH_TTL seconds)
 // Prints "ready <issuer>" on stdout once listening.
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 
 const port = Number(process.argv[2] || process.env.PORT || 0);
 const issuer = `http://127.0.0.1:${port}`;
@@ -16,6 +20,8 @@ const refreshTtl = Number(process.env.REFRESH_TTL || 30 * 24 * 3600);
 const AUD_PREFIX = 'urn:lakeport:audience:';
 const SCOPES = 'openid offline_access profile s3 rucio';
 
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 const deviceGrants = ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'];
 const clients = [
   { client_id: 'device-basic', client_secret: 'device-basic-secret', token_endpoint_auth_method: 'client_secret_basic', grant_types: deviceGrants },
@@ -23,6 +29,7 @@ const clients = [
   { client_id: 'device-public', token_endpoint_auth_method: 'none', grant_types: deviceGrants },
   { client_id: 'service', client_secret: 'service-secret', token_endpoint_auth_method: 'client_secret_basic', grant_types: ['client_credentials'] },
   { client_id: 'service-post', client_secret: 'service-post-secret', token_endpoint_auth_method: 'client_secret_post', grant_types: ['client_credentials'] },
+  { client_id: 'exchanger', client_secret: 'exchanger-secret', token_endpoint_auth_method: 'client_secret_basic', grant_types: [TOKEN_EXCHANGE] },
 ].map((c) => ({ redirect_uris: [], response_types: [], scope: SCOPES, ...c }));
 
 const audienceOf = (indicator) => (indicator.startsWith(AUD_PREFIX) ? indicator.slice(AUD_PREFIX.length) : indicator);
@@ -74,6 +81,42 @@ const provider = new Provider(issuer, {
   },
 });
 provider.proxy = false;
+
+// RFC 8693: only access tokens this issuer signed, still valid, are
+// exchanged; the new token keeps their subject and gets the requested audience.
+const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`));
+provider.registerGrantType(
+  TOKEN_EXCHANGE,
+  async (ctx) => {
+    const { subject_token: subjectToken, subject_token_type: subjectType, audience, resource } = ctx.oidc.params;
+    if (subjectType !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE}`);
+    let subject;
+    try {
+      ({ payload: subject } = await jwtVerify(subjectToken, jwks, { issuer }));
+    } catch {
+      throw new errors.InvalidGrant('subject_token is not a valid access token of this issuer');
+    }
+    const indicator = audience ? `${AUD_PREFIX}${audience}` : resource;
+    if (!indicator) throw new errors.InvalidTarget('audience or resource is required');
+    const token = new provider.AccessToken({ accountId: subject.sub, client: ctx.oidc.client, scope: 's3 rucio' });
+    token.resourceServer = {
+      audience: audienceOf(indicator),
+      scope: 's3 rucio',
+      accessTokenTTL: accessTtl,
+      accessTokenFormat: 'jwt',
+      jwt: { sign: { alg: 'RS256' } },
+      identifier: () => indicator,
+    };
+    ctx.body = {
+      access_token: await token.save(),
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: token.expiration,
+      scope: token.scope,
+    };
+  },
+  ['subject_token', 'subject_token_type', 'audience', 'resource', 'requested_token_type', 'scope'],
+);
 
 // What a user does in the browser, done over HTTP for tests:
 //   POST /test/device/approve?user_code=...&sub=alice[&audience=object]
