@@ -13,7 +13,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 /// (component name, crate, WIT world)
-const COMPONENTS: &[(&str, &str, &str)] = &[("sigv4", "lakeport-sigv4", "sigv4-component"), ("oidc", "lakeport-oidc", "oidc-component")];
+const COMPONENTS: &[(&str, &str, &str)] = &[("sigv4", "lakeport-sigv4", "sigv4-component"), ("oidc", "lakeport-oidc", "oidc-component"), ("sts", "lakeport-sts", "sts-component")];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod creds;
 pub mod egress;
 pub mod embedded;
 pub mod log;
@@ -13,4 +14,5 @@ pub mod paths;
 pub mod runtime;
 pub mod sigv4;
 pub mod store;
+pub mod sts;
 pub mod tokens;

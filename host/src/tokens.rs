@@ -19,6 +19,11 @@ pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(secs: i64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64)).to_string()
+}
+
 /// An access token as cached (0600) and as `token get --output json` shows it.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct AccessToken {
@@ -30,6 +35,9 @@ pub struct AccessToken {
     pub audience: Vec<String>,
     /// Who asked for it: a cache entry is only used for the same client.
     pub client_id: String,
+    /// The token's `sub` (for STS session names).
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 impl AccessToken {
@@ -229,6 +237,7 @@ impl<'a> TokenContext<'a> {
             expires_at: agent.token.expires_at,
             issuer: agent.issuer,
             scope: claims.as_ref().and_then(|c| c.scope.clone()),
+            subject: claims.as_ref().and_then(|c| c.subject.clone()),
             audience: claims.map(|c| c.audience).unwrap_or_default(),
             client_id: self.cache_owner(),
         })
@@ -296,6 +305,7 @@ impl<'a> TokenContext<'a> {
             expires_at: tokens.expires_at,
             issuer: self.issuer()?.to_string(),
             scope: tokens.scope.clone().or_else(|| claims.as_ref().and_then(|c| c.scope.clone())),
+            subject: claims.as_ref().and_then(|c| c.subject.clone()),
             audience: claims.map(|c| c.audience).unwrap_or_default(),
             client_id: self.profile.client_id.clone().unwrap_or_default(),
         })

@@ -132,6 +132,20 @@ impl Peer {
         })
     }
 
+    /// moto (STS, IAM, S3) through tests/peers/moto_server.py: every request
+    /// but AssumeRoleWithWebIdentity authenticated; `roles` exist and may use S3.
+    pub fn moto(roles: &[&str]) -> Peer {
+        let python = peer_binary("LAKEPORT_MOTO_PYTHON", ".venv/bin/python");
+        let script = workspace_root().join("tests/peers/moto_server.py");
+        let env = [("LAKEPORT_MOTO_ROLES", roles.join(","))];
+        Peer::start_with_env("moto", &python, &env, |port, _| vec![script.clone().into(), "-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string().into()])
+    }
+
+    /// How many AssumeRole* calls moto has answered (its access log).
+    pub fn sts_calls(&self) -> usize {
+        self.log().lines().filter(|l| l.contains("\"POST / HTTP/1.1\"")).count()
+    }
+
     /// node `oidc-provider` (tests/peers/oidc-provider.mjs) with access and
     /// refresh tokens living `access_ttl` and `refresh_ttl` seconds.
     pub fn oidc_provider(access_ttl: u64, refresh_ttl: u64) -> Peer {

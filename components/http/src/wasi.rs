@@ -55,8 +55,14 @@ pub fn send(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
     let (scheme, authority, path) =
         split_url(&request.url).ok_or_else(|| HttpError::Transport(format!("'{}' is not an http(s) URL", request.url)))?;
     let host = authority.to_string();
-    let fields: Vec<(String, Vec<u8>)> =
+    let mut fields: Vec<(String, Vec<u8>)> =
         request.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec())).collect();
+    // A body of known size goes out with Content-Length, not chunked:
+    // servers such as moto read a form body only when its length is given.
+    let has_body = !request.body.is_empty() || matches!(request.method, "POST" | "PUT" | "PATCH");
+    if has_body && !fields.iter().any(|(n, _)| n == "content-length") {
+        fields.push(("content-length".into(), request.body.len().to_string().into_bytes()));
+    }
     let headers = Fields::from_list(&fields).map_err(|e| HttpError::Transport(format!("invalid request header: {e:?}")))?;
     let outgoing = OutgoingRequest::new(headers);
     let invalid = |what: &str| HttpError::Transport(format!("invalid request {what} for {}", request.url));

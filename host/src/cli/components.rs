@@ -24,6 +24,7 @@ fn grant_of(name: &str) -> &'static str {
     match name {
         "sigv4" => "none (pure computation)",
         "oidc" => "HTTP to the profile's issuer hosts",
+        "sts" => "HTTP to the profile's sts_endpoint host",
         _ => "none",
     }
 }

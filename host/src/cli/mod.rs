@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod components;
+mod creds;
+mod profile;
 mod sign;
 mod token;
 
@@ -37,8 +39,10 @@ enum Command {
     Presign(sign::SignArgs),
     /// List the components with their sizes, WIT worlds, imports and grants.
     Components(components::ComponentsArgs),
-    /// OIDC tokens per profile: login, get, logout, list.
+    /// OIDC tokens per profile: login, get, status, logout, list.
     Token(token::TokenArgs),
+    /// Temporary S3 credentials for a profile (an AWS credential_process).
+    Creds(creds::CredsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -56,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Presign(args) => sign::run(args, true, cli.output),
         Command::Components(args) => components::run(args, cli.output),
         Command::Token(args) => token::run(args, cli.output),
+        Command::Creds(args) => creds::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,40 +1,25 @@
-//! `lakeport token login|get|logout|list`.
+//! `lakeport token login|get|status|logout|list`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use super::profile::{context, ProfileArgs};
 use super::Output;
 use crate::config::{Config, GrantKind};
 use crate::oidc::DevicePoll;
 use crate::runtime::Runtime;
 use crate::store::Store;
-use crate::tokens::{explain, forget_cached, read_cached, PassphraseSource, TokenContext};
+use crate::tokens::{explain, forget_cached, read_cached, rfc3339, TokenContext};
 
 #[derive(Args, Debug)]
 pub struct TokenArgs {
     #[command(subcommand)]
     command: TokenCommand,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct ProfileArgs {
-    /// Profile in the configuration (else $LAKEPORT_PROFILE or the only one).
-    #[arg(long, short = 'p')]
-    pub profile: Option<String>,
-    /// Configuration file (else $LAKEPORT_CONFIG or ~/.config/lakeport/config.toml).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Extra CA certificates (PEM) to trust besides the system store.
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
-    /// Read the token store passphrase from this file (else $LAKEPORT_PASSPHRASE or a prompt).
-    #[arg(long, value_name = "PATH")]
-    pub passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,22 +62,6 @@ enum TokenCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-}
-
-fn rfc3339(secs: i64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)).to_string()
-}
-
-fn context<'a>(config: &'a Config, args: &ProfileArgs, runtime: &'a Runtime) -> Result<TokenContext<'a>> {
-    let (name, profile) = config.profile(args.profile.as_deref())?;
-    Ok(TokenContext {
-        name,
-        profile,
-        runtime,
-        store: Store::open_default()?,
-        passphrase: PassphraseSource { file: args.passphrase_file.clone() },
-        ca_file: args.ca_file.clone(),
-    })
 }
 
 pub fn run(args: TokenArgs, output: Output) -> Result<()> {

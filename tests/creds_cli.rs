@@ -1,0 +1,338 @@
+//! `lakeport creds` end to end: tokens from a real oidc-provider, STS and S3
+//! from a real moto server that checks every signature, and the clients our
+//! users run (awscli, rclone, restic) configured with the files in examples/.
+
+#[path = "support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use support::{workspace_root, Peer};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/s3access";
+
+/// A user's machine: config, caches and ~/.aws in a temporary HOME.
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+/// A client-credentials profile named `infncloud`, as in examples/.
+fn profile(op: &Peer, sts: &Peer, extra: &str) -> String {
+    format!(
+        "[profiles.infncloud]\nissuer = \"{}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\naudience = \"object\"\nsts_endpoint = \"{}\"\nrole_arn = \"{ROLE}\"\nregion = \"us-east-1\"\ns3_endpoint = \"{}\"\n{extra}",
+        op.endpoint, sts.endpoint, sts.endpoint
+    )
+}
+
+impl Env {
+    fn new(profiles: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, profiles).unwrap();
+        Env { dir, config }
+    }
+
+    fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// PATH with lakeport, the venv's tools (aws, rclone) and the system's.
+    fn path_var(&self) -> String {
+        let lakeport = PathBuf::from(env!("CARGO_BIN_EXE_lakeport"));
+        let venv = workspace_root().join(".venv/bin");
+        format!("{}:{}:{}", lakeport.parent().unwrap().display(), venv.display(), std::env::var("PATH").unwrap_or_default())
+    }
+
+    /// Any program, in this user's environment (no AWS or rclone settings of the caller).
+    fn tool(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("AWS_") || key.starts_with("RCLONE_") || key.starts_with("RESTIC_") || key.starts_with("LAKEPORT_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("HOME", self.home())
+            .env("PATH", self.path_var())
+            .env("LAKEPORT_CONFIG", &self.config)
+            .env("XDG_CACHE_HOME", self.home().join("cache"))
+            .env("XDG_DATA_HOME", self.home().join("data"))
+            .env("XDG_CONFIG_HOME", self.home().join("config"))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn lakeport(&self, args: &[&str]) -> Output {
+        self.tool(env!("CARGO_BIN_EXE_lakeport")).args(args).output().unwrap()
+    }
+
+    fn creds(&self) -> serde_json::Value {
+        serde_json::from_str(&ok(&self.lakeport(&["creds", "--profile", "infncloud"]))).unwrap()
+    }
+
+    fn cache_file(&self) -> PathBuf {
+        self.home().join("cache/lakeport/creds/infncloud.json")
+    }
+
+    /// examples/aws-config as ~/.aws/config; the endpoint and region of the
+    /// local moto come from the environment (see `aws`).
+    fn install_aws_config(&self) {
+        let aws = self.home().join(".aws");
+        std::fs::create_dir_all(&aws).unwrap();
+        std::fs::copy(workspace_root().join("examples/aws-config"), aws.join("config")).unwrap();
+    }
+
+    fn aws(&self, s3: &Peer, args: &[&str]) -> Output {
+        self.tool(workspace_root().join(".venv/bin/aws"))
+            .args(["--profile", "infncloud"])
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &s3.endpoint)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    }
+
+    /// `program` with examples/rclone.conf and the AWS profile of
+    /// examples/aws-config, pointed at the local `s3`.
+    fn with_rclone_remote(&self, program: impl AsRef<std::ffi::OsStr>, s3: &Peer) -> Command {
+        let conf = self.home().join("rclone.conf");
+        if !conf.exists() {
+            std::fs::copy(workspace_root().join("examples/rclone.conf"), &conf).unwrap();
+        }
+        let mut cmd = self.tool(program);
+        cmd.env("RCLONE_CONFIG", &conf)
+            .env("AWS_PROFILE", "infncloud")
+            .env("RCLONE_CONFIG_INFNCLOUD_ENDPOINT", &s3.endpoint)
+            .env("RCLONE_CONFIG_INFNCLOUD_REGION", "us-east-1")
+            .env("RCLONE_CACHE_DIR", self.home().join("rclone-cache"));
+        cmd
+    }
+
+    fn rclone(&self, s3: &Peer) -> Command {
+        self.with_rclone_remote(workspace_root().join(".venv/bin/rclone"), s3)
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "failed ({}): {}\n{}", out.status, stderr(out), String::from_utf8_lossy(&out.stdout));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Failed with one line on stderr that mentions `needle`, nothing on stdout.
+fn failed_with(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure: {err}");
+    assert!(out.stdout.is_empty(), "nothing on stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.starts_with("lakeport: error: ") && err.trim_end().lines().count() == 1, "one line: {err:?}");
+    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+}
+
+#[test]
+fn credential_process_output_and_its_cache() {
+    let op = Peer::oidc_provider(3600, 3600);
+    let moto = Peer::moto(&["s3access"]);
+    let env = Env::new(&profile(&op, &moto, ""));
+    let first = env.creds();
+    let keys: Vec<&str> = first.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["AccessKeyId", "Expiration", "SecretAccessKey", "SessionToken", "Version"]);
+    assert_eq!(first["Version"], 1);
+    assert!(first["AccessKeyId"].as_str().unwrap().starts_with("ASIA"), "{first}");
+    let expiration = first["Expiration"].as_str().unwrap();
+    assert!(expiration.len() == 20 && expiration.ends_with('Z'), "RFC 3339 in UTC: {expiration}");
+    assert_eq!(moto.sts_calls(), 1);
+
+    // The cache: 0600, reused while valid, even with STS gone.
+    assert_eq!(std::fs::metadata(env.cache_file()).unwrap().permissions().mode() & 0o777, 0o600);
+    drop(moto);
+    assert_eq!(env.creds(), first, "served from the cache");
+
+    // env: shell exports of the same keys.
+    let exports = ok(&env.lakeport(&["creds", "--profile", "infncloud", "--format", "env"]));
+    assert!(exports.contains(&format!("export AWS_ACCESS_KEY_ID='{}'\n", first["AccessKeyId"].as_str().unwrap())), "{exports}");
+    assert!(exports.contains(&format!("export AWS_SESSION_TOKEN='{}'\n", first["SessionToken"].as_str().unwrap())));
+    assert!(exports.contains("export AWS_REGION='us-east-1'\n"));
+}
+
+#[test]
+fn awscli_with_credential_process_against_moto_s3() {
+    let op = Peer::oidc_provider(3600, 3600);
+    let moto = Peer::moto(&["s3access"]);
+    let env = Env::new(&profile(&op, &moto, ""));
+    env.install_aws_config();
+    // The example is what `--format aws-config` prints, but for the full path.
+    let snippet = ok(&env.lakeport(&["creds", "--profile", "infncloud", "--format", "aws-config"]));
+    assert!(snippet.contains(&format!("credential_process = {} creds --profile infncloud\n", env!("CARGO_BIN_EXE_lakeport"))), "{snippet}");
+    assert!(snippet.contains("request_checksum_calculation = when_required\nresponse_checksum_validation = when_required\n"));
+
+    ok(&env.aws(&moto, &["s3", "mb", "s3://lake"]));
+    let data = support::pattern(300 * 1024, 7);
+    let file = support::write_file(env.home(), "data.bin", &data);
+    ok(&env.aws(&moto, &["s3", "cp", file.to_str().unwrap(), "s3://lake/run1/data.bin"]));
+    let listing = ok(&env.aws(&moto, &["s3", "ls", "s3://lake/run1/"]));
+    assert!(listing.contains("data.bin") && listing.contains("307200"), "{listing}");
+    let back = env.home().join("back.bin");
+    ok(&env.aws(&moto, &["s3", "cp", "s3://lake/run1/data.bin", back.to_str().unwrap()]));
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    assert_eq!(moto.sts_calls(), 1, "four awscli runs, one STS call: the rest came from lakeport's cache");
+
+    // moto checks credentials: keys that are not the assumed role's are refused.
+    let forged = env
+        .tool(workspace_root().join(".venv/bin/aws"))
+        .args(["s3", "ls", "s3://lake/"])
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "ASIAFORGEDFORGEDFORG")
+        .env("AWS_SECRET_ACCESS_KEY", "forged")
+        .output()
+        .unwrap();
+    assert!(!forged.status.success() && stderr(&forged).contains("InvalidAccessKeyId"), "{}", stderr(&forged));
+}
+
+#[test]
+fn rclone_env_auth_lists_and_copies_against_moto_s3() {
+    let op = Peer::oidc_provider(3600, 3600);
+    let moto = Peer::moto(&["s3access"]);
+    let env = Env::new(&profile(&op, &moto, ""));
+    env.install_aws_config();
+    let src = env.home().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    let a = support::pattern(70_000, 1);
+    std::fs::write(src.join("a.bin"), &a).unwrap();
+    std::fs::write(src.join("sub/b.txt"), b"hello lake\n").unwrap();
+
+    ok(&env.rclone(&moto).args(["mkdir", "infncloud:rclone-lake"]).output().unwrap());
+    ok(&env.rclone(&moto).args(["copy", src.to_str().unwrap(), "infncloud:rclone-lake/in"]).output().unwrap());
+    let listing = ok(&env.rclone(&moto).args(["lsf", "-R", "infncloud:rclone-lake/in"]).output().unwrap());
+    let mut names: Vec<&str> = listing.lines().collect();
+    names.sort();
+    assert_eq!(names, ["a.bin", "sub/", "sub/b.txt"]);
+    let dst = env.home().join("dst");
+    ok(&env.rclone(&moto).args(["copy", "infncloud:rclone-lake/in", dst.to_str().unwrap()]).output().unwrap());
+    assert_eq!(std::fs::read(dst.join("a.bin")).unwrap(), a);
+    assert_eq!(std::fs::read(dst.join("sub/b.txt")).unwrap(), b"hello lake\n");
+    assert_eq!(moto.sts_calls(), 1);
+}
+
+#[test]
+fn restic_backup_and_restore_through_rclone_serve_restic() {
+    support::tool_on_path("restic");
+    let op = Peer::oidc_provider(3600, 3600);
+    let moto = Peer::moto(&["s3access"]);
+    let env = Env::new(&profile(&op, &moto, ""));
+    env.install_aws_config();
+    let data = env.home().join("results");
+    std::fs::create_dir_all(data.join("run-42")).unwrap();
+    let big = support::pattern(1 << 20, 42);
+    std::fs::write(data.join("run-42/events.root"), &big).unwrap();
+    std::fs::write(data.join("notes.txt"), "calibration ok\n").unwrap();
+    ok(&env.rclone(&moto).args(["mkdir", "infncloud:backups"]).output().unwrap());
+
+    let script = workspace_root().join("examples/restic-backup.sh");
+    let restic = |args: &[&str]| {
+        env.with_rclone_remote(&script, &moto)
+            .args(args)
+            .env("RESTIC_PASSWORD", "restic test password")
+            .env("RESTIC_CACHE_DIR", env.home().join("restic-cache"))
+            .env("LAKEPORT_RESTIC_REMOTE", "infncloud:backups/restic")
+            .output()
+            .unwrap()
+    };
+    ok(&restic(&["init"]));
+    ok(&restic(&["backup", data.to_str().unwrap()]));
+    let restored = env.home().join("restored");
+    ok(&restic(&["restore", "latest", "--target", restored.to_str().unwrap()]));
+    let back = restored.join(data.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read(back.join("run-42/events.root")).unwrap(), big, "byte-identical");
+    assert_eq!(std::fs::read_to_string(back.join("notes.txt")).unwrap(), "calibration ok\n");
+    let objects = ok(&env.rclone(&moto).args(["lsf", "-R", "infncloud:backups/restic"]).output().unwrap());
+    assert!(objects.lines().any(|l| l == "config"), "the repository lives in S3: {objects}");
+    assert_eq!(moto.sts_calls(), 1);
+}
+
+#[test]
+fn concurrent_invocations_on_an_empty_cache_make_one_sts_call() {
+    let op = Peer::oidc_provider(3600, 3600);
+    let moto = Peer::moto(&["s3access"]);
+    let env = Env::new(&profile(&op, &moto, ""));
+    let children: Vec<_> = (0..8)
+        .map(|_| env.tool(env!("CARGO_BIN_EXE_lakeport")).args(["creds", "--profile", "infncloud"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
+    let outputs: Vec<String> = children.into_iter().map(|c| ok(&c.wait_with_output().unwrap())).collect();
+    assert!(outputs.iter().all(|o| o == &outputs[0]), "all eight got the same credentials");
+    assert_eq!(moto.sts_calls(), 1);
+}
+
+#[test]
+fn credentials_within_fifteen_minutes_of_expiry_are_renewed() {
+    let op = Peer::oidc_provider(3600, 3600);
+    let moto = Peer::moto(&["s3access"]);
+    // 900 s credentials are inside the 15 minute margin from the start.
+    let env = Env::new(&profile(&op, &moto, "duration_seconds = 900\n"));
+    let first = env.creds();
+    let second = env.creds();
+    assert_ne!(first["AccessKeyId"], second["AccessKeyId"]);
+    assert_eq!(moto.sts_calls(), 2);
+
+    // Editing the profile (another role) does not reuse the old role's keys.
+    let env = Env::new(&profile(&op, &moto, ""));
+    env.creds();
+    std::fs::write(&env.config, profile(&op, &moto, "").replace("role/s3access", "role/other")).unwrap();
+    env.creds();
+    assert_eq!(moto.sts_calls(), 4);
+}
+
+#[test]
+fn failures_name_the_step_and_leave_stdout_empty() {
+    let op = Peer::oidc_provider(3600, 3600);
+    let moto = Peer::moto(&["s3access"]);
+
+    // Token step: the issuer refuses the client.
+    let env = Env::new(&profile(&op, &moto, "").replace("service-secret", "wrong-secret"));
+    let out = env.lakeport(&["creds"]);
+    failed_with(&out, "getting the OIDC token for STS");
+    assert!(!stderr(&out).contains("wrong-secret"));
+    assert_eq!(moto.sts_calls(), 0);
+
+    // STS step: nothing listens.
+    let dead = format!("http://127.0.0.1:{}", support::free_port());
+    let env = Env::new(&profile(&op, &moto, "").replace(&format!("sts_endpoint = \"{}\"", moto.endpoint), &format!("sts_endpoint = \"{dead}\"")));
+    failed_with(&env.lakeport(&["creds"]), "cannot reach STS");
+
+    // Parse step: an endpoint that answers, but not STS XML (the OpenID provider).
+    let env = Env::new(&profile(&op, &moto, "").replace(&format!("sts_endpoint = \"{}\"", moto.endpoint), &format!("sts_endpoint = \"{}/\"", op.endpoint)));
+    failed_with(&env.lakeport(&["creds"]), "cannot read the STS answer");
+
+    // Configuration: no way to get keys.
+    let env = Env::new(&format!("[profiles.infncloud]\nissuer = \"{}\"\nclient_id = \"x\"\n", op.endpoint));
+    failed_with(&env.lakeport(&["creds"]), "has no S3 credentials: set sts_endpoint and role_arn");
+    assert!(!env.cache_file().exists());
+}
+
+#[test]
+fn verbose_output_has_no_secrets_and_static_keys_need_no_sts() {
+    let op = Peer::oidc_provider(3600, 3600);
+    let moto = Peer::moto(&["s3access"]);
+    let env = Env::new(&profile(&op, &moto, ""));
+    let out = env.lakeport(&["-v", "creds"]);
+    let creds: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    let log = stderr(&out);
+    assert!(log.contains("AssumeRoleWithWebIdentity"), "{log}");
+    for secret in [&creds["SecretAccessKey"], &creds["SessionToken"]] {
+        assert!(!log.contains(secret.as_str().unwrap()), "a secret in the verbose log: {log}");
+    }
+    let token = std::fs::read_to_string(env.home().join("cache/lakeport/tokens/infncloud.json")).unwrap();
+    let token: serde_json::Value = serde_json::from_str(&token).unwrap();
+    assert!(!log.contains(token["access_token"].as_str().unwrap()), "the token in the verbose log");
+
+    let env = Env::new("[profiles.fixed]\naccess_key_id = \"AKIDSTATIC\"\nsecret_access_key = \"static-secret\"\n");
+    let fixed: serde_json::Value = serde_json::from_str(&ok(&env.lakeport(&["creds"]))).unwrap();
+    assert_eq!(fixed, serde_json::json!({"Version": 1, "AccessKeyId": "AKIDSTATIC", "SecretAccessKey": "static-secret"}));
+}
