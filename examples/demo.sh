@@ -8,8 +8,13 @@
 #      `lakeport sign` and sent by curl,
 #   3. downloads the file through a `lakeport presign` URL and compares bytes,
 #   4. lists the bucket with a signed ListObjectsV2,
-#   5. shows `lakeport components`.
-# The server is stopped on exit; any failure exits non-zero.
+#   5. runs the whole token chain, with a local OpenID provider standing in
+#      for INFN IAM and moto (authentication on) for Ceph RGW's STS and S3:
+#      `lakeport token get` (a service account with audience "object"),
+#      `lakeport creds` as awscli's credential_process, then awscli uploads,
+#      lists and downloads through the temporary keys;
+#   6. shows `lakeport components`.
+# The servers are stopped on exit; any failure exits non-zero.
 #
 # Run it with `./dev demo`, or directly with LAKEPORT (the lakeport binary)
 # and LAKEPORT_RCLONE (rclone) set, or both on PATH.
@@ -40,12 +45,12 @@ CURL="$(find_tool curl "" /nonexistent)"
 exec 3>&1
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/lakeport-demo.XXXXXX")"
-server_pid=""
+server_pids=()
 cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    for pid in ${server_pids[@]+"${server_pids[@]}"}; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -75,6 +80,7 @@ mkdir -p "$work/data" "$work/rclone-cache"
     --config "$work/rclone.conf" --cache-dir "$work/rclone-cache" "$work/data" \
     </dev/null >"$work/rclone.log" 2>&1 &
 server_pid=$!
+server_pids+=("$server_pid")
 endpoint=""
 for _ in $(seq 1 300); do
     # rclone logs the address it bound (port 0 picks a free port).
@@ -174,6 +180,84 @@ keys="$(grep -o '<Key>[^<]*</Key>' "$work/list.xml" | sed 's/<[^>]*>//g')"
 printf '%s\n' "$keys" | sed 's/^/      key: /'
 [ "$keys" = "$KEY" ] || fail "the listing does not show exactly '$KEY'"
 ok "the listing shows the decoded key"
+
+# ---------------------------------------------------------------------------
+# The chain: OIDC token -> STS keys -> awscli, against local stand-ins.
+NODE="$(find_tool node "${LAKEPORT_NODE:-}" /nonexistent)"
+PYTHON="$(find_tool python3 "${LAKEPORT_PYTHON:-}" "$root/.venv/bin/python")"
+AWS="$(find_tool aws "${LAKEPORT_AWS:-}" "$root/.venv/bin/aws")"
+free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { # URL PID LOG WHAT
+    for _ in $(seq 1 300); do
+        "$CURL" -s -o /dev/null "$1" && return 0
+        kill -0 "$2" 2>/dev/null || { cat "$3" >&2; fail "$4 exited"; }
+        sleep 0.1
+    done
+    cat "$3" >&2
+    fail "$4 did not start within 30 s"
+}
+
+step "Start an OpenID provider (for INFN IAM) and moto (for Ceph RGW's STS and S3)"
+op_port="$(free_port)"
+"$NODE" "$root/tests/peers/oidc-provider.mjs" "$op_port" </dev/null >"$work/op.log" 2>&1 &
+server_pids+=("$!")
+issuer="http://127.0.0.1:$op_port"
+wait_http "$issuer/.well-known/openid-configuration" "$!" "$work/op.log" "the OpenID provider"
+ok "OpenID provider at $issuer"
+moto_port="$(free_port)"
+LAKEPORT_MOTO_ROLES=s3access "$PYTHON" "$root/tests/peers/moto_server.py" -H 127.0.0.1 -p "$moto_port" </dev/null >"$work/moto.log" 2>&1 &
+server_pids+=("$!")
+moto="http://127.0.0.1:$moto_port"
+wait_http "$moto/" "$!" "$work/moto.log" "moto"
+ok "moto at $moto: every S3 request must be signed with keys it issued"
+
+# This part of the demo has its own lakeport configuration, caches and ~/.aws.
+export LAKEPORT_CONFIG="$work/lakeport.toml" XDG_CACHE_HOME="$work/cache" XDG_DATA_HOME="$work/data-home"
+export AWS_CONFIG_FILE="$work/aws-config" AWS_SHARED_CREDENTIALS_FILE="$work/aws-credentials"
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+cat >"$LAKEPORT_CONFIG" <<CONF
+[profiles.infncloud]
+issuer = "$issuer"
+grant = "client_credentials"
+client_id = "service"
+client_secret = "service-secret"
+audience = "object"
+sts_endpoint = "$moto"
+role_arn = "arn:aws:iam::123456789012:role/s3access"
+region = "$REGION"
+s3_endpoint = "$moto"
+CONF
+info "profile 'infncloud' in $LAKEPORT_CONFIG (service account, audience \"object\")"
+
+step "Get an access token (lakeport token get)"
+"$LAKEPORT" token get --profile infncloud --output json >"$work/token.json" || fail "lakeport token get"
+"$PYTHON" - "$work/token.json" <<'PY' || fail "the token answer is not what was asked for"
+import json, sys
+t = json.load(open(sys.argv[1]))
+assert t["audience"] == ["object"], t["audience"]
+print(f"    ok: a JWT for audience {t['audience'][0]!r} from {t['issuer']}, valid until {t['expires_at']}")
+PY
+
+step "Wire lakeport into awscli (lakeport creds --format aws-config)"
+"$LAKEPORT" creds --profile infncloud --format aws-config >"$AWS_CONFIG_FILE" || fail "lakeport creds --format aws-config"
+sed 's/^/      | /' "$AWS_CONFIG_FILE"
+
+step "awscli uploads, lists and downloads with temporary keys from STS"
+aws_s3() { "$AWS" --profile infncloud s3 "$@"; }
+aws_s3 mb s3://chain >/dev/null || fail "aws s3 mb"
+ok "aws s3 mb s3://chain"
+aws_s3 cp "$work/upload.bin" "s3://chain/$KEY" --only-show-errors || fail "aws s3 cp (upload)"
+ok "aws s3 cp: uploaded $size bytes"
+aws_s3 ls --recursive s3://chain/ | sed 's/^/      | /'
+aws_s3 cp "s3://chain/$KEY" "$work/chain.bin" --only-show-errors || fail "aws s3 cp (download)"
+cmp -s "$work/upload.bin" "$work/chain.bin" || fail "the bytes awscli downloaded differ"
+ok "downloaded again: identical bytes"
+sts_calls="$(grep -c '"POST / HTTP/1.1" 200' "$work/moto.log" || true)"
+ok "$sts_calls STS call for 4 awscli runs: the keys came from lakeport's cache after the first"
+if "$AWS" --profile infncloud s3 ls s3://chain/ --no-sign-request >/dev/null 2>&1; then
+    fail "moto accepted an unsigned request"
+fi
+ok "the same listing without the keys is refused"
 
 # ---------------------------------------------------------------------------
 step "The components in this lakeport build"

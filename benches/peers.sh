@@ -1,0 +1,84 @@
+# Sourced by the whole-process benchmarks: local peers on 127.0.0.1 and
+# oidc-agent with a registered account, all stopped on exit.
+# Needs: ./dev setup. Provides: step, die, free_port, start_provider,
+# start_oidc_agent, start_moto, and $scratch (removed on exit).
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/lakeport-bench.XXXXXX")
+peer_pids=()
+stop_peers() {
+    for pid in "${peer_pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
+    rm -rf "$scratch"
+}
+trap stop_peers EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_http() { # URL
+    for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done
+    die "nothing answers at $1"
+}
+
+# Sets $issuer.
+start_provider() {
+    local port
+    port=$(free_port)
+    setsid node tests/peers/oidc-provider.mjs "$port" >"$scratch/provider.log" 2>&1 &
+    peer_pids+=($!)
+    issuer="http://127.0.0.1:$port"
+    wait_http "$issuer/.well-known/openid-configuration"
+}
+
+# Sets $moto (STS and S3 endpoint) with role s3access.
+start_moto() {
+    local port
+    port=$(free_port)
+    LAKEPORT_MOTO_ROLES=s3access setsid .venv/bin/python tests/peers/moto_server.py -H 127.0.0.1 -p "$port" >"$scratch/moto.log" 2>&1 &
+    peer_pids+=($!)
+    moto="http://127.0.0.1:$port"
+    wait_http "$moto/"
+}
+
+# Starts oidc-agent (exports OIDC_SOCK) and registers account NAME with the
+# device flow against $issuer, approved through the provider's test route.
+start_oidc_agent() { # NAME
+    local name=$1 code="" gen
+    export OIDC_CONFIG_DIR=$scratch/agent-config
+    mkdir -p -m 0700 "$OIDC_CONFIG_DIR"
+    export OIDC_SOCK=$scratch/agent.sock
+    setsid oidc-agent -d --json --log-stderr --socket-path "$OIDC_SOCK" >"$scratch/agent.log" 2>&1 &
+    peer_pids+=($!)
+    for _ in $(seq 100); do [ -S "$OIDC_SOCK" ] && break; sleep 0.05; done
+    export OIDC_ENCRYPTION_PW=bench-password
+    setsid oidc-gen "$name" --iss="$issuer" --client-id=device-basic --client-secret=device-basic-secret \
+        --scope="openid offline_access profile s3 rucio" --flow=device --pw-env --no-url-call \
+        --confirm-default --prompt=none </dev/null >"$scratch/gen.out" 2>"$scratch/gen.err" &
+    gen=$!
+    peer_pids+=($gen)
+    for _ in $(seq 200); do
+        code=$(grep -ao 'enter the code: [A-Z0-9-]*' "$scratch/gen.err" | head -1 | sed 's/.*: //') || true
+        [ -n "$code" ] && break
+        sleep 0.05
+    done
+    [ -n "$code" ] || die "oidc-gen printed no user code: $(cat "$scratch/gen.err")"
+    # The audience is granted at approval, as on an IAM consent page.
+    curl -fsS -X POST "$issuer/test/device/approve?user_code=$code&audience=object" >/dev/null
+    wait "$gen" || die "oidc-gen failed: $(cat "$scratch/gen.err")"
+}
+
+need_hyperfine() {
+    command -v hyperfine >/dev/null 2>&1 && return
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine </dev/null >/dev/null 2>&1 || die "hyperfine is needed (apt install hyperfine)"
+}
+
+# Median/mean/min in ms per command of a hyperfine JSON export, as Markdown rows.
+hyperfine_rows() { # JSON
+    python3 - "$1" <<'PY'
+import json, statistics, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    t = [x * 1000 for x in r["times"]]
+    print(f"| {r['command']} | {statistics.median(t):.2f} | {statistics.mean(t):.2f} | {min(t):.2f} | {len(t)} |")
+PY
+}
