@@ -220,11 +220,18 @@ impl AssumeRoleRequest {
         self.validate()?;
         let fields = self.form_fields();
         let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let body = encode_form(&pairs).into_bytes();
         Ok(HttpRequest {
             method: "POST",
             url: self.endpoint.trim().to_string(),
-            headers: vec![("Content-Type".into(), FORM_CONTENT_TYPE.into()), ("Accept".into(), "application/xml".into())],
-            body: encode_form(&pairs).into_bytes(),
+            // Without Content-Length, wasi:http sends the body chunked, and
+            // moto then routes the call to S3 instead of STS.
+            headers: vec![
+                ("Content-Type".into(), FORM_CONTENT_TYPE.into()),
+                ("Content-Length".into(), body.len().to_string()),
+                ("Accept".into(), "application/xml".into()),
+            ],
+            body,
         })
     }
 

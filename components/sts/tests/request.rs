@@ -31,9 +31,11 @@ fn exact_form_body_and_headers() {
         http.headers,
         vec![
             ("Content-Type".to_string(), "application/x-www-form-urlencoded; charset=utf-8".to_string()),
+            ("Content-Length".to_string(), http.body.len().to_string()),
             ("Accept".to_string(), "application/xml".to_string()),
         ]
     );
+    assert_eq!(http.body.len(), 170);
     assert_eq!(
         String::from_utf8(http.body).unwrap(),
         "Action=AssumeRoleWithWebIdentity&Version=2011-06-15\
