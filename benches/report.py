@@ -17,6 +17,7 @@ CASES = ["get_range", "put_precomputed_token", "list_objects_v2", "presign_get"]
 RUST = [
     ("component_oneshot", "sigv4 component via host, one-shot `sign`"),
     ("component_signer", "sigv4 component via host, reused `signer`"),
+    ("component_send", "sigv4 component via host, reused `signer`, `sign-for-sending`"),
     ("native_oneshot", "lakeport-sigv4 native, one-shot"),
     ("native_signer", "lakeport-sigv4 native, reused `Signer`"),
     ("aws_sigv4", "aws-sigv4 1.6.4 (native)"),
@@ -96,6 +97,8 @@ def main():
     r_res = mean["component_signer"] / mean["aws_sigv4"]
     b_one = mean["botocore"] / mean["component_oneshot"]
     b_res = mean["botocore"] / mean["component_signer"]
+    r_send = mean["component_send"] / mean["aws_sigv4"]
+    b_send = mean["botocore"] / mean["component_send"]
     ok = lambda cond: "PASS" if cond else "FAIL"
     lines.append("| ratio | value | target | |")
     lines.append("|---|---:|---|---|")
@@ -103,6 +106,8 @@ def main():
     lines.append(f"| component signer / aws-sigv4 | {r_res:.2f}x | ≤ 2x | {ok(r_res <= 2)} |")
     lines.append(f"| botocore / component one-shot | {b_one:.1f}x | ≥ 10x | {ok(b_one >= 10)} |")
     lines.append(f"| botocore / component signer | {b_res:.1f}x | ≥ 10x | {ok(b_res >= 10)} |")
+    lines.append(f"| component sign-for-sending / aws-sigv4 | {r_send:.2f}x | ≤ 2x | {ok(r_send <= 2)} |")
+    lines.append(f"| botocore / component sign-for-sending | {b_send:.1f}x | ≥ 10x | {ok(b_send >= 10)} |")
     lines.append(f"| native core one-shot / aws-sigv4 | {mean['native_oneshot'] / mean['aws_sigv4']:.2f}x | (info) | |")
     lines.append(f"| component one-shot / native core one-shot (host + wasm overhead) | {mean['component_oneshot'] / mean['native_oneshot']:.2f}x | (info) | |")
     lines.append("")

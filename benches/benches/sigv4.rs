@@ -3,6 +3,9 @@
 //!   with the credentials passed on every call;
 //! - `component_signer`: the component through the host, a reused `signer`
 //!   resource (the signing key is derived once);
+//! - `component_send`: the same, through `sign-for-sending`, which returns
+//!   only the URL and headers to send (like aws-sigv4's signing
+//!   instructions), not the diagnostic strings;
 //! - `native_oneshot` / `native_signer`: the same core compiled natively;
 //! - `aws_sigv4`: the AWS SDK for Rust's signer, aws-sigv4 1.6.4.
 //!
@@ -82,6 +85,14 @@ fn verify(runtime: &Runtime, cases: &[Case]) -> Vec<String> {
             .signer_sign(&inst.signers[i], &host::request(case), &host::options(case))
             .expect("calling the component")
             .unwrap_or_else(|e| panic!("{}: component signer failed: {}", case.name, e.message()));
+        let to_send = inst
+            .sigv4
+            .signer_sign_for_sending(&inst.signers[i], &host::request(case), &host::options(case))
+            .expect("calling the component")
+            .unwrap_or_else(|e| panic!("{}: component sign-for-sending failed: {}", case.name, e.message()));
+        if to_send.url != resource.url || to_send.headers != resource.headers {
+            panic!("{}: sign-for-sending differs from sign", case.name);
+        }
         let identity = aws::identity(case);
         let aws_sig = aws::sign(case, &aws::params(case, &identity)).unwrap_or_else(|e| panic!("{}: aws-sigv4 failed: {e}", case.name));
 
@@ -137,6 +148,12 @@ fn benches(c: &mut Criterion) {
             let inst = Instance::fresh(&mut slot, &runtime, &cases);
             let signer = &inst.signers[i];
             b.iter(|| black_box(inst.sigv4.signer_sign(signer, black_box(&h_req), black_box(&h_opts)).unwrap().unwrap()))
+        });
+        group.bench_with_input(BenchmarkId::new("component_send", case.name), case, |b, _| {
+            let mut slot = slot.borrow_mut();
+            let inst = Instance::fresh(&mut slot, &runtime, &cases);
+            let signer = &inst.signers[i];
+            b.iter(|| black_box(inst.sigv4.signer_sign_for_sending(signer, black_box(&h_req), black_box(&h_opts)).unwrap().unwrap()))
         });
         group.bench_with_input(BenchmarkId::new("native_oneshot", case.name), case, |b, _| {
             b.iter(|| black_box(lakeport_sigv4::sign(black_box(&n_req), black_box(n_creds.clone()), black_box(&n_opts)).unwrap()))

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
@@ -74,8 +74,10 @@ impl WasiHttpView for HostState {
     }
 }
 
+/// The wasmtime engine, made on first use: commands that answer from a
+/// cache (`token get`, `creds`) never start it, nor its epoch ticker.
 pub struct Runtime {
-    engine: Engine,
+    engine: std::sync::OnceLock<Result<Engine, String>>,
     cache_dir: Option<PathBuf>,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -101,36 +103,39 @@ impl Runtime {
 
     /// Caches compiled components in `cache_dir` (none: compile every time).
     pub fn with_cache_dir(cache_dir: Option<PathBuf>) -> Result<Self> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.wasm_component_model(true);
-        let engine = Engine::new(&config).map_err(|e| anyhow!("creating the WebAssembly engine: {e}"))?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (ticking_engine, stop) = (engine.clone(), ticker_stop.clone());
-        std::thread::Builder::new()
-            .name("epoch-ticker".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticking_engine.increment_epoch();
-                }
-            })
-            .context("starting the epoch ticker")?;
-        Ok(Runtime { engine, cache_dir, ticker_stop })
+        Ok(Runtime { engine: std::sync::OnceLock::new(), cache_dir, ticker_stop: Arc::new(AtomicBool::new(false)) })
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The engine, with epoch interruption driven by a ticker thread.
+    pub fn engine(&self) -> Result<&Engine> {
+        let made = self.engine.get_or_init(|| {
+            let mut config = Config::new();
+            config.epoch_interruption(true);
+            config.wasm_component_model(true);
+            let engine = Engine::new(&config).map_err(|e| format!("creating the WebAssembly engine: {e}"))?;
+            let (ticking_engine, stop) = (engine.clone(), self.ticker_stop.clone());
+            std::thread::Builder::new()
+                .name("epoch-ticker".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        ticking_engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| format!("starting the epoch ticker: {e}"))?;
+            Ok(engine)
+        });
+        made.as_ref().map_err(|e| anyhow!("{e}"))
     }
 
     /// Where the compiled form of a component is cached: keyed by the
     /// component's hash and by everything about this engine (wasmtime
     /// version, configuration, CPU features) that makes compiled code valid.
-    pub fn cache_path(&self, info: &EmbeddedComponent) -> Option<PathBuf> {
+    pub fn cache_path(&self, info: &EmbeddedComponent) -> Result<Option<PathBuf>> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
+        self.engine()?.precompile_compatibility_hash().hash(&mut h);
         let engine_key = h.finish();
-        self.cache_dir.as_ref().map(|d| d.join(format!("{}-{}-{engine_key:016x}.cwasm", info.name, &info.sha256[..16])))
+        Ok(self.cache_dir.as_ref().map(|d| d.join(format!("{}-{}-{engine_key:016x}.cwasm", info.name, &info.sha256[..16]))))
     }
 
     /// Loads a component: from the compiled cache when it is there and
@@ -138,11 +143,12 @@ impl Runtime {
     pub fn load(&self, name: &str, grant: Grant) -> Result<Loaded> {
         let info = embedded::find(name).ok_or_else(|| anyhow!("no component named '{name}' in this build"))?;
         let started = Instant::now();
-        let path = self.cache_path(info);
+        let engine = self.engine()?;
+        let path = self.cache_path(info)?;
         if let Some(path) = path.as_ref().filter(|p| p.exists()) {
             // SAFETY: the file was written by `precompile_component` of an engine with
             // the same compatibility hash, in a directory only this user can write (0700).
-            match unsafe { Component::deserialize_file(&self.engine, path) } {
+            match unsafe { Component::deserialize_file(engine, path) } {
                 Ok(component) => {
                     log::verbose(format_args!("{name}: loaded compiled component from cache {} in {:.2?}", path.display(), started.elapsed()));
                     return Ok(Loaded { component, info, grant });
@@ -150,8 +156,7 @@ impl Runtime {
                 Err(e) => log::verbose(format_args!("{name}: cached compiled component unusable ({e}); compiling again")),
             }
         }
-        let compiled = self
-            .engine
+        let compiled = engine
             .precompile_component(info.bytes)
             .map_err(|e| anyhow!("compiling the {name} component: {e}"))?;
         log::verbose(format_args!("{name}: compiled component in {:.2?}", started.elapsed()));
@@ -162,7 +167,7 @@ impl Runtime {
             }
         }
         // SAFETY: these bytes were just produced by this engine.
-        let component = unsafe { Component::deserialize(&self.engine, &compiled) }
+        let component = unsafe { Component::deserialize(engine, &compiled) }
             .map_err(|e| anyhow!("loading the compiled {name} component: {e}"))?;
         Ok(Loaded { component, info, grant })
     }
@@ -183,11 +188,12 @@ impl Runtime {
         let policy = loaded.grant.http.clone().unwrap_or_else(|| Arc::new(EgressPolicy::new(Vec::new(), None)));
         let deadline_ticks = (loaded.grant.time_limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         let state = HostState { limits, deadline_ticks, wasi, http: WasiHttpCtx::new(), table: ResourceTable::new(), egress: Egress::new(policy) };
-        let mut store = Store::new(&self.engine, state);
+        let engine = self.engine()?;
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
         arm_deadline(&mut store);
-        let mut linker = Linker::new(&self.engine);
+        let mut linker = Linker::new(engine);
         if loaded.grant.http.is_some() {
             wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
             wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking wasi:http: {e}"))?;

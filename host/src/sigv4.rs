@@ -14,7 +14,7 @@ wasmtime::component::bindgen!({
     world: "sigv4-component",
 });
 
-pub use exports::lakeport::plugins::sigv4::{SignError, SignOptions, SignedRequest, SigningTime};
+pub use exports::lakeport::plugins::sigv4::{RequestToSend, SignError, SignOptions, SignedRequest, SigningTime};
 pub use self::lakeport::plugins::types::{Credentials, Payload, SignableRequest};
 
 impl SignError {
@@ -102,6 +102,13 @@ impl Sigv4 {
         arm_deadline(&mut self.store);
         let api = self.bindings.lakeport_plugins_sigv4();
         api.signer().call_sign(&mut self.store, signer.0, request, options).map_err(|e| call_error(NAME, e))
+    }
+
+    /// `signer_sign` without the diagnostic strings: the URL and headers to send.
+    pub fn signer_sign_for_sending(&mut self, signer: &SignerHandle, request: &SignableRequest, options: &SignOptions) -> Result<Result<RequestToSend, SignError>> {
+        arm_deadline(&mut self.store);
+        let api = self.bindings.lakeport_plugins_sigv4();
+        api.signer().call_sign_for_sending(&mut self.store, signer.0, request, options).map_err(|e| call_error(NAME, e))
     }
 
     /// Signs the headers of an aws-chunked upload; the chunk signer that it

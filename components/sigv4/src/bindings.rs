@@ -128,6 +128,13 @@ impl wit::GuestSigner for Signer {
         signer.sign(&request(r), &options(o)).map(signed).map_err(error)
     }
 
+    fn sign_for_sending(&self, r: wit_types::SignableRequest, o: wit::SignOptions) -> Result<wit::RequestToSend, wit::SignError> {
+        let mut inner = self.0.borrow_mut();
+        let signer = inner.as_mut().map_err(|e| error(e.clone()))?;
+        let s = signer.sign(&request(r), &options(o)).map_err(error)?;
+        Ok(wit::RequestToSend { url: s.url, headers: s.headers })
+    }
+
     fn start_streaming(
         &self,
         r: wit_types::SignableRequest,

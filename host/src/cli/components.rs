@@ -35,7 +35,7 @@ pub fn run(args: ComponentsArgs, output: Output) -> Result<()> {
     for c in EMBEDDED {
         let loaded = runtime.load(c.name, crate::runtime::Grant::compute_only())?;
         let ty = loaded.component.component_type();
-        let engine = runtime.engine();
+        let engine = runtime.engine()?;
         let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
         // Imports a host must supply functions for: what capabilities are
         // about. Type-only interfaces (shared records) need nothing.
