@@ -409,6 +409,12 @@ fn signer_resource_matches_one_shot_signing() {
         let signed = sigv4.signer_sign(&signer, &req, &s3_options(None)).unwrap().unwrap();
         assert_eq!(signed.signature, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
     }
+    // The lean call sends exactly the same URL and headers.
+    let signed = sigv4.signer_sign(&signer, &req, &s3_options(None)).unwrap().unwrap();
+    let to_send = sigv4.signer_sign_for_sending(&signer, &req, &s3_options(None)).unwrap().unwrap();
+    assert_eq!((to_send.url, to_send.headers), (signed.url, signed.headers));
+    let presigned = sigv4.signer_sign_for_sending(&signer, &req, &s3_options(Some(86_400))).unwrap().unwrap();
+    assert!(presigned.url.contains("X-Amz-Signature="), "{}", presigned.url);
     // A new date derives a new key: the signature changes.
     let mut later = s3_options(None);
     later.time = SigningTime::AmzDate("20130525T000000Z".into());
