@@ -23,6 +23,19 @@ fn main() {
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
     println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
     println!("cargo:rerun-if-env-changed=LAKEPORT_COMPONENT_DIR");
+    println!("cargo:rerun-if-env-changed=LAKEPORT_PIE");
+
+    // `lakeport creds` and `token get` run once per awscli/rclone/restic
+    // start (credential_process), so start-up time is the product. As a PIE
+    // the 27 MB binary spends about a third of a cached answer applying 31k
+    // relocations and faulting in the pages they touch; linked at a fixed
+    // address it does not (the choice rclone and restic, Go binaries, make
+    // too). Libraries, heap and stack stay randomised. LAKEPORT_PIE=1 keeps
+    // a PIE, for packagers whose policy requires one.
+    let linux_gnu = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") && env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
+    if linux_gnu && env::var_os("LAKEPORT_PIE").is_none_or(|v| v.is_empty() || v == "0") {
+        println!("cargo:rustc-link-arg-bin=lakeport=-no-pie");
+    }
 
     let target_dir = match env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir).join("components"),
