@@ -386,6 +386,12 @@ impl Reply {
 /// redirects and no retries. Any HTTP status is a [`Reply`]; only transport
 /// errors fail the test.
 pub fn send(method: &str, url: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
+    try_send(method, url, headers, body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`send`], with transport errors (e.g. a server that answers and closes
+/// before the body is sent) as `Err`.
+pub fn try_send(method: &str, url: &str, headers: &[(String, String)], body: &[u8]) -> Result<Reply, String> {
     let agent = ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(120)).build();
     let mut request = agent.request(method, url);
     for (name, value) in headers {
@@ -395,13 +401,13 @@ pub fn send(method: &str, url: &str, headers: &[(String, String)], body: &[u8]) 
     let response = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
+        Err(e) => return Err(format!("{method} {url}: {e}")),
     };
     let status = response.status();
     let headers = response.headers_names().into_iter().map(|n| (n.clone(), response.header(&n).unwrap_or("").to_string())).collect();
     let mut body = Vec::new();
-    response.into_reader().read_to_end(&mut body).expect("reading the response body");
-    Reply { status, headers, body }
+    response.into_reader().read_to_end(&mut body).map_err(|e| format!("{method} {url}: reading the response body: {e}"))?;
+    Ok(Reply { status, headers, body })
 }
 
 /// Sends a request as `lakeport sign` described it.
