@@ -51,17 +51,8 @@ SCRIPT
 chmod +x "$scratch/sts-helper.sh"
 "$scratch/sts-helper.sh" | jq -e .AccessKeyId >/dev/null || die "the helper script does not work"
 
-cat >"$scratch/config.toml" <<CONF
-[profiles.bench]
-issuer = "$issuer"
-grant = "client_credentials"
-client_id = "service"
-client_secret = "service-secret"
-audience = "object"
-sts_endpoint = "$moto"
-role_arn = "$role"
-CONF
-export LAKEPORT_CONFIG=$scratch/config.toml XDG_CACHE_HOME=$scratch/cache XDG_DATA_HOME=$scratch/data
+use_bench_profile "sts_endpoint = \"$moto\"
+role_arn = \"$role\""
 "$lakeport" creds --profile bench | jq -e .AccessKeyId >/dev/null
 
 step "timing ($runs runs each)"

@@ -68,6 +68,21 @@ start_oidc_agent() { # NAME
     wait "$gen" || die "oidc-gen failed: $(cat "$scratch/gen.err")"
 }
 
+# A lakeport configuration with profile `bench`: the provider's service
+# account (audience "object") plus EXTRA lines; caches under $scratch.
+use_bench_profile() { # [EXTRA]
+    cat >"$scratch/config.toml" <<CONF
+[profiles.bench]
+issuer = "$issuer"
+grant = "client_credentials"
+client_id = "service"
+client_secret = "service-secret"
+audience = "object"
+${1:-}
+CONF
+    export LAKEPORT_CONFIG=$scratch/config.toml XDG_CACHE_HOME=$scratch/cache XDG_DATA_HOME=$scratch/data
+}
+
 need_hyperfine() {
     command -v hyperfine >/dev/null 2>&1 && return
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine </dev/null >/dev/null 2>&1 || die "hyperfine is needed (apt install hyperfine)"

@@ -32,15 +32,7 @@ oidc-token bench >/dev/null
 oidc-token --aud=object bench >/dev/null
 
 step "a lakeport profile with a cached token"
-cat >"$scratch/config.toml" <<CONF
-[profiles.bench]
-issuer = "$issuer"
-grant = "client_credentials"
-client_id = "service"
-client_secret = "service-secret"
-audience = "object"
-CONF
-export LAKEPORT_CONFIG=$scratch/config.toml XDG_CACHE_HOME=$scratch/cache XDG_DATA_HOME=$scratch/data
+use_bench_profile
 "$lakeport" token get --profile bench >/dev/null
 
 step "timing ($runs runs each)"
