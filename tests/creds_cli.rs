@@ -7,17 +7,21 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use support::{workspace_root, Peer};
+use support::{failed_with, ok, stderr, workspace_root, Peer, UserEnv};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/s3access";
 
-/// A user's machine: config, caches and ~/.aws in a temporary HOME.
-struct Env {
-    dir: tempfile::TempDir,
-    config: PathBuf,
+/// A user's machine (see [`UserEnv`]) with ~/.aws and rclone set up from examples/.
+struct Env(UserEnv);
+
+impl std::ops::Deref for Env {
+    type Target = UserEnv;
+    fn deref(&self) -> &UserEnv {
+        &self.0
+    }
 }
 
 /// A client-credentials profile named `infncloud`, as in examples/.
@@ -30,44 +34,7 @@ fn profile(op: &Peer, sts: &Peer, extra: &str) -> String {
 
 impl Env {
     fn new(profiles: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.toml");
-        std::fs::write(&config, profiles).unwrap();
-        Env { dir, config }
-    }
-
-    fn home(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// PATH with lakeport, the venv's tools (aws, rclone) and the system's.
-    fn path_var(&self) -> String {
-        let lakeport = PathBuf::from(env!("CARGO_BIN_EXE_lakeport"));
-        let venv = workspace_root().join(".venv/bin");
-        format!("{}:{}:{}", lakeport.parent().unwrap().display(), venv.display(), std::env::var("PATH").unwrap_or_default())
-    }
-
-    /// Any program, in this user's environment (no AWS or rclone settings of the caller).
-    fn tool(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new(program);
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("AWS_") || key.starts_with("RCLONE_") || key.starts_with("RESTIC_") || key.starts_with("LAKEPORT_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("HOME", self.home())
-            .env("PATH", self.path_var())
-            .env("LAKEPORT_CONFIG", &self.config)
-            .env("XDG_CACHE_HOME", self.home().join("cache"))
-            .env("XDG_DATA_HOME", self.home().join("data"))
-            .env("XDG_CONFIG_HOME", self.home().join("config"))
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn lakeport(&self, args: &[&str]) -> Output {
-        self.tool(env!("CARGO_BIN_EXE_lakeport")).args(args).output().unwrap()
+        Env(UserEnv::new(profiles))
     }
 
     fn creds(&self) -> serde_json::Value {
@@ -115,24 +82,6 @@ impl Env {
     fn rclone(&self, s3: &Peer) -> Command {
         self.with_rclone_remote(workspace_root().join(".venv/bin/rclone"), s3)
     }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed ({}): {}\n{}", out.status, stderr(out), String::from_utf8_lossy(&out.stdout));
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-/// Failed with one line on stderr that mentions `needle`, nothing on stdout.
-fn failed_with(out: &Output, needle: &str) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "expected failure: {err}");
-    assert!(out.stdout.is_empty(), "nothing on stdout: {}", String::from_utf8_lossy(&out.stdout));
-    assert!(err.starts_with("lakeport: error: ") && err.trim_end().lines().count() == 1, "one line: {err:?}");
-    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
 }
 
 #[test]
@@ -263,7 +212,7 @@ fn concurrent_invocations_on_an_empty_cache_make_one_sts_call() {
     let moto = Peer::moto(&["s3access"]);
     let env = Env::new(&profile(&op, &moto, ""));
     let children: Vec<_> = (0..8)
-        .map(|_| env.tool(env!("CARGO_BIN_EXE_lakeport")).args(["creds", "--profile", "infncloud"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .map(|_| env.lakeport_command(&["creds", "--profile", "infncloud"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
         .collect();
     let outputs: Vec<String> = children.into_iter().map(|c| ok(&c.wait_with_output().unwrap())).collect();
     assert!(outputs.iter().all(|o| o == &outputs[0]), "all eight got the same credentials");

@@ -10,33 +10,28 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use support::Peer;
+use support::{failed_with, ok, stderr, Peer, UserEnv};
 
 const PASSPHRASE: &str = "a long test passphrase";
 
-struct Env {
-    dir: tempfile::TempDir,
-    config: PathBuf,
+/// A user's machine (see [`UserEnv`]) whose token store opens with PASSPHRASE.
+struct Env(UserEnv);
+
+impl std::ops::Deref for Env {
+    type Target = UserEnv;
+    fn deref(&self) -> &UserEnv {
+        &self.0
+    }
 }
 
 impl Env {
     fn new(profiles: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.toml");
-        std::fs::write(&config, profiles).unwrap();
-        Env { dir, config }
+        Env(UserEnv::new(profiles))
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakeport"));
-        cmd.args(args)
-            .env("LAKEPORT_CONFIG", &self.config)
-            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
-            .env("XDG_DATA_HOME", self.dir.path().join("data"))
-            .env("HOME", self.dir.path())
-            .env("LAKEPORT_PASSPHRASE", PASSPHRASE)
-            .env_remove("LAKEPORT_PROFILE")
-            .stdin(Stdio::null());
+        let mut cmd = self.lakeport_command(args);
+        cmd.env("LAKEPORT_PASSPHRASE", PASSPHRASE);
         cmd
     }
 
@@ -45,11 +40,11 @@ impl Env {
     }
 
     fn store_file(&self, profile: &str) -> PathBuf {
-        self.dir.path().join(format!("data/lakeport/secrets/{profile}.json"))
+        self.home().join(format!("data/lakeport/secrets/{profile}.json"))
     }
 
     fn cache_file(&self, profile: &str) -> PathBuf {
-        self.dir.path().join(format!("cache/lakeport/tokens/{profile}.json"))
+        self.home().join(format!("cache/lakeport/tokens/{profile}.json"))
     }
 
     /// `token login`, approving the device code through the provider's test route.
@@ -78,23 +73,6 @@ impl Env {
         out.stderr = seen.into_bytes();
         out
     }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "lakeport failed: {}", stderr(out));
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn failed_with(out: &Output, needle: &str) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "expected failure: {err}");
-    assert!(out.stdout.is_empty());
-    assert!(err.starts_with("lakeport: error: ") && err.trim_end().lines().count() == 1, "one line: {err:?}");
-    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
 }
 
 fn mode(path: &Path) -> u32 {

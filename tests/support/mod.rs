@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -482,4 +482,80 @@ pub fn isolate_library_cache() {
         // access with process spawning.
         std::env::set_var("XDG_CACHE_HOME", &dir);
     });
+}
+
+/// A user's machine for CLI tests: a temporary HOME with its XDG folders and
+/// a lakeport configuration, and none of the caller's AWS, rclone, restic or
+/// lakeport settings.
+pub struct UserEnv {
+    dir: TempDir,
+    pub config: PathBuf,
+}
+
+impl UserEnv {
+    pub fn new(profiles: &str) -> UserEnv {
+        let dir = tempfile::Builder::new().prefix("lakeport-home-").tempdir().expect("creating a temp dir");
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, profiles).unwrap();
+        UserEnv { dir, config }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// PATH with lakeport, the venv's tools (aws, rclone) and the system's.
+    fn path_var(&self) -> String {
+        let lakeport = Lakeport::path();
+        let venv = workspace_root().join(".venv/bin");
+        format!("{}:{}:{}", lakeport.parent().unwrap().display(), venv.display(), std::env::var("PATH").unwrap_or_default())
+    }
+
+    /// Any program, run as this user.
+    pub fn tool(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if ["AWS_", "RCLONE_", "RESTIC_", "LAKEPORT_", "OIDC_"].iter().any(|p| key.starts_with(p)) {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("HOME", self.home())
+            .env("PATH", self.path_var())
+            .env("LAKEPORT_CONFIG", &self.config)
+            .env("XDG_CACHE_HOME", self.home().join("cache"))
+            .env("XDG_DATA_HOME", self.home().join("data"))
+            .env("XDG_CONFIG_HOME", self.home().join("config"))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn lakeport_command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.tool(Lakeport::path());
+        cmd.args(args);
+        cmd
+    }
+
+    pub fn lakeport(&self, args: &[&str]) -> Output {
+        self.lakeport_command(args).output().expect("running lakeport")
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// stdout of a run that must have succeeded.
+pub fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "failed ({}): {}\n{}", out.status, stderr(out), String::from_utf8_lossy(&out.stdout));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Failed with one line on stderr that mentions `needle`, nothing on stdout.
+pub fn failed_with(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure: {err}");
+    assert!(out.stdout.is_empty(), "nothing on stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.starts_with("lakeport: error: ") && err.trim_end().lines().count() == 1, "one line: {err:?}");
+    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
 }
