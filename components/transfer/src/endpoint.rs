@@ -8,8 +8,7 @@ use lakeport_sigv4::url::WireUrl;
 
 use crate::error::{invalid_input, Result};
 
-/// The longest key S3 accepts, in bytes of UTF-8.
-pub const MAX_KEY_BYTES: usize = 1024;
+pub use crate::limits::MAX_KEY_BYTES;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Addressing {

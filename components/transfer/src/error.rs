@@ -108,8 +108,9 @@ pub struct S3Error {
     pub code: String,
     pub message: String,
     pub request_id: Option<String>,
-    /// `ServerTime` of a `RequestTimeTooSkewed` document, as sent.
-    pub server_time: Option<String>,
+    /// The server's clock (Unix seconds): `ServerTime` of a
+    /// `RequestTimeTooSkewed` document, else the answer's `Date` header.
+    pub server_time: Option<i64>,
     /// The bucket's region, from `x-amz-bucket-region` or `<Region>`.
     pub region: Option<String>,
     /// `<Endpoint>` of a `PermanentRedirect`.
