@@ -30,6 +30,7 @@ pub mod error;
 pub mod etag;
 pub mod limits;
 pub mod location;
+pub mod parse;
 pub mod requests;
 pub mod retry;
 pub mod time;
