@@ -25,6 +25,7 @@
 //! - [`etag`], [`digest`]: ETag forms and the digests behind them.
 
 pub mod digest;
+pub mod download;
 pub mod endpoint;
 pub mod error;
 pub mod etag;
@@ -37,6 +38,7 @@ pub mod retry;
 pub mod time;
 pub mod xml;
 
+pub use download::{DownloadOptions, DownloadPlan, RangeDigest, RangeHasher, RangedDownload, Verification};
 pub use endpoint::{validate_bucket_name, validate_key, validate_legacy_bucket_name, Addressing, S3Endpoint, MAX_KEY_BYTES};
 pub use error::{Result, S3Error, S3ErrorKind, TransferError, TransportKind};
 pub use lakeport_http::{HttpRequest, HttpResponse};
