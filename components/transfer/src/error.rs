@@ -216,8 +216,8 @@ pub enum TransferError {
     /// An answer that is not what S3 says: a proxy's HTML page, an empty or
     /// truncated body, XML missing a required element.
     InvalidResponse { status: u16, message: String },
-    /// S3 refused.
-    S3(S3Error),
+    /// S3 refused (boxed: the error document is large, the other variants small).
+    S3(Box<S3Error>),
     /// Data that does not match: sizes, ETags, a resumed upload's parts.
     Integrity(String),
     /// A transfer state machine used out of order (a bug in the driver).
@@ -250,7 +250,7 @@ impl TransferError {
 
 impl From<S3Error> for TransferError {
     fn from(e: S3Error) -> Self {
-        TransferError::S3(e)
+        TransferError::S3(Box::new(e))
     }
 }
 
@@ -321,8 +321,8 @@ mod tests {
         assert_eq!(S3ErrorKind::from_code("XAmzContentSHA256Mismatch"), S3ErrorKind::BadDigest);
         assert_eq!(S3ErrorKind::from_code("TokenRefreshRequired"), S3ErrorKind::ExpiredToken);
         assert_eq!(S3ErrorKind::from_code("nosuchkey"), S3ErrorKind::Other);
-        assert!(TransferError::S3(S3Error::new(404, "NotFound", "")).is_not_found());
-        assert!(!TransferError::S3(S3Error::new(404, "NoSuchUpload", "")).is_not_found());
+        assert!(TransferError::from(S3Error::new(404, "NotFound", "")).is_not_found());
+        assert!(!TransferError::from(S3Error::new(404, "NoSuchUpload", "")).is_not_found());
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub const STREAM_PART_SIZE: u64 = 64 * MIB;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 
 fn mib(n: u64) -> String {
-    if n % MIB == 0 {
+    if n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else {
         format!("{n} bytes")
@@ -95,7 +95,7 @@ pub struct PartSpan {
 }
 
 fn ceil_div(a: u64, b: u64) -> u64 {
-    a / b + u64::from(a % b != 0)
+    a.div_ceil(b)
 }
 
 impl PartPlan {

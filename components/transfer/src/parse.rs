@@ -270,16 +270,22 @@ fn non_empty(s: Option<&str>) -> Option<String> {
     s.map(trim_xml).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
+/// A code, request ID, region or endpoint: one word of printable ASCII,
+/// else nothing (a broken answer's stray text is not an identifier).
+fn identifier(s: &str) -> Option<String> {
+    let s = trim_xml(s);
+    (!s.is_empty() && s.len() <= MAX_CODE_CHARS && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_string())
+}
+
 /// The S3 error an `<Error>` element (and the answer's headers) describe.
 fn s3_error(response: &HttpResponse, e: &Element) -> S3Error {
-    let code = e.text_of("Code").filter(|c| !c.is_empty()).map_or_else(|| synthesized_code(response.status), |c| clean(c, MAX_CODE_CHARS));
+    let code = e.text_of("Code").and_then(identifier).unwrap_or_else(|| synthesized_code(response.status));
     let mut error = S3Error::new(response.status, &code, &clean(e.text_of("Message").unwrap_or(""), MAX_MESSAGE_CHARS));
-    error.request_id = non_empty(e.text_of("RequestId").or(e.text_of("RequestID")))
-        .or_else(|| non_empty(response.header("x-amz-request-id")))
-        .map(|r| clean(&r, MAX_CODE_CHARS));
+    error.request_id =
+        e.text_of("RequestId").or(e.text_of("RequestID")).and_then(identifier).or_else(|| response.header("x-amz-request-id").and_then(identifier));
     error.server_time = e.text_of("ServerTime").and_then(parse_iso8601).or_else(|| response.header("date").and_then(parse_http_date));
-    error.region = non_empty(response.header("x-amz-bucket-region").or(e.text_of("Region"))).map(|r| clean(&r, MAX_CODE_CHARS));
-    error.endpoint = non_empty(e.text_of("Endpoint")).map(|r| clean(&r, MAX_CODE_CHARS));
+    error.region = response.header("x-amz-bucket-region").and_then(identifier).or_else(|| e.text_of("Region").and_then(identifier));
+    error.endpoint = e.text_of("Endpoint").and_then(identifier);
     error
 }
 
@@ -308,15 +314,15 @@ fn synthesized_code(status: u16) -> String {
 /// status becomes the code (404 on HEAD is `NotFound`).
 pub fn error_from_response(response: &HttpResponse, is_head: bool) -> TransferError {
     if is_head || (response.body.is_empty() && response.status == 304) {
-        return TransferError::S3(s3_error(response, &Element::default()));
+        return TransferError::from(s3_error(response, &Element::default()));
     }
     match document(response) {
-        Ok(root) if root.name == "Error" => TransferError::S3(s3_error(response, &root)),
+        Ok(root) if root.name == "Error" => TransferError::from(s3_error(response, &root)),
         // `<ErrorResponse><Error>…` (some gateways wrap it).
         Ok(root) if root.child("Error").is_some() => {
             let mut error = s3_error(response, root.child("Error").unwrap());
-            error.request_id = error.request_id.or_else(|| non_empty(root.text_of("RequestId")).map(|r| clean(&r, MAX_CODE_CHARS)));
-            TransferError::S3(error)
+            error.request_id = error.request_id.or_else(|| root.text_of("RequestId").and_then(identifier));
+            TransferError::from(error)
         }
         Ok(_) => invalid(response, "XML that holds no S3 error"),
         Err(e) => e,
@@ -337,7 +343,7 @@ fn result_document(response: &HttpResponse, root_name: &str) -> Result<Element> 
     ok_status(response)?;
     let root = document(response)?;
     if root.name == "Error" {
-        return Err(TransferError::S3(s3_error(response, &root)));
+        return Err(TransferError::from(s3_error(response, &root)));
     }
     // moto names some roots `…Response` (ListPartsResponse).
     let alias = root_name.strip_suffix("Result").map(|base| format!("{base}Response"));
@@ -526,7 +532,7 @@ pub fn parse_delete_objects(response: &HttpResponse) -> Result<DeleteResult> {
     for e in root.children_named("Error") {
         result.errors.push(DeleteFailure {
             key: raw_text(e, "Key").unwrap_or("").to_string(),
-            code: e.text_of("Code").filter(|c| !c.is_empty()).map_or_else(|| "UnknownError".into(), |c| clean(c, MAX_CODE_CHARS)),
+            code: e.text_of("Code").and_then(identifier).unwrap_or_else(|| "UnknownError".into()),
             message: clean(e.text_of("Message").unwrap_or(""), MAX_MESSAGE_CHARS),
             version_id: non_empty(e.text_of("VersionId")),
         });

@@ -158,7 +158,7 @@ mod tests {
     use crate::error::S3Error;
 
     fn s3(status: u16, code: &str) -> TransferError {
-        TransferError::S3(S3Error::new(status, code, ""))
+        TransferError::from(S3Error::new(status, code, ""))
     }
 
     fn transport(kind: TransportKind) -> TransferError {
@@ -236,7 +236,7 @@ mod tests {
         let mut a = Attempts::default();
         let mut e = S3Error::new(403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.");
         e.server_time = Some(1_714_564_800);
-        let e = TransferError::S3(e);
+        let e = TransferError::from(e);
         assert_eq!(p.decide(&mut a, &e, 1_714_564_800 - 3600, 0), RetryDecision::FixClockAndRetry { offset_secs: 3600 });
         assert_eq!(p.decide(&mut a, &e, 1_714_564_800, 0), RetryDecision::GiveUp);
         // Without the server's time there is nothing to correct with.

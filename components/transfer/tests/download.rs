@@ -195,7 +195,7 @@ fn failed_ranges_are_fetched_again_or_fail_the_download() {
     let a = d.next_range().unwrap();
     let b = d.next_range().unwrap();
     assert_eq!((a.index, b.index, d.next_range()), (0, 1, None));
-    let busy = TransferError::S3(S3Error::new(503, "SlowDown", ""));
+    let busy = TransferError::from(S3Error::new(503, "SlowDown", ""));
     assert_eq!(d.range_failed(a.index, &busy, 0, 3), RetryDecision::Retry { after_ms: 3 });
     assert_eq!(d.next_range(), None, "the retried range keeps its slot");
     // A short range is refused; the driver releases it to fetch again.
@@ -204,7 +204,7 @@ fn failed_ranges_are_fetched_again_or_fail_the_download() {
     d.release_range(b.index).unwrap();
     assert_eq!(d.next_range().unwrap().index, 1);
     assert!(d.verify(None).is_err(), "not complete");
-    let changed = TransferError::S3(S3Error::new(412, "PreconditionFailed", ""));
+    let changed = TransferError::from(S3Error::new(412, "PreconditionFailed", ""));
     assert_eq!(d.range_failed(a.index, &changed, 0, 0), RetryDecision::GiveUp);
     assert_eq!(d.failure(), Some(&changed));
     assert_eq!(d.next_range(), None);

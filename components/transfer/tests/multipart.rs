@@ -170,7 +170,7 @@ fn failures_retry_the_same_part_or_fail_the_upload() {
     let policy = RetryPolicy { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 1000 };
     let mut up = MultipartUpload::new("u", PartPlan::new(5 * MB, Some(15 * MB)).unwrap(), 1, policy).unwrap();
     let p = up.next_part_to_send().unwrap();
-    let slow_down = TransferError::S3(S3Error::new(503, "SlowDown", "Please reduce your request rate."));
+    let slow_down = TransferError::from(S3Error::new(503, "SlowDown", "Please reduce your request rate."));
     assert_eq!(up.part_failed(p.number, &slow_down, 0, 42), RetryDecision::Retry { after_ms: 42 });
     // The part is still in flight: nothing new goes out meanwhile.
     assert_eq!(up.next_part_to_send(), None);
@@ -186,7 +186,7 @@ fn failures_retry_the_same_part_or_fail_the_upload() {
     let a = up.next_part_to_send().unwrap();
     up.release_part(a.number).unwrap();
     assert_eq!(up.next_part_to_send().unwrap().number, a.number);
-    let gone = TransferError::S3(S3Error::new(404, "NoSuchUpload", ""));
+    let gone = TransferError::from(S3Error::new(404, "NoSuchUpload", ""));
     assert_eq!(up.part_failed(a.number, &gone, 0, 0), RetryDecision::GiveUp);
     assert!(up.failure().is_some());
     // A failure report for a part that is not out fails the upload as a bug.
@@ -265,9 +265,9 @@ fn simulated_parallel_driver_with_failures() {
         sends += 1;
         // Odd parts fail their first attempt; any attempt may fail.
         let first_try_of_odd = n % 2 == 1 && failed_once.insert(n);
-        if first_try_of_odd || rng.next_u64() % 4 == 0 {
+        if first_try_of_odd || rng.next_u64().is_multiple_of(4) {
             failures += 1;
-            let err = TransferError::S3(S3Error::new(500, "InternalError", ""));
+            let err = TransferError::from(S3Error::new(500, "InternalError", ""));
             match up.part_failed(n, &err, 0, rng.next_u64()) {
                 RetryDecision::Retry { after_ms } => {
                     assert!(after_ms <= 100);

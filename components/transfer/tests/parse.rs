@@ -39,7 +39,7 @@ fn answer(status: u16, name: &str) -> HttpResponse {
 
 fn s3_error(result: Result<impl std::fmt::Debug, TransferError>) -> lakeport_transfer::S3Error {
     match result {
-        Err(TransferError::S3(e)) => e,
+        Err(TransferError::S3(e)) => *e,
         other => panic!("expected an S3 error, got {other:?}"),
     }
 }
@@ -161,7 +161,7 @@ fn complete_multipart_upload_and_its_200_errors() {
     let e = s3_error(parse_complete_multipart_upload(&answer(200, "aws-complete-200-error.xml")));
     assert_eq!((e.status, e.code.as_str(), e.kind()), (200, "InternalError", S3ErrorKind::InternalError));
     assert_eq!(e.request_id.as_deref(), Some("656c76696e6727732072657175657374"));
-    let err = TransferError::S3(e);
+    let err = TransferError::from(e);
     assert_eq!(lakeport_transfer::retry::classify(&err), lakeport_transfer::retry::FailureClass::Transient);
 
     let e = s3_error(parse_complete_multipart_upload(&answer(400, "moto-complete-invalid-part.xml")));
@@ -241,7 +241,7 @@ fn delete_results() {
 fn error_documents_of_every_dialect() {
     let e = s3_error(parse_list_objects_v2(&answer(404, "moto-no-such-bucket.xml")));
     assert_eq!((e.status, e.kind()), (404, S3ErrorKind::NoSuchBucket));
-    assert!(TransferError::S3(e).is_not_found());
+    assert!(TransferError::from(e).is_not_found());
     let e = s3_error(parse_empty_success(&answer(409, "moto-bucket-not-empty.xml")));
     assert!(e.to_string().contains("delete the objects"));
     let e = s3_error(parse_get_object(&answer(404, "ceph-rgw-no-such-key.xml"), None));

@@ -42,7 +42,7 @@ fn assert_signed_like_sigv4(spec: RequestSpec, region: &str, offset: i64) -> (Ht
     let mut signer = Signer::new(credentials()).unwrap();
     let expected = signer.sign(&spec.signable(), &SignOptions::s3(region, SigningTime::UnixSeconds(NOW + offset))).unwrap();
     let endpoint = S3Endpoint::new(
-        &if spec.url.starts_with("https") { "https://s3.example.org" } else { "http://127.0.0.1:9000" }.to_string(),
+        if spec.url.starts_with("https") { "https://s3.example.org" } else { "http://127.0.0.1:9000" },
         region,
         Addressing::Path,
     )
