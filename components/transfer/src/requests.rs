@@ -47,9 +47,11 @@ pub struct PayloadDescriptor {
 }
 
 /// How [`PayloadDescriptor::of`] describes bytes in memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PayloadMode {
-    /// `UNSIGNED-PAYLOAD` with `Content-MD5` (the default for parts).
+    /// `UNSIGNED-PAYLOAD` with `Content-MD5`: one pass over the data (MD5
+    /// only), and the server still checks every byte. The default.
+    #[default]
     UnsignedWithMd5,
     /// The SHA-256 signed, and `Content-MD5` too.
     Sha256WithMd5,

@@ -139,7 +139,8 @@ fn head_and_get_object() {
 #[test]
 fn put_object_unsigned_with_content_md5() {
     let body = b"hello, lakeport".to_vec();
-    let payload = PayloadDescriptor::of(&body, PayloadMode::UnsignedWithMd5);
+    let payload = PayloadDescriptor::of(&body, PayloadMode::default());
+    assert_eq!(payload, PayloadDescriptor::unsigned(15, md5(&body)));
     let options = PutOptions {
         content_type: Some("text/plain".into()),
         metadata: vec![("Project".into(), "ocean 7".into())],
