@@ -1,0 +1,261 @@
+//! When to try a request again, and how long to wait first.
+//!
+//! Transient failures (no answer, a reset connection, timeouts, HTTP
+//! 500/502/503/504, 429, `SlowDown`, `RequestTimeout`, `InternalError`)
+//! are retried with exponential backoff and full jitter: the wait is drawn
+//! uniformly from `0..=min(max_delay, base × 2^(n-1))` before the n-th
+//! retry, so parallel workers that failed together do not return together.
+//! The random value is passed in, which keeps this deterministic in tests.
+//!
+//! `RequestTimeTooSkewed` is retried once, signed with the server's clock;
+//! `ExpiredToken` once, after the caller renews the credentials. Every
+//! other refusal is final: repeating it cannot change the answer.
+
+use crate::error::{S3ErrorKind, TransferError, TransportKind};
+use crate::time::parse_http_date;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = never retry).
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 5, base_delay_ms: 250, max_delay_ms: 20_000 }
+    }
+}
+
+/// What kind of failure an error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Worth repeating after a pause.
+    Transient,
+    /// The request was signed with a clock too far from the server's.
+    ClockSkew,
+    /// The temporary credentials expired.
+    ExpiredCredentials,
+    /// Repeating cannot help.
+    Permanent,
+}
+
+pub fn classify(error: &TransferError) -> FailureClass {
+    match error {
+        TransferError::Transport { kind: TransportKind::Denied | TransportKind::TlsCertificate, .. } => FailureClass::Permanent,
+        TransferError::Transport { .. } => FailureClass::Transient,
+        TransferError::InvalidResponse { status, .. } if retryable_status(*status) => FailureClass::Transient,
+        TransferError::S3(e) => match e.kind() {
+            S3ErrorKind::RequestTimeTooSkewed => FailureClass::ClockSkew,
+            S3ErrorKind::ExpiredToken => FailureClass::ExpiredCredentials,
+            S3ErrorKind::SlowDown | S3ErrorKind::RequestTimeout | S3ErrorKind::InternalError | S3ErrorKind::ServiceUnavailable => {
+                FailureClass::Transient
+            }
+            _ if retryable_status(e.status) => FailureClass::Transient,
+            _ => FailureClass::Permanent,
+        },
+        _ => FailureClass::Permanent,
+    }
+}
+
+/// Statuses that say "not now" rather than "no".
+pub fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// What the caller should do after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Wait, then sign and send the request again.
+    Retry { after_ms: u64 },
+    /// Set this clock offset (server minus local seconds, see
+    /// [`crate::requests::S3Requests::set_clock_offset`]), sign again and
+    /// resend at once.
+    FixClockAndRetry { offset_secs: i64 },
+    /// Get fresh credentials, sign again and resend.
+    RenewCredentialsAndRetry,
+    /// Report the error.
+    GiveUp,
+}
+
+/// The attempts of one request so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attempts {
+    /// Failed attempts.
+    pub failures: u32,
+    pub clock_fixed: bool,
+    pub credentials_renewed: bool,
+}
+
+impl RetryPolicy {
+    /// The full-jitter wait before retry number `retry` (1-based): uniform
+    /// in `0..=min(max_delay, base × 2^(retry-1))`, drawn from `random`.
+    pub fn backoff_ms(&self, retry: u32, random: u64) -> u64 {
+        let exp = retry.saturating_sub(1).min(40);
+        let ceiling = self.base_delay_ms.saturating_mul(1u64 << exp).min(self.max_delay_ms);
+        random % (ceiling + 1)
+    }
+
+    /// Decides after a failed attempt. `local_now` is the local clock (Unix
+    /// seconds) when the answer came; `random` any random value.
+    pub fn decide(&self, attempts: &mut Attempts, error: &TransferError, local_now: i64, random: u64) -> RetryDecision {
+        attempts.failures += 1;
+        match classify(error) {
+            FailureClass::ClockSkew if !attempts.clock_fixed => {
+                let server = error.s3().and_then(|e| e.server_time);
+                match server {
+                    Some(server) => {
+                        attempts.clock_fixed = true;
+                        RetryDecision::FixClockAndRetry { offset_secs: clock_offset(server, local_now) }
+                    }
+                    None => RetryDecision::GiveUp,
+                }
+            }
+            FailureClass::ExpiredCredentials if !attempts.credentials_renewed => {
+                attempts.credentials_renewed = true;
+                RetryDecision::RenewCredentialsAndRetry
+            }
+            FailureClass::Transient if attempts.failures < self.max_attempts => {
+                RetryDecision::Retry { after_ms: self.backoff_ms(attempts.failures, random) }
+            }
+            _ => RetryDecision::GiveUp,
+        }
+    }
+}
+
+/// Seconds to add to the local clock to match the server's.
+pub fn clock_offset(server_time: i64, local_now: i64) -> i64 {
+    server_time - local_now
+}
+
+/// [`clock_offset`] from an HTTP `Date` header (RFC 1123).
+pub fn clock_offset_from_date(date: &str, local_now: i64) -> Option<i64> {
+    parse_http_date(date).map(|server| clock_offset(server, local_now))
+}
+
+/// xorshift64*: a small seeded generator for jitter, for drivers without
+/// another source (seed it from `wasi:random`).
+#[derive(Clone, Debug)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    pub fn new(seed: u64) -> Self {
+        Jitter(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::S3Error;
+
+    fn s3(status: u16, code: &str) -> TransferError {
+        TransferError::from(S3Error::new(status, code, ""))
+    }
+
+    fn transport(kind: TransportKind) -> TransferError {
+        TransferError::Transport { kind, message: "x".into() }
+    }
+
+    #[test]
+    fn classifies_outcomes() {
+        use FailureClass::*;
+        for (e, class) in [
+            (transport(TransportKind::ConnectionReset), Transient),
+            (transport(TransportKind::Timeout), Transient),
+            (transport(TransportKind::Dns), Transient),
+            (transport(TransportKind::Other), Transient),
+            (transport(TransportKind::Denied), Permanent),
+            (transport(TransportKind::TlsCertificate), Permanent),
+            (s3(503, "SlowDown"), Transient),
+            (s3(400, "RequestTimeout"), Transient),
+            (s3(500, "InternalError"), Transient),
+            (s3(502, "BadGateway"), Transient),
+            (s3(504, "GatewayTimeout"), Transient),
+            (s3(429, "TooManyRequests"), Transient),
+            (s3(403, "RequestTimeTooSkewed"), ClockSkew),
+            (s3(400, "ExpiredToken"), ExpiredCredentials),
+            (s3(404, "NoSuchKey"), Permanent),
+            (s3(403, "AccessDenied"), Permanent),
+            (s3(403, "SignatureDoesNotMatch"), Permanent),
+            (s3(400, "EntityTooSmall"), Permanent),
+            (s3(400, "BadDigest"), Permanent),
+            (s3(501, "NotImplemented"), Permanent),
+            (TransferError::InvalidResponse { status: 502, message: "html".into() }, Transient),
+            (TransferError::InvalidResponse { status: 200, message: "html".into() }, Permanent),
+            (TransferError::InvalidInput("x".into()), Permanent),
+            (TransferError::Integrity("x".into()), Permanent),
+        ] {
+            assert_eq!(classify(&e), class, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_is_full_jitter_within_bounds() {
+        let p = RetryPolicy { max_attempts: 10, base_delay_ms: 100, max_delay_ms: 1000 };
+        assert_eq!(p.backoff_ms(1, 0), 0);
+        assert_eq!(p.backoff_ms(1, 100), 100);
+        assert_eq!(p.backoff_ms(1, 101), 0);
+        assert_eq!(p.backoff_ms(3, 399), 399);
+        assert_eq!(p.backoff_ms(30, u64::MAX), u64::MAX % 1001);
+        let mut rng = Jitter::new(7);
+        for retry in 1..12 {
+            let ceiling = (100u64 << (retry - 1)).min(1000);
+            let draws: Vec<u64> = (0..2000).map(|_| p.backoff_ms(retry, rng.next_u64())).collect();
+            assert!(draws.iter().all(|&d| d <= ceiling));
+            // Spread over the whole window, not clustered at its top.
+            assert!(draws.iter().any(|&d| d < ceiling / 4) && draws.iter().any(|&d| d > ceiling * 3 / 4), "retry {retry}");
+        }
+        // Deterministic for a seed.
+        let (mut a, mut b) = (Jitter::new(42), Jitter::new(42));
+        assert_eq!((0..5).map(|_| a.next_u64()).collect::<Vec<_>>(), (0..5).map(|_| b.next_u64()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn stops_after_max_attempts() {
+        let p = RetryPolicy { max_attempts: 3, base_delay_ms: 10, max_delay_ms: 100 };
+        let mut a = Attempts::default();
+        let e = s3(503, "SlowDown");
+        assert!(matches!(p.decide(&mut a, &e, 0, 5), RetryDecision::Retry { after_ms: 5 }));
+        assert!(matches!(p.decide(&mut a, &e, 0, 15), RetryDecision::Retry { after_ms: 15 }));
+        assert_eq!(p.decide(&mut a, &e, 0, 5), RetryDecision::GiveUp);
+        assert_eq!(p.decide(&mut Attempts::default(), &s3(404, "NoSuchKey"), 0, 5), RetryDecision::GiveUp);
+    }
+
+    #[test]
+    fn clock_skew_is_fixed_once_from_the_server_time() {
+        let p = RetryPolicy::default();
+        let mut a = Attempts::default();
+        let mut e = S3Error::new(403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.");
+        e.server_time = Some(1_714_564_800);
+        let e = TransferError::from(e);
+        assert_eq!(p.decide(&mut a, &e, 1_714_564_800 - 3600, 0), RetryDecision::FixClockAndRetry { offset_secs: 3600 });
+        assert_eq!(p.decide(&mut a, &e, 1_714_564_800, 0), RetryDecision::GiveUp);
+        // Without the server's time there is nothing to correct with.
+        assert_eq!(p.decide(&mut Attempts::default(), &s3(403, "RequestTimeTooSkewed"), 0, 0), RetryDecision::GiveUp);
+    }
+
+    #[test]
+    fn expired_credentials_are_renewed_once() {
+        let p = RetryPolicy::default();
+        let mut a = Attempts::default();
+        let e = s3(400, "ExpiredToken");
+        assert_eq!(p.decide(&mut a, &e, 0, 0), RetryDecision::RenewCredentialsAndRetry);
+        assert_eq!(p.decide(&mut a, &e, 0, 0), RetryDecision::GiveUp);
+    }
+
+    #[test]
+    fn clock_offset_from_the_date_header() {
+        assert_eq!(clock_offset_from_date("Wed, 01 May 2024 12:00:00 GMT", 1_714_564_800 + 900), Some(-900));
+        assert_eq!(clock_offset_from_date("Wed, 01 May 2024 12:00:00 GMT", 1_714_564_800), Some(0));
+        assert_eq!(clock_offset_from_date("not a date", 0), None);
+    }
+}

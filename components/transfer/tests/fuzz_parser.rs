@@ -1,0 +1,237 @@
+//! A deterministic mutation fuzzer for the S3 answer parsers, on stable
+//! Rust, as part of `cargo test`: it starts from the fixture corpus and
+//! applies byte flips, insertions of XML-ish tokens, deletions,
+//! truncations, splices between fixtures and element duplications, drawn
+//! from a seeded xorshift generator, then hands the result to a random
+//! parser with a random status and content type. It checks that parsing
+//!
+//! - never panics and stays fast (the whole run is timed);
+//! - only succeeds for 2xx answers, and successes keep their promises
+//!   (a truncated page has its continuation, part numbers are valid);
+//! - never shows the session token that the corpus hides in an
+//!   `ExpiredToken` document and a proxy page, except inside a server's
+//!   own error Message (which is the server's text).
+//!
+//! `LAKEPORT_FUZZ_ITERATIONS` and `LAKEPORT_FUZZ_SEED` change the run, e.g.
+//! `LAKEPORT_FUZZ_ITERATIONS=2000000 cargo test --release -p
+//! lakeport-transfer --test fuzz_parser`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use lakeport_testkit::Rng;
+use lakeport_transfer::parse::*;
+use lakeport_transfer::{ByteRange, HttpResponse, TransferError};
+
+const DEFAULT_ITERATIONS: u64 = 100_000;
+const DEFAULT_SEED: u64 = 0x5333_5f46_555a_5a21; // "S3_FUZZ!"
+const TOKEN: &str = "FwoGZXIvYXdzEBcaDSECRETSESSIONTOKEN0123456789";
+
+const TOKENS: &[&str] = &[
+    "<", ">", "/", "&", ";", "=", "\"", "'", " ", "\n", "\0", "\u{fffd}", "&amp;", "&#0;", "&#x110000;", "&#65;", "&#34;",
+    "&lt;", "&unknown;", "<![CDATA[", "]]>", "<!--", "-->", "<?xml version=\"1.0\"?>", "<!DOCTYPE x>", "<Error>", "</Error>",
+    "<Code>", "</Code>", "<Message>", "</Message>", "<Contents>", "</Contents>", "<Key>", "</Key>", "<Size>", "</Size>",
+    "<IsTruncated>true</IsTruncated>", "<NextContinuationToken>", "</NextContinuationToken>", "<Part>", "</Part>",
+    "<PartNumber>", "</PartNumber>", "<ETag>", "</ETag>", "<UploadId>", "</UploadId>", "<EncodingType>url</EncodingType>",
+    "%", "%FF", "%2", "+", "18446744073709551616", "-1", "10001", "0", "<x:Key xmlns:x=\"u\">", "<html>", "<!doctype html>",
+    "\u{feff}", "\r\n", "          ",
+];
+
+const STATUSES: &[u16] = &[200, 200, 200, 200, 200, 200, 204, 206, 301, 400, 403, 404, 409, 412, 416, 500, 502, 503];
+const CONTENT_TYPES: &[Option<&str>] =
+    &[None, Some("application/xml"), Some("text/xml"), Some("text/html"), Some("text/html; charset=utf-8"), Some("application/json"), Some("")];
+
+fn corpus() -> Vec<(String, Vec<u8>)> {
+    let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml" || e == "html"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "the fixture corpus is missing: {}", files.len());
+    files
+}
+
+/// `<Name ...>...</Name>` around a random start tag, if there is one there.
+fn element_at(input: &[u8], rng: &mut Rng) -> Option<(usize, usize)> {
+    let starts: Vec<usize> =
+        input.windows(2).enumerate().filter(|(_, w)| w[0] == b'<' && w[1].is_ascii_alphabetic()).map(|(i, _)| i).collect();
+    if starts.is_empty() {
+        return None;
+    }
+    let start = *rng.pick(&starts);
+    let name_end = input[start + 1..].iter().position(|b| matches!(b, b'>' | b' ' | b'/')).map(|p| start + 1 + p)?;
+    let close = [b"</".as_slice(), &input[start + 1..name_end], b">"].concat();
+    let at = input[name_end..].windows(close.len()).position(|w| w == close.as_slice())?;
+    Some((start, name_end + at + close.len()))
+}
+
+fn mutate(input: &mut Vec<u8>, corpus: &[(String, Vec<u8>)], rng: &mut Rng) {
+    let len = input.len();
+    match rng.below(8) {
+        0 if len > 0 => {
+            let i = rng.below(len);
+            input[i] ^= 1 << rng.below(8);
+        }
+        1 if len > 0 => {
+            let i = rng.below(len);
+            input[i] = rng.next_u64() as u8;
+        }
+        2 => {
+            let token = rng.pick(TOKENS).as_bytes();
+            let i = rng.below(len + 1);
+            input.splice(i..i, token.iter().copied());
+        }
+        3 if len > 0 => {
+            let i = rng.below(len);
+            let n = 1 + rng.below((len - i).min(64));
+            input.drain(i..i + n);
+        }
+        4 => input.truncate(rng.below(len + 1)),
+        5 => {
+            let other = &rng.pick(corpus).1;
+            if !other.is_empty() {
+                let a = rng.below(other.len());
+                let b = a + rng.below(other.len() - a + 1);
+                let i = rng.below(len + 1);
+                let j = i + rng.below(len - i + 1);
+                input.splice(i..j, other[a..b].iter().copied());
+            }
+        }
+        _ => {
+            if let Some((start, end)) = element_at(input, rng) {
+                let copy = input[start..end].to_vec();
+                let at = if rng.below(2) == 0 { end } else { rng.below(len + 1) };
+                input.splice(at..at, copy);
+            }
+        }
+    }
+}
+
+fn matching_parser(body: &[u8]) -> Option<usize> {
+    let text = String::from_utf8_lossy(body);
+    let roots = [
+        "<ListBucketResult",
+        "<InitiateMultipartUploadResult",
+        "<CompleteMultipartUploadResult",
+        "<ListParts",
+        "<ListMultipartUploadsResult",
+        "<CopyObjectResult",
+        "<CopyPartResult",
+        "<DeleteResult",
+    ];
+    roots.iter().position(|r| text.contains(r))
+}
+
+/// Runs one parser; returns whether it succeeded, and all the text it produced.
+fn run(parser: usize, response: &HttpResponse) -> (Result<(), TransferError>, String) {
+    fn text<T: std::fmt::Debug>(r: Result<T, TransferError>) -> (Result<(), TransferError>, String) {
+        let s = match &r {
+            Ok(v) => format!("{v:?}"),
+            Err(e) => format!("{e} {e:?}"),
+        };
+        (r.map(|_| ()), s)
+    }
+    match parser {
+        0 => {
+            let r = parse_list_objects_v2(response);
+            if let Ok(page) = &r {
+                assert!(!page.is_truncated || page.next_continuation_token.is_some());
+                assert!(page.objects.iter().all(|o| !o.key.is_empty()));
+            }
+            text(r)
+        }
+        1 => text(parse_create_multipart_upload(response)),
+        2 => text(parse_complete_multipart_upload(response)),
+        3 => {
+            let r = parse_list_parts(response);
+            if let Ok(page) = &r {
+                assert!(page.parts.iter().all(|p| (1..=10_000).contains(&p.part_number)));
+                assert!(!page.is_truncated || page.next_part_number_marker.is_some());
+            }
+            text(r)
+        }
+        4 => text(parse_list_multipart_uploads(response)),
+        5 => text(parse_copy_object(response)),
+        6 => text(parse_upload_part_copy(response)),
+        7 => text(parse_delete_objects(response)),
+        8 => text(parse_get_object(response, Some(ByteRange { start: 0, end: 99 }))),
+        _ => text(Err::<(), _>(error_from_response(response, false))),
+    }
+}
+
+#[test]
+fn parsers_survive_mutated_answers() {
+    let iterations = std::env::var("LAKEPORT_FUZZ_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_ITERATIONS);
+    let seed = std::env::var("LAKEPORT_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED);
+    let corpus = corpus();
+    assert!(corpus.iter().any(|(_, body)| String::from_utf8_lossy(body).contains(TOKEN)), "the corpus hides no token");
+
+    let mut rng = Rng::new(seed);
+    let started = Instant::now();
+    let (mut ok, mut refused, mut invalid) = (0u64, 0u64, 0u64);
+    for iteration in 0..iterations {
+        let (name, original) = rng.pick(&corpus);
+        let mut body = original.clone();
+        for _ in 0..1 + rng.below(4) {
+            mutate(&mut body, &corpus, &mut rng);
+        }
+        let status = *rng.pick(STATUSES);
+        let mut headers = Vec::new();
+        if let Some(ct) = rng.pick(CONTENT_TYPES) {
+            headers.push(("Content-Type".to_string(), ct.to_string()));
+        }
+        if rng.below(4) == 0 {
+            headers.push(("Content-Length".to_string(), rng.pick(&["100", "0", "x", "18446744073709551616"]).to_string()));
+            headers.push(("Content-Range".to_string(), rng.pick(&["bytes 0-99/1000", "bytes 5-1/2", "bytes */10"]).to_string()));
+        }
+        let response = HttpResponse { status, headers, body };
+        // Mostly the parser the document was written for, so that mutations
+        // reach deep into it; sometimes any other.
+        let parser = match matching_parser(original) {
+            Some(p) if rng.below(4) != 0 => p,
+            _ => rng.below(10),
+        };
+        let describe = || {
+            format!(
+                "iteration {iteration} (seed {seed}), {name}, parser {parser}, status {status}, body {:?}",
+                String::from_utf8_lossy(&response.body)
+            )
+        };
+        let (result, text) =
+            catch_unwind(AssertUnwindSafe(|| run(parser, &response))).unwrap_or_else(|_| panic!("a parser panicked at {}", describe()));
+        match result {
+            Ok(()) => {
+                ok += 1;
+                assert!((200..300).contains(&status), "success from HTTP {status} at {}", describe());
+            }
+            Err(TransferError::S3(e)) => {
+                refused += 1;
+                // Only the server's own Message and identifiers may carry what
+                // it chose to write there: blank them, and nothing may remain.
+                let mut blank = e.clone();
+                blank.message.clear();
+                blank.code = "Code".into();
+                blank.request_id = None;
+                blank.region = None;
+                blank.endpoint = None;
+                let rest = format!("{blank} {blank:?}");
+                assert!(!rest.contains(TOKEN), "{text} at {}", describe());
+            }
+            Err(_) => {
+                invalid += 1;
+                assert!(!text.contains(TOKEN), "the error {text:?} shows the token at {}", describe());
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    println!("{iterations} mutated answers in {:.2} s: {ok} parsed, {refused} S3 errors, {invalid} invalid", elapsed.as_secs_f64());
+    if iterations == DEFAULT_ITERATIONS {
+        assert!(elapsed.as_secs() < 10, "the default run took {elapsed:?}");
+    }
+    if iterations >= 10_000 {
+        assert!(ok > 0 && refused > 0 && invalid > 0, "{ok} / {refused} / {invalid}");
+    }
+}
