@@ -1,4 +1,5 @@
-//! Test helpers shared by lakeport's crates.
+//! Test helpers shared by lakeport's crates: a seeded PRNG and a markup
+//! mutator for the parsers' fuzz tests.
 
 /// xorshift64* (Vigna): small, fast and the same on every platform, so a
 /// seed names one sequence of generated or mutated inputs for good.
@@ -29,6 +30,65 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
+}
+
+/// One random edit of a markup answer (XML, HTML) for mutation fuzzing: a
+/// flipped bit or byte, an inserted `token`, a deletion, a truncation, a
+/// splice from another `corpus` entry, or a duplicated element.
+pub fn mutate_markup(input: &mut Vec<u8>, tokens: &[&str], corpus: &[Vec<u8>], rng: &mut Rng) {
+    let len = input.len();
+    match rng.below(8) {
+        0 if len > 0 => {
+            let i = rng.below(len);
+            input[i] ^= 1 << rng.below(8);
+        }
+        1 if len > 0 => {
+            let i = rng.below(len);
+            input[i] = rng.next_u64() as u8;
+        }
+        2 => {
+            let token = rng.pick(tokens).as_bytes();
+            let i = rng.below(len + 1);
+            input.splice(i..i, token.iter().copied());
+        }
+        3 if len > 0 => {
+            let i = rng.below(len);
+            let n = 1 + rng.below((len - i).min(64));
+            input.drain(i..i + n);
+        }
+        4 => input.truncate(rng.below(len + 1)),
+        5 => {
+            let other = rng.pick(corpus);
+            if !other.is_empty() {
+                let a = rng.below(other.len());
+                let b = a + rng.below(other.len() - a + 1);
+                let i = rng.below(len + 1);
+                let j = i + rng.below(len - i + 1);
+                input.splice(i..j, other[a..b].iter().copied());
+            }
+        }
+        _ => {
+            if let Some((start, end)) = element_at(input, rng) {
+                let copy = input[start..end].to_vec();
+                let at = if rng.below(2) == 0 { end } else { rng.below(len + 1) };
+                input.splice(at..at, copy);
+            }
+        }
+    }
+}
+
+/// `<Name ...>...</Name>` around a random start tag, if there is one there.
+fn element_at(input: &[u8], rng: &mut Rng) -> Option<(usize, usize)> {
+    let starts: Vec<usize> =
+        input.windows(2).enumerate().filter(|(_, w)| w[0] == b'<' && w[1].is_ascii_alphabetic()).map(|(i, _)| i).collect();
+    if starts.is_empty() {
+        return None;
+    }
+    let start = *rng.pick(&starts);
+    let name_end = input[start + 1..].iter().position(|b| matches!(b, b'>' | b' ' | b'/')).map(|p| start + 1 + p)?;
+    let close = [b"</".as_slice(), &input[start + 1..name_end], b">"].concat();
+    let at = input[name_end..].windows(close.len()).position(|w| w == close.as_slice())?;
+    Some((start, name_end + at + close.len()))
 }
 
 #[cfg(test)]

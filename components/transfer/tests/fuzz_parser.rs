@@ -19,7 +19,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use lakeport_testkit::Rng;
+use lakeport_testkit::{mutate_markup, Rng};
 use lakeport_transfer::parse::*;
 use lakeport_transfer::{ByteRange, HttpResponse, TransferError};
 
@@ -52,62 +52,6 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
     files.sort();
     assert!(files.len() >= 30, "the fixture corpus is missing: {}", files.len());
     files
-}
-
-/// `<Name ...>...</Name>` around a random start tag, if there is one there.
-fn element_at(input: &[u8], rng: &mut Rng) -> Option<(usize, usize)> {
-    let starts: Vec<usize> =
-        input.windows(2).enumerate().filter(|(_, w)| w[0] == b'<' && w[1].is_ascii_alphabetic()).map(|(i, _)| i).collect();
-    if starts.is_empty() {
-        return None;
-    }
-    let start = *rng.pick(&starts);
-    let name_end = input[start + 1..].iter().position(|b| matches!(b, b'>' | b' ' | b'/')).map(|p| start + 1 + p)?;
-    let close = [b"</".as_slice(), &input[start + 1..name_end], b">"].concat();
-    let at = input[name_end..].windows(close.len()).position(|w| w == close.as_slice())?;
-    Some((start, name_end + at + close.len()))
-}
-
-fn mutate(input: &mut Vec<u8>, corpus: &[(String, Vec<u8>)], rng: &mut Rng) {
-    let len = input.len();
-    match rng.below(8) {
-        0 if len > 0 => {
-            let i = rng.below(len);
-            input[i] ^= 1 << rng.below(8);
-        }
-        1 if len > 0 => {
-            let i = rng.below(len);
-            input[i] = rng.next_u64() as u8;
-        }
-        2 => {
-            let token = rng.pick(TOKENS).as_bytes();
-            let i = rng.below(len + 1);
-            input.splice(i..i, token.iter().copied());
-        }
-        3 if len > 0 => {
-            let i = rng.below(len);
-            let n = 1 + rng.below((len - i).min(64));
-            input.drain(i..i + n);
-        }
-        4 => input.truncate(rng.below(len + 1)),
-        5 => {
-            let other = &rng.pick(corpus).1;
-            if !other.is_empty() {
-                let a = rng.below(other.len());
-                let b = a + rng.below(other.len() - a + 1);
-                let i = rng.below(len + 1);
-                let j = i + rng.below(len - i + 1);
-                input.splice(i..j, other[a..b].iter().copied());
-            }
-        }
-        _ => {
-            if let Some((start, end)) = element_at(input, rng) {
-                let copy = input[start..end].to_vec();
-                let at = if rng.below(2) == 0 { end } else { rng.below(len + 1) };
-                input.splice(at..at, copy);
-            }
-        }
-    }
 }
 
 fn matching_parser(body: &[u8]) -> Option<usize> {
@@ -167,6 +111,7 @@ fn parsers_survive_mutated_answers() {
     let iterations = std::env::var("LAKEPORT_FUZZ_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_ITERATIONS);
     let seed = std::env::var("LAKEPORT_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED);
     let corpus = corpus();
+    let bodies: Vec<Vec<u8>> = corpus.iter().map(|(_, body)| body.clone()).collect();
     assert!(corpus.iter().any(|(_, body)| String::from_utf8_lossy(body).contains(TOKEN)), "the corpus hides no token");
 
     let mut rng = Rng::new(seed);
@@ -176,7 +121,7 @@ fn parsers_survive_mutated_answers() {
         let (name, original) = rng.pick(&corpus);
         let mut body = original.clone();
         for _ in 0..1 + rng.below(4) {
-            mutate(&mut body, &corpus, &mut rng);
+            mutate_markup(&mut body, TOKENS, &bodies, &mut rng);
         }
         let status = *rng.pick(STATUSES);
         let mut headers = Vec::new();
