@@ -159,10 +159,13 @@ fn device_login_store_refresh_rotation_and_logout() {
     failed_with(&wrong, "wrong passphrase");
     assert_eq!(std::fs::read(&store).unwrap(), before);
 
+    let s3_keys = env.home().join("cache/lakeport/creds/lab.json");
+    std::fs::create_dir_all(s3_keys.parent().unwrap()).unwrap();
+    std::fs::write(&s3_keys, "{}").unwrap();
     let out = env.run(&["token", "logout"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("revoked at the issuer"), "{}", stderr(&out));
-    assert!(!store.exists() && !env.cache_file("lab").exists());
+    assert!(!store.exists() && !env.cache_file("lab").exists() && !s3_keys.exists(), "logout forgets the token and the S3 keys");
     failed_with(&env.run(&["token", "get"]), "run `lakeport token login --profile lab`");
 }
 

@@ -305,7 +305,9 @@ fn logout(args: &ProfileArgs) -> Result<()> {
         }
         ctx.store.remove(&ctx.name)?;
     }
+    // Nothing obtained with the login outlives it: access token, S3 keys.
     forget_cached(&ctx.name);
+    crate::creds::forget_cached(&ctx.name);
     eprintln!("profile '{}' logged out; refresh token: {revoked}", ctx.name);
     Ok(())
 }
