@@ -8,10 +8,11 @@ const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Lowercase hex, as SigV4 writes hashes and signatures.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(HEX_LOWER[(b >> 4) as usize]);
-        out.push(HEX_LOWER[(b & 0xf) as usize]);
+    // Written in place: no capacity check per byte (a hot loop in wasm).
+    let mut out = alloc::vec![0u8; bytes.len() * 2];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX_LOWER[(b >> 4) as usize];
+        pair[1] = HEX_LOWER[(b & 0xf) as usize];
     }
     // SAFETY: only ASCII hex digits were written.
     unsafe { String::from_utf8_unchecked(out) }
@@ -105,6 +106,9 @@ pub fn hex_value(b: u8) -> Option<u8> {
 /// followed by two hex digits stays literal, as browsers and servers treat it.
 pub fn percent_decode(input: &str, plus_as_space: bool) -> alloc::vec::Vec<u8> {
     let bytes = input.as_bytes();
+    if !bytes.iter().any(|&b| b == b'%' || (plus_as_space && b == b'+')) {
+        return bytes.to_vec();
+    }
     let mut out = alloc::vec::Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -132,6 +136,10 @@ fn is_path_char(b: u8) -> bool {
 /// (space, non-ASCII, a stray `%`, `"`, `{`...) is escaped.
 pub fn wire_path(path: &str) -> String {
     let bytes = path.as_bytes();
+    // Most paths are already in URL form: copy them at once.
+    if bytes.iter().all(|&b| CLASSES[b as usize] != 0) {
+        return String::from(path);
+    }
     let mut out = String::with_capacity(bytes.len() + 8);
     let mut i = 0;
     while i < bytes.len() {

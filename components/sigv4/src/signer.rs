@@ -350,12 +350,12 @@ impl Signer {
             p.url.query.push(QueryParam::new("X-Amz-Signature", &signature));
             None
         } else {
-            let auth = format!(
-                "{ALGORITHM} Credential={}/{}, SignedHeaders={}, Signature={signature}",
-                self.access_key_id,
-                key.scope(),
-                p.signed_headers
+            let mut auth = String::with_capacity(
+                ALGORITHM.len() + self.access_key_id.len() + key.scope().len() + p.signed_headers.len() + signature.len() + 48,
             );
+            for part in [ALGORITHM, " Credential=", &self.access_key_id, "/", key.scope(), ", SignedHeaders=", &p.signed_headers, ", Signature=", &signature] {
+                auth.push_str(part);
+            }
             p.headers.push(Header::added("Authorization", "authorization", auth.clone()));
             if let Some(t) = unsigned_token {
                 p.headers.push(Header::added("X-Amz-Security-Token", "x-amz-security-token", t.into()));

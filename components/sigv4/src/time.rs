@@ -83,16 +83,40 @@ impl AmzDate {
 
     /// `YYYYMMDDTHHMMSSZ`
     pub fn amz_date(&self) -> String {
-        format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        )
+        let mut text = *b"00000000T000000Z";
+        self.put_date(&mut text[..8]);
+        put_digits(&mut text[9..11], self.hour);
+        put_digits(&mut text[11..13], self.minute);
+        put_digits(&mut text[13..15], self.second);
+        ascii(&text)
     }
 
     /// `YYYYMMDD`, the date in the credential scope.
     pub fn scope_date(&self) -> String {
-        format!("{:04}{:02}{:02}", self.year, self.month, self.day)
+        let mut text = *b"00000000";
+        self.put_date(&mut text);
+        ascii(&text)
     }
+
+    // Digits are written directly: core::fmt's padding machinery showed up
+    // in profiles of every signature.
+    fn put_date(&self, out: &mut [u8]) {
+        put_digits(&mut out[..4], self.year);
+        put_digits(&mut out[4..6], self.month);
+        put_digits(&mut out[6..8], self.day);
+    }
+}
+
+/// `value` as zero-padded decimal filling `out` (values fit by construction).
+fn put_digits(out: &mut [u8], mut value: u32) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+fn ascii(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| b as char).collect()
 }
 
 #[cfg(test)]
