@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lakeport::runtime::Runtime;
 use lakeport::sigv4::{Credentials, Payload, SignOptions, SignableRequest, Sigv4, SigningTime};
-use support::{amz_date, curl_get, pattern, send, send_signed, write_file, Lakeport, Peer, Reply, ACCESS_KEY, REGION, SECRET_KEY};
+use support::{amz_date, curl_get, pattern, send_signed, write_file, Lakeport, Peer, Reply, ACCESS_KEY, REGION, SECRET_KEY};
 
 const BUCKET: &str = "lakeport-test";
 

@@ -1,7 +1,6 @@
 //! Hex and percent-encoding in the exact forms SigV4 needs.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";

@@ -14,15 +14,6 @@ pub struct AmzDate {
     second: u32,
 }
 
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
 fn digits(s: &str) -> Option<u32> {
     if s.bytes().all(|b| b.is_ascii_digit()) {
         s.parse().ok()
@@ -51,7 +42,7 @@ impl AmzDate {
         let valid = (1970..=9999).contains(&date.year)
             && (1..=12).contains(&date.month)
             && date.day >= 1
-            && date.day <= days_in_month(date.year, date.month)
+            && date.day <= lakeport_calendar::days_in_month(i64::from(date.year), date.month)
             && date.hour < 24
             && date.minute < 60
             && date.second < 60;
@@ -62,22 +53,14 @@ impl AmzDate {
         }
     }
 
-    /// From seconds since the Unix epoch (civil-from-days, proleptic Gregorian).
+    /// From seconds since the Unix epoch.
     pub fn from_unix(secs: i64) -> Result<Self, String> {
         if !(0..=253_402_300_799).contains(&secs) {
             return Err(format!("time {secs} is outside 1970..9999"));
         }
-        let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400) as u32;
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
+        let (year, month, day) = lakeport_calendar::civil_from_days(secs.div_euclid(86_400));
+        let year = year as u32;
         Ok(AmzDate { year, month, day, hour: rem / 3600, minute: rem / 60 % 60, second: rem % 60 })
     }
 

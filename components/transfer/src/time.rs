@@ -1,37 +1,13 @@
 //! The two timestamp forms S3 answers carry: HTTP dates (`Date`,
 //! `Last-Modified`) and ISO 8601 (`LastModified` in listings, `ServerTime`).
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
-    }
-}
+use lakeport_calendar::unix_seconds;
 
 fn number(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
-}
-
-fn to_unix(year: i64, month: u32, day: u32, h: u32, m: u32, s: u32) -> Option<i64> {
-    // Leap seconds (`:60`) are folded into the next second, as clocks do.
-    let valid = (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month) && h < 24 && m < 60 && s <= 60;
-    valid.then(|| days_from_civil(year, month, day) * 86_400 + i64::from(h * 3600 + m * 60 + s))
 }
 
 fn month_number(name: &str) -> Option<u32> {
@@ -59,7 +35,7 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
         [_, day, month, year, time, "GMT" | "UTC"] if s.contains(',') => {
             let (h, m, sec) = clock(time)?;
             (year.len() == 4).then_some(())?;
-            to_unix(i64::from(number(year)?), month_number(month)?, number(day)?, h, m, sec)
+            unix_seconds(i64::from(number(year)?), month_number(month)?, number(day)?, h, m, sec)
         }
         [_, date, time, "GMT"] => {
             let mut d = date.split('-');
@@ -68,11 +44,11 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
             let year = i64::from(number(year)?);
             // RFC 9110: a two-digit year more than 50 years ahead is in the past century.
             let year = if year < 50 { 2000 + year } else if year < 100 { 1900 + year } else { year };
-            to_unix(year, month_number(month)?, number(day)?, h, m, sec)
+            unix_seconds(year, month_number(month)?, number(day)?, h, m, sec)
         }
         [_, month, day, time, year] => {
             let (h, m, sec) = clock(time)?;
-            to_unix(i64::from(number(year)?), month_number(month)?, number(day)?, h, m, sec)
+            unix_seconds(i64::from(number(year)?), month_number(month)?, number(day)?, h, m, sec)
         }
         _ => None,
     }
@@ -120,7 +96,7 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
             sign * i64::from(oh * 3600 + om * 60)
         }
     };
-    Some(to_unix(year, month, day, h, m, sec)? - offset)
+    Some(unix_seconds(year, month, day, h, m, sec)? - offset)
 }
 
 #[cfg(test)]
