@@ -15,8 +15,10 @@
 use std::fmt;
 
 use quick_xml::errors::Error as XmlError;
-use quick_xml::events::{BytesRef, Event};
+use quick_xml::events::Event;
 use quick_xml::Reader;
+
+use lakeport_xml::{clean, entity, looks_like_html, trim_xml};
 
 use crate::error::StsError;
 use crate::time::parse_rfc3339;
@@ -116,9 +118,6 @@ fn unique(slot: &mut Option<String>, text: String, name: &'static str) -> Result
     Ok(())
 }
 
-fn trim_xml(s: &str) -> &str {
-    s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
-}
 
 impl Fields {
     fn element(&mut self, parent: Option<&str>, name: &str, text: String) -> Result<(), Malformed> {
@@ -144,19 +143,6 @@ impl Fields {
     }
 }
 
-fn entity(r: &BytesRef<'_>) -> Option<char> {
-    if r.is_char_ref() {
-        return r.resolve_char_ref().ok().flatten();
-    }
-    match &**r {
-        "amp" => Some('&'),
-        "lt" => Some('<'),
-        "gt" => Some('>'),
-        "quot" => Some('"'),
-        "apos" => Some('\''),
-        _ => None,
-    }
-}
 
 fn known_root(name: &str) -> Option<&'static str> {
     KNOWN_ROOTS.iter().find(|(n, _)| *n == name).map(|(_, what)| *what)
@@ -251,42 +237,6 @@ fn status_hint(status: u16) -> &'static str {
 
 fn invalid(status: u16, content_type: Option<&str>, what: &str, hint: &str) -> StsError {
     StsError::InvalidResponse(format!("the STS endpoint answered {} with {what}; {hint}", received(status, content_type)))
-}
-
-/// An HTML page, by its first bytes, or by its content type unless the
-/// body declares itself XML (an error document mislabelled as HTML is
-/// still read).
-fn looks_like_html(content_type: Option<&str>, text: &str) -> bool {
-    let ct_html = content_type.is_some_and(|c| {
-        let c = c.trim_start().to_ascii_lowercase();
-        c.starts_with("text/html") || c.starts_with("application/xhtml")
-    }) && !text.starts_with("<?xml");
-    let head: String = text.chars().take(256).collect::<String>().to_ascii_lowercase();
-    let mut rest = head.as_str();
-    // An XML declaration or comments may come first.
-    loop {
-        rest = rest.trim_start();
-        if let Some(after) = rest.strip_prefix("<?") {
-            rest = after.split_once("?>").map_or("", |(_, r)| r);
-        } else if let Some(after) = rest.strip_prefix("<!--") {
-            rest = after.split_once("-->").map_or("", |(_, r)| r);
-        } else {
-            break;
-        }
-    }
-    ct_html || rest.starts_with("<!doctype html") || rest.starts_with("<html") || rest.starts_with("<head") || rest.starts_with("<body")
-}
-
-/// Keeps a server-provided string printable and short.
-fn clean(s: &str, max_chars: usize) -> String {
-    let flat = s.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > max_chars {
-        let mut out: String = flat.chars().take(max_chars).collect();
-        out.push('…');
-        out
-    } else {
-        flat
-    }
 }
 
 /// A credential that goes into HTTP headers: visible ASCII only. Servers

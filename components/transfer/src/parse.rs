@@ -16,6 +16,7 @@ use crate::error::{Result, S3Error, TransferError, TransportKind};
 use crate::requests::ByteRange;
 use crate::time::{parse_http_date, parse_iso8601};
 use crate::xml::{parse_document, trim_xml, Element, Malformed};
+use lakeport_xml::{clean, looks_like_html};
 
 /// Longest server error message kept (some append stack traces).
 const MAX_MESSAGE_CHARS: usize = 1000;
@@ -160,18 +161,6 @@ pub struct BucketInfo {
     pub region: Option<String>,
 }
 
-/// Keeps a server-provided string printable and short.
-fn clean(s: &str, max_chars: usize) -> String {
-    let flat = s.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > max_chars {
-        let mut out: String = flat.chars().take(max_chars).collect();
-        out.push('…');
-        out
-    } else {
-        flat
-    }
-}
-
 /// "HTTP 502 (text/html)": what came back, in general terms.
 fn received(response: &HttpResponse) -> String {
     let ct = response
@@ -211,28 +200,6 @@ fn missing(response: &HttpResponse, what: &str) -> TransferError {
         status: response.status,
         message: format!("the S3 answer ({}) has no {what}; the server or a proxy is misbehaving", received(response)),
     }
-}
-
-/// An HTML page, by its first bytes, or by its content type unless the
-/// body declares itself XML.
-fn looks_like_html(content_type: Option<&str>, text: &str) -> bool {
-    let ct_html = content_type.is_some_and(|c| {
-        let c = c.trim_start().to_ascii_lowercase();
-        c.starts_with("text/html") || c.starts_with("application/xhtml")
-    }) && !text.starts_with("<?xml");
-    let head = text.chars().take(256).collect::<String>().to_ascii_lowercase();
-    let mut rest = head.as_str();
-    loop {
-        rest = rest.trim_start();
-        if let Some(after) = rest.strip_prefix("<?") {
-            rest = after.split_once("?>").map_or("", |(_, r)| r);
-        } else if let Some(after) = rest.strip_prefix("<!--") {
-            rest = after.split_once("-->").map_or("", |(_, r)| r);
-        } else {
-            break;
-        }
-    }
-    ct_html || ["<!doctype html", "<html", "<head", "<body"].iter().any(|p| rest.starts_with(p))
 }
 
 /// The body as an XML document, or why it is not one.
