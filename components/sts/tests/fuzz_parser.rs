@@ -19,7 +19,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use lakeport_sts::{parse_assume_role_response, StsError};
-use lakeport_testkit::{mutate_markup, Rng};
+use lakeport_testkit::{markup_corpus, mutate_markup, Rng};
 
 const DEFAULT_ITERATIONS: u64 = 200_000;
 const DEFAULT_SEED: u64 = 0x5354_535f_4655_5a5a; // "STS_FUZZ"
@@ -93,16 +93,7 @@ const CONTENT_TYPES: &[Option<&str>] = &[
 ];
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{dir}: {e}"))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "xml" || e == "html"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 10, "the fixture corpus is missing: {files:?}");
-    files
+    markup_corpus(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"), 10)
 }
 
 #[test]

@@ -32,6 +32,21 @@ impl Rng {
     }
 }
 
+/// The `.xml` and `.html` files of `dir` as (file name, bytes), sorted by
+/// name; fails unless there are at least `at_least` (a lost corpus would
+/// make a fuzz test pass on nothing).
+pub fn markup_corpus(dir: &str, at_least: usize) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml" || e == "html"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    assert!(files.len() >= at_least, "the fixture corpus in {dir} is missing: {} files", files.len());
+    files
+}
+
 /// One random edit of a markup answer (XML, HTML) for mutation fuzzing: a
 /// flipped bit or byte, an inserted `token`, a deletion, a truncation, a
 /// splice from another `corpus` entry, or a duplicated element.

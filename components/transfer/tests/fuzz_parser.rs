@@ -19,7 +19,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use lakeport_testkit::{mutate_markup, Rng};
+use lakeport_testkit::{markup_corpus, mutate_markup, Rng};
 use lakeport_transfer::parse::*;
 use lakeport_transfer::{ByteRange, HttpResponse, TransferError};
 
@@ -42,16 +42,7 @@ const CONTENT_TYPES: &[Option<&str>] =
     &[None, Some("application/xml"), Some("text/xml"), Some("text/html"), Some("text/html; charset=utf-8"), Some("application/json"), Some("")];
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{dir}: {e}"))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "xml" || e == "html"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 30, "the fixture corpus is missing: {}", files.len());
-    files
+    markup_corpus(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"), 30)
 }
 
 fn matching_parser(body: &[u8]) -> Option<usize> {
