@@ -277,54 +277,29 @@ impl WasiHttpHooks for Egress {
 }
 
 /// A healthchecks.io-style ping: `GET url`, from the host itself (it is a
-/// signal about lakeport, not a protocol step of a component). Returns the
-/// HTTP status.
+/// signal about lakeport, not a protocol step of a component), through the
+/// same connection code, timeouts and TLS trust as components' requests.
+/// Returns the HTTP status.
 pub fn ping(url: &str, extra_ca: Option<&Path>) -> Result<u16> {
-    use http_body_util::Empty;
     let uri: http::Uri = url.parse().with_context(|| format!("the ping URL '{url}' is not valid"))?;
-    let host = uri.host().ok_or_else(|| anyhow!("the ping URL '{url}' has no host"))?.trim_matches(['[', ']']).to_string();
-    let use_tls = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => return Err(anyhow!("the ping URL '{url}' must be http or https")),
-    };
-    let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
-    let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(anyhow!("the ping URL '{url}' must be http or https"));
+    }
+    let authority = uri.authority().map(|a| a.to_string()).ok_or_else(|| anyhow!("the ping URL '{url}' has no host"))?;
+    let policy = Arc::new(EgressPolicy::new(vec![AllowedHost::from_url(url)?], extra_ca.map(Path::to_path_buf)));
+    let body = http_body_util::Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync();
+    let request = http::Request::get(uri)
+        .header("Host", &authority)
+        .header("User-Agent", concat!("lakeport/", env!("CARGO_PKG_VERSION")))
+        .body(body)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the ping")?;
     runtime.block_on(async move {
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
-            .await
-            .map_err(|_| anyhow!("ping: connecting to {host}:{port} timed out"))?
-            .with_context(|| format!("ping: cannot connect to {host}:{port}"))?;
-        let request = http::Request::get(path)
-            .header("Host", authority)
-            .header("User-Agent", concat!("lakeport/", env!("CARGO_PKG_VERSION")))
-            .body(Empty::<Bytes>::new())?;
-        let status = if use_tls {
-            let config = tls_config(extra_ca)?;
-            let name = ServerName::try_from(host.clone()).map_err(|_| anyhow!("ping: bad host name {host}"))?;
-            let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.context("ping: TLS handshake failed")?;
-            send_ping(stream, request).await?
-        } else {
-            send_ping(tcp, request).await?
-        };
-        Ok(status)
+        match policy.send(request, None).await {
+            Ok((response, _connection)) => Ok(response.status().as_u16()),
+            Err(Error::ConnectionRefused | Error::ConnectionTimeout | Error::DnsError { .. } | Error::Connect(_)) => {
+                Err(anyhow!("ping: cannot connect to {authority}"))
+            }
+            Err(e) => Err(anyhow!("ping: the request to {authority} failed: {e}")),
+        }
     })
-}
-
-async fn send_ping<S>(stream: S, request: http::Request<http_body_util::Empty<Bytes>>) -> Result<u16>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.context("ping: HTTP handshake failed")?;
-    let driver = tokio::spawn(conn);
-    let response = tokio::time::timeout(FIRST_BYTE_TIMEOUT, sender.send_request(request))
-        .await
-        .map_err(|_| anyhow!("ping: no answer"))?
-        .context("ping: request failed")?;
-    let status = response.status().as_u16();
-    drop(response);
-    driver.abort();
-    Ok(status)
 }
