@@ -7,7 +7,7 @@
 mod support;
 
 use lakeport::egress::{AllowedHost, EgressPolicy};
-use lakeport::oidc::{Client, ClientAuth, DevicePoll, Oidc, OidcError, ProviderMetadata};
+use lakeport::oidc::{Client, ClientAuth, DevicePoll, Oidc, OidcError, ProviderMetadata, TokenSet};
 use lakeport::runtime::Runtime;
 use support::Peer;
 
@@ -40,6 +40,14 @@ fn discover(oidc: &mut Oidc, issuer: &str) -> ProviderMetadata {
 fn approve(op: &Peer, user_code: &str, action: &str) {
     let reply = support::send("POST", &op.url(&format!("/test/device/{action}?user_code={user_code}")), &[], b"");
     assert_eq!(reply.status, 204, "{action} {user_code}: {}", reply.text());
+}
+
+/// A device flow that the user answers with `action` (`approve` or `deny`)
+/// through the provider's test route, waited for to the end.
+fn device_login(oidc: &mut Oidc, op: &Peer, meta: &ProviderMetadata, c: &Client, action: &str) -> Result<TokenSet, OidcError> {
+    let (flow, auth) = oidc.start_device_flow(meta, c).unwrap();
+    approve(op, &auth.unwrap().user_code, action);
+    oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).unwrap()
 }
 
 #[test]
@@ -112,9 +120,7 @@ fn device_flow_for_public_and_post_clients() {
         client("device-public", None, ClientAuth::None, &op.endpoint),
         client("device-post", Some("device-post-secret"), ClientAuth::Post, &op.endpoint),
     ] {
-        let (flow, auth) = oidc.start_device_flow(&meta, &c).unwrap();
-        approve(&op, &auth.unwrap().user_code, "approve");
-        let tokens = oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).unwrap().unwrap_or_else(|e| panic!("{}: {}", c.client_id, e.message()));
+        let tokens = device_login(&mut oidc, &op, &meta, &c, "approve").unwrap_or_else(|e| panic!("{}: {}", c.client_id, e.message()));
         assert!(tokens.refresh_token.is_some(), "{}", c.client_id);
     }
 }
@@ -126,9 +132,7 @@ fn denied_device_code_is_access_denied() {
     let mut oidc = oidc_for(&rt, &[&op.endpoint]);
     let meta = discover(&mut oidc, &op.endpoint);
     let c = client("device-basic", Some("device-basic-secret"), ClientAuth::Basic, &op.endpoint);
-    let (flow, auth) = oidc.start_device_flow(&meta, &c).unwrap();
-    approve(&op, &auth.unwrap().user_code, "deny");
-    let err = oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).unwrap().unwrap_err();
+    let err = device_login(&mut oidc, &op, &meta, &c, "deny").unwrap_err();
     assert_eq!(err.oauth_code(), Some("access_denied"), "{}", err.message());
 }
 
@@ -140,11 +144,7 @@ fn revoked_and_expired_refresh_tokens_are_invalid_grant() {
     let meta = discover(&mut oidc, &op.endpoint);
     assert!(meta.revocation_endpoint.is_some());
     let c = client("device-basic", Some("device-basic-secret"), ClientAuth::Basic, &op.endpoint);
-    let login = |oidc: &mut Oidc| {
-        let (flow, auth) = oidc.start_device_flow(&meta, &c).unwrap();
-        approve(&op, &auth.unwrap().user_code, "approve");
-        oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).unwrap().unwrap().refresh_token.unwrap()
-    };
+    let login = |oidc: &mut Oidc| device_login(oidc, &op, &meta, &c, "approve").unwrap().refresh_token.unwrap();
     let refresh = login(&mut oidc);
     assert!(oidc.revoke(&meta, &c, &refresh, "refresh_token").unwrap().unwrap());
     let err = oidc.refresh(&meta, &c, &refresh).unwrap().unwrap_err();
