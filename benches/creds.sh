@@ -14,20 +14,10 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 . benches/peers.sh
-target=${CARGO_TARGET_DIR:-$root/target}
-out=$target/bench-results
-mkdir -p "$out"
 runs=${RUNS:-40}
-need_hyperfine
 command -v jq >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq </dev/null >/dev/null 2>&1 || die "jq is needed"
 [ -x .venv/bin/xq ] || .venv/bin/python -m pip install --quiet --disable-pip-version-check "yq==3.4.3" </dev/null
-for tool in node oidc-agent oidc-gen oidc-token curl; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing: run ./dev setup"
-done
-
-step "building lakeport (release)"
-cargo build --release --locked -p lakeport >&2
-lakeport=$target/release/lakeport
+prepare_bench
 
 step "starting the OpenID provider, moto and oidc-agent"
 start_provider
@@ -61,13 +51,4 @@ hyperfine -N --warmup 3 --runs "$runs" --export-json "$scratch/hf.json" \
     -n "lakeport creds (cold: token cached, STS call)" --prepare "rm -f $scratch/cache/lakeport/creds/bench.json" "$lakeport creds --profile bench" \
     -n "oidc-token + curl + xq (INFN helper)" --prepare "true" "$scratch/sts-helper.sh" >&2
 
-{
-    echo "## \`lakeport creds\` vs the oidc-token + curl + xq helper (whole process, ms)"
-    echo
-    echo "| command | median | mean | min | runs |"
-    echo "|---|---:|---:|---:|---:|"
-    hyperfine_rows "$scratch/hf.json"
-    echo
-    echo "Machine: $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%d)."
-} | tee "$out/creds.md"
-echo "written to $out/creds.md" >&2
+write_report "\`lakeport creds\` vs the oidc-token + curl + xq helper (whole process, ms)" creds

@@ -1,7 +1,8 @@
 # Sourced by the whole-process benchmarks: local peers on 127.0.0.1 and
 # oidc-agent with a registered account, all stopped on exit.
 # Needs: ./dev setup. Provides: step, die, free_port, start_provider,
-# start_oidc_agent, start_moto, and $scratch (removed on exit).
+# start_oidc_agent, start_moto, use_bench_profile, prepare_bench,
+# write_report, and $scratch (removed on exit).
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
@@ -88,12 +89,37 @@ need_hyperfine() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine </dev/null >/dev/null 2>&1 || die "hyperfine is needed (apt install hyperfine)"
 }
 
-# Median/mean/min in ms per command of a hyperfine JSON export, as Markdown rows.
-hyperfine_rows() { # JSON
-    python3 - "$1" <<'PY'
+# Checks the tools, builds lakeport in release. Sets $out (the results
+# folder) and $lakeport (the binary).
+prepare_bench() {
+    local target=${CARGO_TARGET_DIR:-$PWD/target}
+    out=$target/bench-results
+    mkdir -p "$out"
+    need_hyperfine
+    for tool in node oidc-agent oidc-gen oidc-token curl; do
+        command -v "$tool" >/dev/null 2>&1 || die "$tool is missing: run ./dev setup"
+    done
+    step "building lakeport (release)"
+    cargo build --release --locked -p lakeport >&2
+    lakeport=$target/release/lakeport
+}
+
+# The timings of $scratch/hf.json (hyperfine's JSON export) as a Markdown
+# table under TITLE, written to $out/NAME.md and shown.
+write_report() { # TITLE NAME
+    {
+        echo "## $1"
+        echo
+        echo "| command | median | mean | min | runs |"
+        echo "|---|---:|---:|---:|---:|"
+        python3 - "$scratch/hf.json" <<'PY'
 import json, statistics, sys
 for r in json.load(open(sys.argv[1]))["results"]:
     t = [x * 1000 for x in r["times"]]
     print(f"| {r['command']} | {statistics.median(t):.2f} | {statistics.mean(t):.2f} | {min(t):.2f} | {len(t)} |")
 PY
+        echo
+        echo "Machine: $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%d)."
+    } | tee "$out/$2.md"
+    echo "written to $out/$2.md" >&2
 }

@@ -12,18 +12,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 . benches/peers.sh
-target=${CARGO_TARGET_DIR:-$root/target}
-out=$target/bench-results
-mkdir -p "$out"
 runs=${RUNS:-60}
-need_hyperfine
-for tool in node oidc-agent oidc-gen oidc-token curl; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing: run ./dev setup"
-done
-
-step "building lakeport (release)"
-cargo build --release --locked -p lakeport >&2
-lakeport=$target/release/lakeport
+prepare_bench
 
 step "starting the OpenID provider and oidc-agent"
 start_provider
@@ -41,13 +31,4 @@ hyperfine -N --warmup 5 --runs "$runs" --export-json "$scratch/hf.json" \
     -n "oidc-token --aud=object (INFN guide)" "oidc-token --aud=object bench" \
     -n "oidc-token (no audience, agent cache)" "oidc-token bench" >&2
 
-{
-    echo "## \`lakeport token get\` with a cached token vs \`oidc-token\` (whole process, ms)"
-    echo
-    echo "| command | median | mean | min | runs |"
-    echo "|---|---:|---:|---:|---:|"
-    hyperfine_rows "$scratch/hf.json"
-    echo
-    echo "Machine: $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%d)."
-} | tee "$out/token_get.md"
-echo "written to $out/token_get.md" >&2
+write_report "\`lakeport token get\` with a cached token vs \`oidc-token\` (whole process, ms)" token_get
