@@ -368,10 +368,7 @@ impl RangedDownload {
     }
 
     fn attempts(&mut self, index: u32) -> Result<&mut Attempts> {
-        match self.ranges.get_mut(index as usize) {
-            Some(RangeState::InFlight(a)) => Ok(a),
-            _ => Err(TransferError::Usage(format!("range {index} is not in flight"))),
-        }
+        in_flight_range(&mut self.ranges, index)
     }
 
     /// Range `index` arrived whole; a short or long range is an error the
@@ -389,18 +386,7 @@ impl RangedDownload {
     /// On [`RetryDecision::GiveUp`] the download fails; otherwise the range
     /// stays in flight to be fetched again.
     pub fn range_failed(&mut self, index: u32, error: &TransferError, local_now: i64, random: u64) -> RetryDecision {
-        let retry = self.retry;
-        let decision = match self.attempts(index) {
-            Ok(a) => retry.decide(a, error, local_now, random),
-            Err(usage) => {
-                self.failure.get_or_insert(usage);
-                return RetryDecision::GiveUp;
-            }
-        };
-        if decision == RetryDecision::GiveUp {
-            self.failure.get_or_insert_with(|| error.clone());
-        }
-        decision
+        self.retry.decide_for_piece(in_flight_range(&mut self.ranges, index), &mut self.failure, error, local_now, random)
     }
 
     pub fn release_range(&mut self, index: u32) -> Result<()> {
@@ -442,5 +428,12 @@ impl RangedDownload {
             .collect();
         let certain = matches!(self.plan.etag_check, EtagCheck::PartMd5s { certain: true, .. });
         verify_download(self.plan.size, self.plan.etag.as_deref(), received, whole_md5, &guesses, certain)
+    }
+}
+
+fn in_flight_range(ranges: &mut [RangeState], index: u32) -> Result<&mut Attempts> {
+    match ranges.get_mut(index as usize) {
+        Some(RangeState::InFlight(a)) => Ok(a),
+        _ => Err(TransferError::Usage(format!("range {index} is not in flight"))),
     }
 }

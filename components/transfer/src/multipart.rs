@@ -308,10 +308,7 @@ impl MultipartUpload {
     }
 
     fn in_flight_attempts(&mut self, number: u32) -> Result<&mut Attempts> {
-        match self.parts.get_mut((number as usize).wrapping_sub(1)) {
-            Some(PartState::InFlight(a)) => Ok(a),
-            _ => Err(TransferError::Usage(format!("part {number} is not in flight"))),
-        }
+        in_flight_part(&mut self.parts, number)
     }
 
     /// Part `number` was stored with this ETag.
@@ -328,18 +325,7 @@ impl MultipartUpload {
     /// on any other decision the part stays in flight for the driver to
     /// resend (it still holds the bytes).
     pub fn part_failed(&mut self, number: u32, error: &TransferError, local_now: i64, random: u64) -> RetryDecision {
-        let retry = self.retry;
-        let decision = match self.in_flight_attempts(number) {
-            Ok(attempts) => retry.decide(attempts, error, local_now, random),
-            Err(usage) => {
-                self.failure.get_or_insert(usage);
-                return RetryDecision::GiveUp;
-            }
-        };
-        if decision == RetryDecision::GiveUp {
-            self.failure.get_or_insert_with(|| error.clone());
-        }
-        decision
+        self.retry.decide_for_piece(in_flight_part(&mut self.parts, number), &mut self.failure, error, local_now, random)
     }
 
     /// Puts an in-flight part back to be handed out again (a driver that
@@ -483,4 +469,11 @@ impl MultipartUpload {
 /// nothing is listed; a lone last part may understate it).
 pub fn infer_part_size(server_parts: &[ListedPart]) -> Option<u64> {
     server_parts.iter().map(|p| p.size).max()
+}
+
+fn in_flight_part(parts: &mut [PartState], number: u32) -> Result<&mut Attempts> {
+    match parts.get_mut((number as usize).wrapping_sub(1)) {
+        Some(PartState::InFlight(a)) => Ok(a),
+        _ => Err(TransferError::Usage(format!("part {number} is not in flight"))),
+    }
 }

@@ -122,6 +122,31 @@ impl RetryPolicy {
             _ => RetryDecision::GiveUp,
         }
     }
+
+    /// [`RetryPolicy::decide`] for one piece (part or range) of a transfer
+    /// that fails as a whole on [`RetryDecision::GiveUp`]. `attempts` is the
+    /// piece's record, or the driver's misuse when it was not in flight;
+    /// the transfer's first fatal error is kept in `failure`.
+    pub fn decide_for_piece(
+        &self,
+        attempts: Result<&mut Attempts, TransferError>,
+        failure: &mut Option<TransferError>,
+        error: &TransferError,
+        local_now: i64,
+        random: u64,
+    ) -> RetryDecision {
+        let decision = match attempts {
+            Ok(attempts) => self.decide(attempts, error, local_now, random),
+            Err(usage) => {
+                failure.get_or_insert(usage);
+                return RetryDecision::GiveUp;
+            }
+        };
+        if decision == RetryDecision::GiveUp {
+            failure.get_or_insert_with(|| error.clone());
+        }
+        decision
+    }
 }
 
 /// Seconds to add to the local clock to match the server's.
