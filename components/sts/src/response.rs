@@ -14,11 +14,8 @@
 
 use std::fmt;
 
-use quick_xml::errors::Error as XmlError;
-use quick_xml::events::Event;
-use quick_xml::Reader;
 
-use lakeport_xml::{clean, entity, looks_like_html, trim_xml};
+use lakeport_xml::{clean, looks_like_html, trim_xml, Element};
 
 use crate::error::StsError;
 use crate::time::parse_rfc3339;
@@ -61,8 +58,6 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Deeper than any STS document; deeper input is not STS XML.
-const MAX_DEPTH: usize = 32;
 /// Longest server error message kept (some services append stack traces).
 const MAX_MESSAGE_CHARS: usize = 1000;
 const MAX_CODE_CHARS: usize = 128;
@@ -148,65 +143,23 @@ fn known_root(name: &str) -> Option<&'static str> {
     KNOWN_ROOTS.iter().find(|(n, _)| *n == name).map(|(_, what)| *what)
 }
 
-/// Streams through the document, keeping the text of the open elements.
+/// Reads the document and hands every element, with its parent's name, to
+/// [`Fields::element`] in the order the elements close.
 fn read_document(text: &str) -> Result<Fields, Malformed> {
-    let mut reader = Reader::from_str(text);
-    let mut fields = Fields::default();
-    // (local name, text) of each open element.
-    let mut open: Vec<(String, String)> = Vec::new();
-    let mut seen_root = false;
-    loop {
-        let event = reader.read_event().map_err(|e| match e {
-            XmlError::Syntax(_) => Malformed::Truncated,
-            _ => Malformed::Invalid,
-        })?;
-        match event {
-            Event::Start(_) | Event::Empty(_) if open.is_empty() && seen_root => return Err(Malformed::Invalid),
-            Event::Start(e) => {
-                let name = e.local_name().into_inner();
-                if open.is_empty() {
-                    seen_root = true;
-                    fields.root = known_root(name);
-                }
-                open.push((name.to_string(), String::new()));
-                if open.len() > MAX_DEPTH {
-                    return Err(Malformed::Invalid);
-                }
-            }
-            Event::Empty(e) => {
-                let name = e.local_name().into_inner();
-                if open.is_empty() {
-                    seen_root = true;
-                    fields.root = known_root(name);
-                }
-                fields.element(open.last().map(|(n, _)| n.as_str()), name, String::new())?;
-            }
-            Event::End(_) => {
-                let (name, text) = open.pop().ok_or(Malformed::Invalid)?;
-                fields.element(open.last().map(|(n, _)| n.as_str()), &name, text)?;
-            }
-            Event::Text(t) => match open.last_mut() {
-                Some((_, text)) => text.push_str(&t.xml10_content()),
-                None if trim_xml(&t).is_empty() => {}
-                None => return Err(Malformed::Invalid),
-            },
-            Event::CData(c) => match open.last_mut() {
-                Some((_, text)) => text.push_str(&c.xml10_content()),
-                None => return Err(Malformed::Invalid),
-            },
-            Event::GeneralRef(r) => match (open.last_mut(), entity(&r)) {
-                (Some((_, text)), Some(c)) => text.push(c),
-                _ => return Err(Malformed::Invalid),
-            },
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
-            Event::Eof => break,
-        }
+    let root = lakeport_xml::parse_document(text).map_err(|e| match e {
+        lakeport_xml::Malformed::Truncated => Malformed::Truncated,
+        lakeport_xml::Malformed::Invalid | lakeport_xml::Malformed::TooLarge => Malformed::Invalid,
+    })?;
+    let mut fields = Fields { root: known_root(&root.name), ..Fields::default() };
+    visit(&mut fields, None, &root)?;
+    Ok(fields)
+}
+
+fn visit(fields: &mut Fields, parent: Option<&str>, element: &Element) -> Result<(), Malformed> {
+    for child in &element.children {
+        visit(fields, Some(&element.name), child)?;
     }
-    match (open.is_empty(), seen_root) {
-        (false, _) => Err(Malformed::Truncated),
-        (true, false) => Err(Malformed::Invalid),
-        (true, true) => Ok(fields),
-    }
+    fields.element(parent, &element.name, element.text.clone())
 }
 
 /// "HTTP 502 (text/html)": what came back, in general terms.
