@@ -15,7 +15,7 @@
 use std::fmt;
 
 
-use lakeport_xml::{clean, looks_like_html, trim_xml, Element};
+use lakeport_xml::{clean, describe_answer, looks_like_html, trim_xml, Element};
 
 use crate::error::StsError;
 use crate::time::parse_rfc3339;
@@ -162,17 +162,6 @@ fn visit(fields: &mut Fields, parent: Option<&str>, element: &Element) -> Result
     fields.element(parent, &element.name, element.text.clone())
 }
 
-/// "HTTP 502 (text/html)": what came back, in general terms.
-fn received(status: u16, content_type: Option<&str>) -> String {
-    let ct = content_type
-        .map(|c| c.split(';').next().unwrap_or("").trim())
-        .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()));
-    match ct {
-        Some(ct) => format!("HTTP {status} ({ct})"),
-        None => format!("HTTP {status}"),
-    }
-}
-
 /// What a status without an STS answer suggests.
 fn status_hint(status: u16) -> &'static str {
     match status {
@@ -189,7 +178,7 @@ fn status_hint(status: u16) -> &'static str {
 }
 
 fn invalid(status: u16, content_type: Option<&str>, what: &str, hint: &str) -> StsError {
-    StsError::InvalidResponse(format!("the STS endpoint answered {} with {what}; {hint}", received(status, content_type)))
+    StsError::InvalidResponse(format!("the STS endpoint answered {} with {what}; {hint}", describe_answer(status, content_type)))
 }
 
 /// A credential that goes into HTTP headers: visible ASCII only. Servers
@@ -285,7 +274,7 @@ pub fn parse_assume_role_response(status: u16, content_type: Option<&str>, body:
     if !missing.is_empty() {
         return Err(StsError::InvalidResponse(format!(
             "the STS answer ({}) has credentials without {}; the STS service or a proxy is misbehaving",
-            received(status, content_type),
+            describe_answer(status, content_type),
             missing.join(", ")
         )));
     }

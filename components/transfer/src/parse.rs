@@ -16,7 +16,7 @@ use crate::error::{Result, S3Error, TransferError, TransportKind};
 use crate::requests::ByteRange;
 use crate::time::{parse_http_date, parse_iso8601};
 use crate::xml::{parse_document, trim_xml, Element, Malformed};
-use lakeport_xml::{clean, looks_like_html};
+use lakeport_xml::{clean, describe_answer, looks_like_html};
 
 /// Longest server error message kept (some append stack traces).
 const MAX_MESSAGE_CHARS: usize = 1000;
@@ -161,18 +161,6 @@ pub struct BucketInfo {
     pub region: Option<String>,
 }
 
-/// "HTTP 502 (text/html)": what came back, in general terms.
-fn received(response: &HttpResponse) -> String {
-    let ct = response
-        .header("content-type")
-        .map(|c| c.split(';').next().unwrap_or("").trim())
-        .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()));
-    match ct {
-        Some(ct) => format!("HTTP {} ({ct})", response.status),
-        None => format!("HTTP {}", response.status),
-    }
-}
-
 /// What a status without an S3 answer suggests.
 fn status_hint(status: u16) -> &'static str {
     match status {
@@ -191,14 +179,14 @@ fn status_hint(status: u16) -> &'static str {
 fn invalid(response: &HttpResponse, what: &str) -> TransferError {
     TransferError::InvalidResponse {
         status: response.status,
-        message: format!("the S3 endpoint answered {} with {what}; {}", received(response), status_hint(response.status)),
+        message: format!("the S3 endpoint answered {} with {what}; {}", describe_answer(response.status, response.header("content-type")), status_hint(response.status)),
     }
 }
 
 fn missing(response: &HttpResponse, what: &str) -> TransferError {
     TransferError::InvalidResponse {
         status: response.status,
-        message: format!("the S3 answer ({}) has no {what}; the server or a proxy is misbehaving", received(response)),
+        message: format!("the S3 answer ({}) has no {what}; the server or a proxy is misbehaving", describe_answer(response.status, response.header("content-type"))),
     }
 }
 
@@ -225,7 +213,7 @@ fn document(response: &HttpResponse) -> Result<Element> {
     parse_document(text).map_err(|m| match m {
         Malformed::Truncated if (200..300).contains(&response.status) => TransferError::Transport {
             kind: TransportKind::ConnectionReset,
-            message: format!("the S3 answer ({}) ended early (truncated XML): the connection was probably cut", received(response)),
+            message: format!("the S3 answer ({}) ended early (truncated XML): the connection was probably cut", describe_answer(response.status, response.header("content-type"))),
         },
         Malformed::Truncated => invalid(response, "truncated XML"),
         Malformed::Invalid => invalid(response, "malformed XML"),

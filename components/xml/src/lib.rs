@@ -163,6 +163,18 @@ pub fn clean(s: &str, max_chars: usize) -> String {
     }
 }
 
+/// "HTTP 502 (text/html)": what came back, in general terms; the content
+/// type only when it is a short printable word, never the body.
+pub fn describe_answer(status: u16, content_type: Option<&str>) -> String {
+    let ct = content_type
+        .map(|c| c.split(';').next().unwrap_or("").trim())
+        .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()));
+    match ct {
+        Some(ct) => format!("HTTP {status} ({ct})"),
+        None => format!("HTTP {status}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +207,13 @@ mod tests {
     fn server_strings_are_flattened_and_cut() {
         assert_eq!(clean(" Access\n\tDenied\u{7} now ", 100), "Access Denied now");
         assert_eq!(clean("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn answers_are_described_without_their_body() {
+        assert_eq!(describe_answer(502, Some("text/html; charset=utf-8")), "HTTP 502 (text/html)");
+        assert_eq!(describe_answer(200, Some("")), "HTTP 200");
+        assert_eq!(describe_answer(500, Some("a b")), "HTTP 500");
     }
 
     #[test]
