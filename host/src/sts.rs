@@ -66,12 +66,4 @@ impl Sts {
     pub fn assume_role_with_web_identity(&mut self, request: &AssumeRoleRequest) -> Result<Result<Credentials, StsError>> {
         call!(self, call_assume_role_with_web_identity, request)
     }
-
-    pub fn parse_response(&mut self, status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Result<Credentials, StsError>> {
-        call!(self, call_parse_response, status, content_type, body)
-    }
-
-    pub fn session_name(&mut self, explicit: Option<&str>, subject: Option<&str>) -> Result<String> {
-        call!(self, call_session_name, explicit, subject)
-    }
 }
