@@ -238,9 +238,13 @@ fn status(args: &ProfileArgs, warn_days: u32, ping: Option<&str>, output: Output
         let healthy = matches!(&checked, Ok(s) if s.problem.is_none());
         let target = if healthy { url.to_string() } else { format!("{}/fail", url.trim_end_matches('/')) };
         let ca = args.ca_file.clone().or_else(|| ctx.profile.ca_file.clone());
+        // Ping URLs carry the check's key (healthchecks.io: a UUID): only
+        // the host goes into messages.
+        let host = target.parse::<http::Uri>().ok().and_then(|u| u.authority().map(|a| a.to_string())).unwrap_or_default();
+        let kind = if healthy { "success" } else { "failure" };
         match crate::egress::ping(&target, ca.as_deref()) {
-            Ok(code) if (200..300).contains(&code) => crate::log::verbose(format_args!("pinged {target}: HTTP {code}")),
-            Ok(code) => eprintln!("lakeport: warning: the ping to {target} answered HTTP {code}"),
+            Ok(code) if (200..300).contains(&code) => crate::log::verbose(format_args!("sent the {kind} ping to {host}: HTTP {code}")),
+            Ok(code) => eprintln!("lakeport: warning: the {kind} ping to {host} answered HTTP {code}"),
             Err(e) => eprintln!("lakeport: warning: {e:#}"),
         }
     }
