@@ -96,12 +96,13 @@ fn env_exports(c: &S3Credentials, profile: &Profile) -> String {
 fn aws_config_section(name: &str, profile: &Profile, args: &ProfileArgs) -> Result<String> {
     let exe = std::env::current_exe().context("finding the lakeport executable")?;
     let mut command = format!("{} creds --profile {name}", exe.display());
-    if let Some(config) = &args.config {
-        let config = std::fs::canonicalize(config).unwrap_or_else(|_| config.clone());
-        command.push_str(&format!(" --config {}", config.display()));
-    }
-    if let Some(file) = &args.passphrase_file {
-        command.push_str(&format!(" --passphrase-file {}", file.display()));
+    // awscli and rclone run the command from their own working directory:
+    // every file given here is passed on as an absolute path.
+    for (flag, path) in [("--config", &args.config), ("--ca-file", &args.ca_file), ("--passphrase-file", &args.passphrase_file)] {
+        if let Some(path) = path {
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            command.push_str(&format!(" {flag} {}", path.display()));
+        }
     }
     let mut text = format!("[profile {name}]\ncredential_process = {command}\n");
     if let Some(region) = &profile.region {
