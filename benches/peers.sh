@@ -1,8 +1,8 @@
 # Sourced by the whole-process benchmarks: local peers on 127.0.0.1 and
 # oidc-agent with a registered account, all stopped on exit.
 # Needs: ./dev setup. Provides: step, die, free_port, start_provider,
-# start_oidc_agent, start_moto, use_bench_profile, prepare_bench,
-# write_report, and $scratch (removed on exit).
+# start_oidc_agent, start_moto, start_s3s_fs, use_bench_profile,
+# prepare_bench, write_report, and $scratch (removed on exit).
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
@@ -40,6 +40,26 @@ start_moto() {
     peer_pids+=($!)
     moto="http://127.0.0.1:$port"
     wait_http "$moto/"
+}
+
+# s3s-fs (.tools, or $LAKEPORT_S3S_FS as in the tests) with SigV4 auth over
+# a directory of $scratch. Sets $s3s (the endpoint), $s3s_data (the
+# directory: bucket/key files, and its own .bucket-*.json beside them),
+# $s3s_bin, and the keys $s3s_access_key and $s3s_secret_key.
+start_s3s_fs() {
+    local port
+    s3s_bin=${LAKEPORT_S3S_FS:-$PWD/.tools/bin/s3s-fs}
+    [ -x "$s3s_bin" ] || die "s3s-fs is missing ($s3s_bin): run ./dev setup"
+    port=$(free_port)
+    s3s_data=$scratch/s3s-data
+    s3s_access_key=bench-access-key
+    s3s_secret_key=bench-secret-key
+    mkdir -p "$s3s_data"
+    setsid "$s3s_bin" --host 127.0.0.1 --port "$port" --access-key "$s3s_access_key" --secret-key "$s3s_secret_key" \
+        "$s3s_data" </dev/null >"$scratch/s3s-fs.log" 2>&1 &
+    peer_pids+=($!)
+    s3s="http://127.0.0.1:$port"
+    wait_http "$s3s/"
 }
 
 # Starts oidc-agent (exports OIDC_SOCK) and registers account NAME with the

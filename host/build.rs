@@ -1,9 +1,9 @@
 //! Builds lakeport's components for wasm32-wasip2 and embeds them in the
 //! host, so a plain `cargo build` / `cargo test` needs no manual step.
 //!
-//! The components get their own target directory (target/components): the
-//! outer cargo holds the lock on the host's, and the wasm artifacts are
-//! shared between debug and release host builds.
+//! Each component gets a target directory of its own
+//! (target/components/NAME): the outer cargo holds the lock on the host's,
+//! and the wasm artifacts are shared between debug and release host builds.
 
 use std::env;
 use std::fmt::Write as _;
@@ -13,7 +13,12 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 /// (component name, crate, WIT world)
-const COMPONENTS: &[(&str, &str, &str)] = &[("sigv4", "lakeport-sigv4", "sigv4-component"), ("oidc", "lakeport-oidc", "oidc-component"), ("sts", "lakeport-sts", "sts-component")];
+const COMPONENTS: &[(&str, &str, &str)] = &[
+    ("sigv4", "lakeport-sigv4", "sigv4-component"),
+    ("oidc", "lakeport-oidc", "oidc-component"),
+    ("sts", "lakeport-sts", "sts-component"),
+    ("transfer", "lakeport-transfer", "transfer-component"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -42,18 +47,33 @@ fn main() {
         None => workspace.join("target").join("components"),
     };
     // Prebuilt components (e.g. from a release pipeline) skip the nested build.
-    let artifacts = match env::var_os("LAKEPORT_COMPONENT_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            build_components(&workspace, &target_dir);
-            target_dir.join("wasm32-wasip2").join("component")
-        }
-    };
+    let prebuilt = env::var_os("LAKEPORT_COMPONENT_DIR").map(PathBuf::from);
+    if prebuilt.is_none() {
+        check_wasm_target();
+    }
 
     let mut table = String::from("pub static EMBEDDED: &[EmbeddedComponent] = &[\n");
     for (name, krate, world) in COMPONENTS {
+        // Each component has a target directory of its own: a component
+        // that links another's crate (transfer links sigv4) builds that crate
+        // as a plain library under the same file name, which cargo would
+        // then take for the component.
+        let artifacts = match &prebuilt {
+            Some(dir) => dir.clone(),
+            None => {
+                let dir = target_dir.join(name);
+                build_component(&workspace, &dir, krate);
+                dir.join("wasm32-wasip2").join("component")
+            }
+        };
         let file = artifacts.join(format!("{}.wasm", krate.replace('-', "_")));
         let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        // A library built as a dependency has the same file name but no
+        // exports; embedding it would fail only when the command runs.
+        let export = format!("lakeport:plugins/{name}@");
+        if !bytes.windows(export.len()).any(|w| w == export.as_bytes()) {
+            panic!("{} does not export {export}*: it is not the {name} component", file.display());
+        }
         let digest = Sha256::digest(&bytes);
         let sha: String = digest.iter().fold(String::new(), |mut s, b| {
             let _ = write!(s, "{b:02x}");
@@ -74,23 +94,20 @@ fn main() {
 
 /// One cargo invocation per component: building them together would unify
 /// dependency features, and pull std into the no_std sigv4 component.
-fn build_components(workspace: &Path, target_dir: &Path) {
-    check_wasm_target();
+fn build_component(workspace: &Path, target_dir: &Path, krate: &str) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    for (_, krate, _) in COMPONENTS {
-        let mut cmd = Command::new(&cargo);
-        cmd.current_dir(workspace)
-            .args(["build", "--locked", "--target", "wasm32-wasip2", "--profile", "component", "--features", "component", "-p", krate])
-            .arg("--target-dir")
-            .arg(target_dir);
-        // Flags meant for the host build must not leak into the wasm build.
-        for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER", "CARGO_LLVM_COV", "CARGO_PRIMARY_PACKAGE"] {
-            cmd.env_remove(var);
-        }
-        let status = cmd.status().expect("running cargo to build the components");
-        if !status.success() {
-            panic!("building the {krate} component for wasm32-wasip2 failed (see the errors above)");
-        }
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "--locked", "--target", "wasm32-wasip2", "--profile", "component", "--features", "component", "-p", krate])
+        .arg("--target-dir")
+        .arg(target_dir);
+    // Flags meant for the host build must not leak into the wasm build.
+    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER", "CARGO_LLVM_COV", "CARGO_PRIMARY_PACKAGE"] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("running cargo to build the components");
+    if !status.success() {
+        panic!("building the {krate} component for wasm32-wasip2 failed (see the errors above)");
     }
 }
 

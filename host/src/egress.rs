@@ -131,10 +131,18 @@ impl EgressPolicy {
             handshake(tcp).await?
         };
         let mut sender = sender;
+        // Method and path only: queries may carry upload IDs or, in
+        // presigned URLs, signatures.
+        let method = request.method().clone();
+        let path = uri.path().to_string();
         let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
             .await
             .map_err(|_| Error::ConnectionReadTimeout)?
-            .map_err(Error::from)?;
+            .map_err(|e| {
+                log::verbose(format_args!("{method} {host}:{port}{path} failed: {e}"));
+                Error::from(e)
+            })?;
+        log::verbose(format_args!("{method} {host}:{port}{path}: {}", response.status().as_u16()));
         let response = response.map(|body| StallGuard::new(body, between_bytes).boxed_unsync());
         Ok((response, Box::new(async move { conn.await.unwrap_or(Ok(())) })))
     }

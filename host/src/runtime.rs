@@ -62,6 +62,13 @@ pub struct HostState {
     egress: Egress,
 }
 
+impl HostState {
+    /// The instance's resources (files the host grants, HTTP handles).
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }

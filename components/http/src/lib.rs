@@ -4,6 +4,8 @@
 
 mod values;
 #[cfg(target_arch = "wasm32")]
+pub mod aio;
+#[cfg(target_arch = "wasm32")]
 mod wasi;
 
 pub use values::{HttpRequest, HttpResponse};
@@ -16,14 +18,34 @@ pub enum HttpError {
     /// The host's egress policy refused this host.
     Denied { host: String },
     /// No answer: DNS, refused connection, TLS, timeout, dropped connection.
-    Transport(String),
+    Transport { kind: TransportKind, message: String },
+    /// The local end of a body failed: the host's stream of a file to send,
+    /// or of one to write an answer into (read error, file shrank, disk full).
+    Local(String),
+}
+
+/// What kind of failure left a request without an answer: callers decide
+/// from it whether trying again can help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The name did not resolve.
+    Dns,
+    /// Nothing listens there.
+    Refused,
+    /// The connection was reset or closed before the answer was complete.
+    Reset,
+    Timeout,
+    /// The server's TLS certificate is not trusted.
+    TlsCertificate,
+    /// Anything else.
+    Other,
 }
 
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HttpError::Denied { host } => write!(f, "requests to {host} are not allowed for this profile"),
-            HttpError::Transport(m) => f.write_str(m),
+            HttpError::Transport { message, .. } | HttpError::Local(message) => f.write_str(message),
         }
     }
 }

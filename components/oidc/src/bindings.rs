@@ -31,7 +31,7 @@ fn now() -> i64 {
 fn send(request: &HttpRequest) -> Result<HttpResponse, OidcError> {
     lakeport_http::send(request).map_err(|e| match e {
         lakeport_http::HttpError::Denied { host } => OidcError::HostDenied(host),
-        lakeport_http::HttpError::Transport(m) => OidcError::Transport(m),
+        lakeport_http::HttpError::Transport { message, .. } | lakeport_http::HttpError::Local(message) => OidcError::Transport(message),
     })
 }
 

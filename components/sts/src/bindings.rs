@@ -62,7 +62,7 @@ impl wit::Guest for Component {
         let response = lakeport_http::send(&http).map_err(|e| {
             error(match e {
                 lakeport_http::HttpError::Denied { host } => StsError::HostDenied(host),
-                lakeport_http::HttpError::Transport(m) => StsError::Transport(m),
+                lakeport_http::HttpError::Transport { message, .. } | lakeport_http::HttpError::Local(message) => StsError::Transport(message),
             })
         })?;
         request.parse_response(&response).map(credentials).map_err(error)

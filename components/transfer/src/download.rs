@@ -185,8 +185,10 @@ pub struct RangeDigest {
 pub struct RangeHasher {
     whole: Md5Hasher,
     length: u64,
-    /// (part size, current chunk's hasher, bytes in it, finished chunks).
-    chunks: Vec<(u64, Md5Hasher, u64, Vec<Md5>)>,
+    /// Per hashed part size: (part size, and unless the part size is the
+    /// range size — whose one chunk is the whole range, hashed once — the
+    /// current chunk's hasher, bytes in it, finished chunks).
+    chunks: Vec<(u64, Option<(Md5Hasher, u64, Vec<Md5>)>)>,
 }
 
 impl RangeHasher {
@@ -194,14 +196,19 @@ impl RangeHasher {
         RangeHasher {
             whole: Md5Hasher::default(),
             length: 0,
-            chunks: plan.hashed_part_sizes().iter().map(|&p| (p, Md5Hasher::default(), 0, Vec::new())).collect(),
+            chunks: plan
+                .hashed_part_sizes()
+                .iter()
+                .map(|&p| (p, (p != plan.range_size).then(|| (Md5Hasher::default(), 0, Vec::new()))))
+                .collect(),
         }
     }
 
     pub fn update(&mut self, data: &[u8]) {
         self.whole.update(data);
         self.length += data.len() as u64;
-        for (size, hasher, filled, done) in &mut self.chunks {
+        for (size, state) in &mut self.chunks {
+            let Some((hasher, filled, done)) = state else { continue };
             let mut rest = data;
             while !rest.is_empty() {
                 let take = ((*size - *filled) as usize).min(rest.len());
@@ -217,18 +224,55 @@ impl RangeHasher {
     }
 
     pub fn finish(self) -> RangeDigest {
+        let whole = self.whole.finish();
         let chunk_md5s = self
             .chunks
             .into_iter()
-            .map(|(size, hasher, filled, mut done)| {
-                if filled > 0 {
-                    done.push(hasher.finish());
+            .map(|(size, state)| match state {
+                None => (size, if self.length > 0 { vec![whole] } else { Vec::new() }),
+                Some((hasher, filled, mut done)) => {
+                    if filled > 0 {
+                        done.push(hasher.finish());
+                    }
+                    (size, done)
                 }
-                (size, done)
             })
             .collect();
-        RangeDigest { length: self.length, md5: self.whole.finish(), chunk_md5s }
+        RangeDigest { length: self.length, md5: whole, chunk_md5s }
     }
+}
+
+/// The spans whose MD5s make the [`RangeDigest`] of a range of `length`
+/// bytes, relative to the range's start: the whole range, then each hashed
+/// part size's aligned chunks, each span once. For digests computed
+/// elsewhere (the host, over a file the bytes were written to) instead of
+/// by a [`RangeHasher`] over the bytes.
+pub fn digest_spans(plan: &DownloadPlan, length: u64) -> Vec<(u64, u64)> {
+    let mut spans = vec![(0, length)];
+    for &size in plan.hashed_part_sizes() {
+        for span in chunk_spans(size, length) {
+            if !spans.contains(&span) {
+                spans.push(span);
+            }
+        }
+    }
+    spans
+}
+
+fn chunk_spans(part_size: u64, length: u64) -> impl Iterator<Item = (u64, u64)> {
+    (0..length.div_ceil(part_size)).map(move |k| (k * part_size, part_size.min(length - k * part_size)))
+}
+
+/// The [`RangeDigest`] from the MD5s of the [`digest_spans`] of the same
+/// plan and length, in that order.
+pub fn range_digest(plan: &DownloadPlan, length: u64, md5s: &[Md5]) -> Result<RangeDigest> {
+    let spans = digest_spans(plan, length);
+    if md5s.len() != spans.len() {
+        return Err(TransferError::Usage(format!("{} digests for {} spans", md5s.len(), spans.len())));
+    }
+    let md5_of = |span: (u64, u64)| md5s[spans.iter().position(|s| *s == span).expect("every chunk span is listed")];
+    let chunk_md5s = plan.hashed_part_sizes().iter().map(|&size| (size, chunk_spans(size, length).map(md5_of).collect())).collect();
+    Ok(RangeDigest { length, md5: md5s[0], chunk_md5s })
 }
 
 /// MD5s of an object's data cut at one part size.

@@ -222,6 +222,8 @@ pub enum TransferError {
     Integrity(String),
     /// A transfer state machine used out of order (a bug in the driver).
     Usage(String),
+    /// Reading the local source or writing the local destination failed.
+    LocalIo(String),
 }
 
 impl TransferError {
@@ -255,22 +257,26 @@ impl From<S3Error> for TransferError {
 }
 
 impl From<&lakeport_http::HttpError> for TransferError {
-    /// `lakeport_http` reports transport failures as text only; the
-    /// bindings should map `wasi:http` error codes to a [`TransportKind`]
-    /// directly. Without that, a failure counts as [`TransportKind::Other`]
-    /// (retried).
     fn from(e: &lakeport_http::HttpError) -> Self {
-        let kind = match e {
-            lakeport_http::HttpError::Denied { .. } => TransportKind::Denied,
-            lakeport_http::HttpError::Transport(_) => TransportKind::Other,
-        };
-        let message = match e {
-            lakeport_http::HttpError::Denied { host } => {
-                format!("requests to {host} are not allowed for this profile: check the endpoint, or add the host to allowed_hosts")
+        use lakeport_http::{HttpError, TransportKind as K};
+        match e {
+            HttpError::Denied { host } => TransferError::Transport {
+                kind: TransportKind::Denied,
+                message: format!("requests to {host} are not allowed for this profile: check the endpoint URL"),
+            },
+            HttpError::Transport { kind, message } => {
+                let kind = match kind {
+                    K::Dns => TransportKind::Dns,
+                    K::Refused => TransportKind::ConnectionRefused,
+                    K::Reset => TransportKind::ConnectionReset,
+                    K::Timeout => TransportKind::Timeout,
+                    K::TlsCertificate => TransportKind::TlsCertificate,
+                    K::Other => TransportKind::Other,
+                };
+                TransferError::Transport { kind, message: message.clone() }
             }
-            other => other.to_string(),
-        };
-        TransferError::Transport { kind, message }
+            HttpError::Local(message) => TransferError::LocalIo(message.clone()),
+        }
     }
 }
 
@@ -280,6 +286,7 @@ impl fmt::Display for TransferError {
             TransferError::InvalidInput(m)
             | TransferError::Integrity(m)
             | TransferError::Usage(m)
+            | TransferError::LocalIo(m)
             | TransferError::InvalidResponse { message: m, .. }
             | TransferError::Transport { message: m, .. } => f.write_str(m),
             TransferError::S3(e) => e.fmt(f),
@@ -329,6 +336,10 @@ mod tests {
     fn http_errors_map_to_transport_kinds() {
         let e = TransferError::from(&lakeport_http::HttpError::Denied { host: "s3.example".into() });
         assert!(matches!(e, TransferError::Transport { kind: TransportKind::Denied, .. }));
-        assert!(e.to_string().contains("allowed_hosts"));
+        assert!(e.to_string().contains("s3.example") && e.to_string().contains("endpoint"));
+        let reset = lakeport_http::HttpError::Transport { kind: lakeport_http::TransportKind::Reset, message: "closed".into() };
+        assert!(matches!(TransferError::from(&reset), TransferError::Transport { kind: TransportKind::ConnectionReset, .. }));
+        let tls = lakeport_http::HttpError::Transport { kind: lakeport_http::TransportKind::TlsCertificate, message: "untrusted".into() };
+        assert!(matches!(TransferError::from(&tls), TransferError::Transport { kind: TransportKind::TlsCertificate, .. }));
     }
 }

@@ -38,6 +38,9 @@ pub mod retry;
 pub mod time;
 pub mod xml;
 
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
+mod component;
+
 pub use download::{DownloadOptions, DownloadPlan, RangeDigest, RangeHasher, RangedDownload, Verification};
 pub use endpoint::{validate_bucket_name, validate_key, validate_legacy_bucket_name, Addressing, S3Endpoint, MAX_KEY_BYTES};
 pub use error::{Result, S3Error, S3ErrorKind, TransferError, TransportKind};

@@ -300,9 +300,11 @@ fn result_document(response: &HttpResponse, root_name: &str) -> Result<Element> 
     if root.name == "Error" {
         return Err(TransferError::from(s3_error(response, &root)));
     }
-    // moto names some roots `…Response` (ListPartsResponse).
-    let alias = root_name.strip_suffix("Result").map(|base| format!("{base}Response"));
-    if root.name != root_name && alias.as_deref() != Some(root.name.as_str()) {
+    // moto names some roots `…Response` (ListPartsResponse); rclone's
+    // `serve s3` drops the suffix (InitiateMultipartUpload).
+    let base = root_name.strip_suffix("Result");
+    let alias = base.map(|b| format!("{b}Response"));
+    if root.name != root_name && alias.as_deref() != Some(root.name.as_str()) && base != Some(root.name.as_str()) {
         let shown = if root.name.len() <= 64 && root.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             format!("<{}>", root.name)
         } else {
@@ -422,7 +424,9 @@ pub fn parse_list_parts(response: &HttpResponse) -> Result<ListPartsPage> {
         }
         page.parts.push(ListedPart {
             part_number,
-            etag: required_text(response, p, "ETag", "a listed part")?,
+            // s3s-fs lists parts without an ETag: such a part cannot be
+            // checked against the local data, so a resume sends it again.
+            etag: p.text_of("ETag").unwrap_or_default().to_string(),
             size: required_number(response, p, "Size", "listed part")?,
             last_modified: p.text_of("LastModified").and_then(parse_iso8601),
         });

@@ -651,6 +651,22 @@ impl S3Requests {
         Ok(HttpRequest { method, url: signed.url, headers, body })
     }
 
+    /// A presigned URL for `method` on an object, valid `expires` seconds
+    /// (1 s to 7 days) from `now`. Anyone holding it may use it until then.
+    pub fn presign(&mut self, method: &'static str, bucket: &str, key: &str, expires: u32, now: i64) -> Result<String> {
+        if !matches!(method, "GET" | "PUT" | "HEAD" | "DELETE") {
+            return Err(invalid_input(format!("presigned URLs are for GET, PUT, HEAD or DELETE, not {method}")));
+        }
+        let spec = RequestSpec::new(method, self.endpoint.object_url(bucket, key)?);
+        let time = SigningTime::UnixSeconds(now.saturating_add(self.clock_offset));
+        let mut options = SignOptions::s3(&self.endpoint.region, time);
+        options.presign_expires = Some(expires);
+        let mut signable = spec.signable();
+        signable.payload = Payload::UnsignedPayload;
+        let signed = self.signer.sign(&signable, &options).map_err(|e| invalid_input(format!("cannot presign: {e}")))?;
+        Ok(signed.url)
+    }
+
     pub fn list_objects_v2(&mut self, bucket: &str, params: &ListObjectsV2, now: i64) -> Result<HttpRequest> {
         let spec = list_objects_v2(&self.endpoint, bucket, params)?;
         self.sign(spec, now)

@@ -210,3 +210,35 @@ fn failed_ranges_are_fetched_again_or_fail_the_download() {
     assert_eq!(d.next_range(), None);
     assert!(d.release_range(9).is_err());
 }
+
+/// Digests computed elsewhere from `digest_spans` (the host hashing the
+/// file a range was written to) equal those a RangeHasher makes of the
+/// bytes, for known, guessed and no part sizes, in full and short ranges.
+#[test]
+fn digests_of_spans_equal_the_range_hasher() {
+    let object = data(45 * MB + 12_345);
+    let plans = [
+        DownloadPlan::new(object.len() as u64, Some(&multipart_etag_of(&object, 8 * MB)), &DownloadOptions::default()).unwrap(),
+        DownloadPlan::new(
+            object.len() as u64,
+            Some(&multipart_etag_of(&object, 5 * MB)),
+            &DownloadOptions { known_part_size: Some(5 * MB), range_size: Some(15 * MB), ..DownloadOptions::default() },
+        )
+        .unwrap(),
+        DownloadPlan::new(object.len() as u64, Some(&format!("\"{}\"", to_hex(&md5(&object)))), &DownloadOptions::default()).unwrap(),
+    ];
+    for plan in &plans {
+        assert!(plan.range_count() > 1);
+        for index in [0, plan.range_count() - 1] {
+            let (offset, length) = plan.span(index);
+            let bytes = &object[offset as usize..(offset + length) as usize];
+            let mut hasher = RangeHasher::new(plan);
+            hasher.update(bytes);
+            let spans = digest_spans(plan, length);
+            assert_eq!(spans.iter().filter(|s| **s == (0, length)).count(), 1, "no span twice");
+            let md5s: Vec<Md5> = spans.iter().map(|&(at, len)| md5(&bytes[at as usize..(at + len) as usize])).collect();
+            assert_eq!(range_digest(plan, length, &md5s).unwrap(), hasher.finish());
+            assert!(range_digest(plan, length, &md5s[1..]).is_err());
+        }
+    }
+}

