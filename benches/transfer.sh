@@ -6,8 +6,10 @@
 #   - a directory of 1,000 files of 64 KiB (10 folders of 100), uploaded and
 #     downloaded recursively.
 # For every row and tool: the median wall time of RUNS runs, the throughput
-# that time gives (MiB/s), and the peak memory (the largest max RSS of the
-# runs), all from GNU time (`/usr/bin/time -f '%e %M'`). The runs interleave
+# that time gives (MiB/s), the peak memory (the largest max RSS of the
+# runs) and the client's CPU time, all from GNU time, and the CPU time the
+# server spent on it (from /proc): on 2 cores the server's share bounds
+# every client. The runs interleave
 # the tools; each tool starts from an empty server (its own bucket) and an
 # empty download folder. Every upload is compared byte for byte with the
 # files s3s-fs stored, every download with its source; any difference stops
@@ -52,6 +54,10 @@ free_kib=$(df -Pk "$scratch" | awk 'NR == 2 { print $4 }')
 
 step "starting s3s-fs"
 start_s3s_fs
+s3s_pid=${peer_pids[-1]}
+ticks=$(getconf CLK_TCK)
+# CPU seconds the server has used so far.
+server_cpu() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$s3s_pid/stat"; }
 
 # Every client on its own configuration only: nothing from the user's
 # home, AWS_*, RCLONE_* or LAKEPORT_* settings, and no proxy for 127.0.0.1.
@@ -150,19 +156,24 @@ quiet() { # WHAT CMD...
 }
 
 # Times $cmd under GNU time, after writing back what earlier steps left
-# dirty, and appends "TOOL ROW RUN SECONDS MAXRSS_KIB" to the results.
+# dirty, and appends "TOOL ROW RUN SECONDS MAXRSS_KIB CLIENT_CPU
+# SERVER_CPU" to the results.
 results=$scratch/results.tsv
 : >"$results"
 timed() { # TOOL ROW RUN
-    local wall rss
+    local wall rss user sys before after client server
     sync
-    if ! /usr/bin/time -f '%e %M' -o "$scratch/time.out" "${cmd[@]}" >"$scratch/cmd.log" 2>&1; then
+    before=$(server_cpu)
+    if ! /usr/bin/time -f '%e %M %U %S' -o "$scratch/time.out" "${cmd[@]}" >"$scratch/cmd.log" 2>&1; then
         tail -n 40 "$scratch/cmd.log" >&2
         die "$1 failed on $2 (run $3): ${cmd[*]}"
     fi
-    read -r wall rss <"$scratch/time.out" || die "no timing from GNU time: $(cat "$scratch/time.out")"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$wall" "$rss" >>"$results"
-    printf '    %-8s %-9s run %s: %6s s, %6s MiB max RSS\n' "$1" "$2" "$3" "$wall" "$((rss / 1024))" >&2
+    after=$(server_cpu)
+    read -r wall rss user sys <"$scratch/time.out" || die "no timing from GNU time: $(cat "$scratch/time.out")"
+    client=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+    server=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.2f", b - a }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$wall" "$rss" "$client" "$server" >>"$results"
+    printf '    %-8s %-9s run %s: %6s s, %6s MiB max RSS, CPU s client %s server %s\n' "$1" "$2" "$3" "$wall" "$((rss / 1024))" "$client" "$server" >&2
 }
 
 same_file() { # A B WHAT
@@ -276,11 +287,14 @@ ROWS = [
     ("many-down", f"{int(many_files):,} × 64 KiB, download", many_bytes),
 ]
 walls, rss = collections.defaultdict(list), collections.defaultdict(list)
+client_cpu, server_cpu = collections.defaultdict(list), collections.defaultdict(list)
 with open(path) as f:
     for line in f:
-        tool, row, _run, wall, kib = line.split("\t")
+        tool, row, _run, wall, kib, client, server = line.split("\t")
         walls[tool, row].append(float(wall))
         rss[tool, row].append(int(kib))
+        client_cpu[tool, row].append(float(client))
+        server_cpu[tool, row].append(float(server))
 
 def median(tool, row):
     return statistics.median(walls[tool, row]) if (tool, row) in walls else None
@@ -323,6 +337,15 @@ lines = []
 for row, label, _ in ROWS:
     lines.append([label] + [cell(tool, f"{max(rss[tool, row]) / 1024:.0f}" if (tool, row) in rss else "–") for tool in TOOLS])
 table(f"Peak memory (max RSS, MiB, the largest of {runs} runs)", ["workload"] + TOOLS, lines)
+
+lines = []
+for row, label, _ in ROWS:
+    def cpu(tool):
+        if (tool, row) not in client_cpu:
+            return "–"
+        return f"{statistics.median(client_cpu[tool, row]):.2f} / {statistics.median(server_cpu[tool, row]):.2f}"
+    lines.append([label] + [cell(tool, cpu(tool)) for tool in TOOLS])
+table(f"CPU time (s, median of {runs}): the client's user+system / the server's", ["workload"] + TOOLS, lines)
 PY
 
 {

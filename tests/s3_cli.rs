@@ -10,7 +10,7 @@ mod support;
 mod fault_proxy;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fault_proxy::{FaultProxy, Faults};
@@ -319,4 +319,34 @@ fn the_component_has_no_filesystem_and_reaches_only_the_endpoint() {
         Err(TransferError::HostDenied(m)) => assert!(m.contains("localhost"), "{m}"),
         other => panic!("expected the host to be denied, got {other:?}"),
     }
+}
+
+/// The whole process runs two hours ahead under libfaketime (the
+/// component's WASI wall clock included): the server refuses the signature
+/// as `RequestTimeTooSkewed`, lakeport takes the time from the answer's
+/// `Date`, signs again, and the upload and the download go through.
+#[test]
+fn a_skewed_clock_is_corrected_from_the_server_date() {
+    let faketime = support::tool_on_path("faketime");
+    let ahead = Command::new(&faketime).args(["-f", "+2h", "date", "+%s"]).output().expect("running faketime");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let skew = String::from_utf8_lossy(&ahead.stdout).trim().parse::<i64>().expect("faketime runs date") - now;
+    assert!((7000..7400).contains(&skew), "faketime must move the clock two hours ahead, not {skew} s");
+
+    let server = Peer::s3s_fs();
+    let env = S3Env::new(&server.endpoint);
+    env.ok(&["mb", "s3://skewed"]);
+    let data = pattern(6 * MIB + 3, 9);
+    let local = env.write("data", &data);
+    let skewed = |args: &[&str]| {
+        let mut cmd = env.user.tool(&faketime);
+        cmd.args(["-f", "+2h"]).arg(support::Lakeport::path()).args(["-v", "s3"]).args(args);
+        cmd.output().expect("running lakeport under faketime")
+    };
+    let up = skewed(&["cp", "--part-size", "5M", local.to_str().unwrap(), "s3://skewed/data"]);
+    ok(&up);
+    assert!(stderr(&up).contains(": 403"), "the server refused the skewed clock first: {}", stderr(&up));
+    let down = env.path("back");
+    ok(&skewed(&["cp", "s3://skewed/data", down.to_str().unwrap()]));
+    assert_eq!(file_sha(&down), sha256(&data));
 }

@@ -41,6 +41,21 @@ pub enum FailureClass {
     Permanent,
 }
 
+/// Farthest S3 lets a request's time be from its own (15 minutes).
+pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
+
+/// [`classify`], also knowing the local clock: a 403 whose `Date` is further
+/// from it than S3 allows is taken for clock skew even without the
+/// `RequestTimeTooSkewed` document — a HEAD answer has no body to say so.
+pub fn classify_at(error: &TransferError, local_now: i64) -> FailureClass {
+    match (classify(error), error.s3()) {
+        (FailureClass::Permanent, Some(e)) if e.status == 403 && e.server_time.is_some_and(|t| (t - local_now).abs() > MAX_CLOCK_SKEW_SECS) => {
+            FailureClass::ClockSkew
+        }
+        (class, _) => class,
+    }
+}
+
 pub fn classify(error: &TransferError) -> FailureClass {
     match error {
         TransferError::Transport { kind: TransportKind::Denied | TransportKind::TlsCertificate, .. } => FailureClass::Permanent,
@@ -101,7 +116,7 @@ impl RetryPolicy {
     /// seconds) when the answer came; `random` any random value.
     pub fn decide(&self, attempts: &mut Attempts, error: &TransferError, local_now: i64, random: u64) -> RetryDecision {
         attempts.failures += 1;
-        match classify(error) {
+        match classify_at(error, local_now) {
             FailureClass::ClockSkew if !attempts.clock_fixed => {
                 let server = error.s3().and_then(|e| e.server_time);
                 match server {
@@ -253,6 +268,22 @@ mod tests {
         assert!(matches!(p.decide(&mut a, &e, 0, 15), RetryDecision::Retry { after_ms: 15 }));
         assert_eq!(p.decide(&mut a, &e, 0, 5), RetryDecision::GiveUp);
         assert_eq!(p.decide(&mut Attempts::default(), &s3(404, "NoSuchKey"), 0, 5), RetryDecision::GiveUp);
+    }
+
+    #[test]
+    fn a_bodiless_403_far_from_the_server_date_is_clock_skew() {
+        let p = RetryPolicy::default();
+        let mut head = S3Error::new(403, "Forbidden", "");
+        head.server_time = Some(1_714_564_800);
+        let e = TransferError::from(head.clone());
+        let two_hours_ahead = 1_714_564_800 + 7200;
+        assert_eq!(p.decide(&mut Attempts::default(), &e, two_hours_ahead, 0), RetryDecision::FixClockAndRetry { offset_secs: -7200 });
+        // Within S3's 15 minutes a 403 is what it says: refused.
+        assert_eq!(p.decide(&mut Attempts::default(), &e, 1_714_564_800 + 60, 0), RetryDecision::GiveUp);
+        // Fixed once only.
+        let mut attempts = Attempts::default();
+        p.decide(&mut attempts, &e, two_hours_ahead, 0);
+        assert_eq!(p.decide(&mut attempts, &e, two_hours_ahead, 0), RetryDecision::GiveUp);
     }
 
     #[test]
