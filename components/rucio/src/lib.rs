@@ -1,0 +1,12 @@
+//! The sans-I/O core of lakeport's Rucio client: requests to build, answers
+//! to parse (JSON, `application/x-json-stream` lists, Rucio's error
+//! bodies), typed models. The rucio component does the I/O through
+//! wasi:http; tests drive the same code against a real Rucio server.
+
+pub mod error;
+pub mod models;
+pub mod stream;
+
+pub use error::{error_from_response, RucioError, ServerError};
+pub use models::{parse_lifetime, Did, DidEntry, DidType, FileReplicas, Rule, RuleState};
+pub use stream::{parse_all, JsonLines};
