@@ -2,6 +2,7 @@
 //! [`HttpResponse`]s without doing I/O; inside a component, [`send`] moves
 //! them through `wasi:http`, where the host decides which hosts are allowed.
 
+pub mod date;
 mod values;
 #[cfg(target_arch = "wasm32")]
 pub mod aio;

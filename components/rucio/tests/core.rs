@@ -94,3 +94,56 @@ fn rucio_errors_say_what_happened_and_what_to_do() {
     let e = error_from_response(&response(502, &[], "<html><body>Bad Gateway</body></html>"));
     assert!(matches!(&e, RucioError::InvalidAnswer(m) if m.contains("502") && m.contains("Bad Gateway")), "{e}");
 }
+
+#[test]
+fn userpass_tokens_and_their_expiry_come_from_the_headers() {
+    let ok = response(200, &[("X-Rucio-Auth-Token", "root-abc-123"), ("X-Rucio-Auth-Token-Expires", "Tue, 24 Nov 2026 18:00:00 UTC")], "");
+    let t = parse_userpass(&ok).unwrap();
+    assert_eq!(t.token, "root-abc-123");
+    assert_eq!(t.expires_at, Some(1_795_543_200));
+    assert!(parse_userpass(&response(200, &[], "")).is_err(), "no token is an error, not an empty token");
+    let denied = response(401, &[], r#"{"ExceptionClass": "CannotAuthenticate", "ExceptionMessage": "Cannot authenticate to account root with given credentials"}"#);
+    assert_eq!(parse_userpass(&denied).unwrap_err().class(), Some("CannotAuthenticate"));
+}
+
+#[test]
+fn requests_carry_the_token_and_encode_names() {
+    let mut r = RucioRequests::new("https://rucio.example/", Some("https://rucio-auth.example"), "jdoe", None).unwrap();
+    let login = r.userpass("jdoe", "pw");
+    assert_eq!(login.url, "https://rucio-auth.example/auth/userpass");
+    assert!(login.headers.iter().any(|(n, v)| n == "X-Rucio-Password" && v == "pw"));
+    r.set_token("tok");
+    let q = r.get_rule("a/b c");
+    assert_eq!(q.url, "https://rucio.example/rules/a%2Fb%20c");
+    assert!(q.headers.iter().any(|(n, v)| n == "X-Rucio-Auth-Token" && v == "tok"));
+    let search = r.search_dids("user.jdoe", &[("name".into(), "run *".into())], false);
+    assert_eq!(search.url, "https://rucio.example/dids/user.jdoe/dids/search?name=run+*&type=all&long=True");
+    let rule = RuleRequest {
+        dids: vec![Did::parse("user.jdoe:ds", None).unwrap()],
+        copies: 1,
+        rse_expression: "SITE-B".into(),
+        lifetime: Some(604_800),
+        ..RuleRequest::default()
+    };
+    let add = r.add_rule(&rule).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&add.body).unwrap();
+    assert_eq!(body["dids"], serde_json::json!([{ "scope": "user.jdoe", "name": "ds" }]));
+    assert_eq!((body["lifetime"].as_u64(), body["account"].as_str(), body["grouping"].as_str()), (Some(604_800), Some("jdoe"), Some("DATASET")));
+    assert!(r.add_rule(&RuleRequest { rse_expression: "X".into(), ..RuleRequest::default() }).is_err());
+    assert!(RucioRequests::new("rucio.example", None, "jdoe", None).is_err());
+    assert!(RucioRequests::new("https://rucio.example", None, "", None).is_err());
+}
+
+#[test]
+fn whoami_follows_the_redirect_on_the_same_host_only() {
+    let r = RucioRequests::new("http://127.0.0.1:8080", None, "jdoe", None).unwrap();
+    match parse_whoami(&response(303, &[("Location", "http://127.0.0.1:8080/accounts/jdoe")], "")).unwrap() {
+        Whoami::Redirect(l) => assert_eq!(r.follow(&l).unwrap().url, "http://127.0.0.1:8080/accounts/jdoe"),
+        Whoami::Account(_) => panic!("a redirect"),
+    }
+    assert!(r.follow("http://elsewhere.example/accounts/jdoe").is_err());
+    match parse_whoami(&response(200, &[], r#"{"account":"jdoe","account_type":"USER","status":"ACTIVE","email":null}"#)).unwrap() {
+        Whoami::Account(a) => assert_eq!(a.account, "jdoe"),
+        Whoami::Redirect(_) => panic!("an account"),
+    }
+}

@@ -1,58 +1,10 @@
 //! The two timestamp forms S3 answers carry: HTTP dates (`Date`,
-//! `Last-Modified`) and ISO 8601 (`LastModified` in listings, `ServerTime`).
+//! `Last-Modified`, parsed in [`lakeport_http::date`]) and ISO 8601
+//! (`LastModified` in listings, `ServerTime`).
 
 use lakeport_calendar::unix_seconds;
-
-fn number(s: &str) -> Option<u32> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-fn month_number(name: &str) -> Option<u32> {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name)).map(|i| i as u32 + 1)
-}
-
-fn clock(s: &str) -> Option<(u32, u32, u32)> {
-    let mut it = s.split(':');
-    let (h, m, sec) = (it.next()?, it.next()?, it.next()?);
-    if it.next().is_some() || h.len() != 2 || m.len() != 2 || sec.len() != 2 {
-        return None;
-    }
-    Some((number(h)?, number(m)?, number(sec)?))
-}
-
-/// Parses an HTTP date (RFC 9110 §5.6.7) to Unix seconds: the preferred
-/// `Sun, 06 Nov 1994 08:49:37 GMT`, and the obsolete RFC 850
-/// (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime forms, which recipients
-/// must accept. The weekday is not checked.
-pub fn parse_http_date(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let parts: Vec<&str> = s.split_ascii_whitespace().collect();
-    match parts.as_slice() {
-        [_, day, month, year, time, "GMT" | "UTC"] if s.contains(',') => {
-            let (h, m, sec) = clock(time)?;
-            (year.len() == 4).then_some(())?;
-            unix_seconds(i64::from(number(year)?), month_number(month)?, number(day)?, h, m, sec)
-        }
-        [_, date, time, "GMT"] => {
-            let mut d = date.split('-');
-            let (day, month, year) = (d.next()?, d.next()?, d.next()?);
-            let (h, m, sec) = clock(time)?;
-            let year = i64::from(number(year)?);
-            // RFC 9110: a two-digit year more than 50 years ahead is in the past century.
-            let year = if year < 50 { 2000 + year } else if year < 100 { 1900 + year } else { year };
-            unix_seconds(year, month_number(month)?, number(day)?, h, m, sec)
-        }
-        [_, month, day, time, year] => {
-            let (h, m, sec) = clock(time)?;
-            unix_seconds(i64::from(number(year)?), month_number(month)?, number(day)?, h, m, sec)
-        }
-        _ => None,
-    }
-}
+use lakeport_http::date::digits as number;
+pub use lakeport_http::date::parse_http_date;
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` to Unix seconds
 /// (fractions dropped), as S3 writes `LastModified`, `Initiated` and
@@ -102,17 +54,6 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_dates_in_all_three_forms() {
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
-        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(784_111_777));
-        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(784_111_777));
-        assert_eq!(parse_http_date("Wed, 01 May 2024 12:00:00 GMT"), Some(1_714_564_800));
-        for bad in ["", "Sun, 06 Nov 1994 08:49:37", "Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Nov 1994 8:49:37 GMT", "yesterday"] {
-            assert_eq!(parse_http_date(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn iso8601_with_fractions_and_offsets() {

@@ -1,0 +1,72 @@
+//! HTTP dates (RFC 9110 §5.6.7), as servers send them in `Date`,
+//! `Last-Modified` and, from Rucio, `X-Rucio-Auth-Token-Expires`.
+
+use lakeport_calendar::unix_seconds;
+
+/// A non-empty run of ASCII digits as a number (no sign, no spaces).
+pub fn digits(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn month_number(name: &str) -> Option<u32> {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name)).map(|i| i as u32 + 1)
+}
+
+fn clock(s: &str) -> Option<(u32, u32, u32)> {
+    let mut it = s.split(':');
+    let (h, m, sec) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() || h.len() != 2 || m.len() != 2 || sec.len() != 2 {
+        return None;
+    }
+    Some((digits(h)?, digits(m)?, digits(sec)?))
+}
+
+/// Parses an HTTP date (RFC 9110 §5.6.7) to Unix seconds: the preferred
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, and the obsolete RFC 850
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime forms, which recipients
+/// must accept. The weekday is not checked.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let parts: Vec<&str> = s.split_ascii_whitespace().collect();
+    match parts.as_slice() {
+        [_, day, month, year, time, "GMT" | "UTC"] if s.contains(',') => {
+            let (h, m, sec) = clock(time)?;
+            (year.len() == 4).then_some(())?;
+            unix_seconds(i64::from(digits(year)?), month_number(month)?, digits(day)?, h, m, sec)
+        }
+        [_, date, time, "GMT"] => {
+            let mut d = date.split('-');
+            let (day, month, year) = (d.next()?, d.next()?, d.next()?);
+            let (h, m, sec) = clock(time)?;
+            let year = i64::from(digits(year)?);
+            // RFC 9110: a two-digit year more than 50 years ahead is in the past century.
+            let year = if year < 50 { 2000 + year } else if year < 100 { 1900 + year } else { year };
+            unix_seconds(year, month_number(month)?, digits(day)?, h, m, sec)
+        }
+        [_, month, day, time, year] => {
+            let (h, m, sec) = clock(time)?;
+            unix_seconds(i64::from(digits(year)?), month_number(month)?, digits(day)?, h, m, sec)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_in_all_three_forms() {
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(784_111_777));
+        assert_eq!(parse_http_date("Wed, 01 May 2024 12:00:00 GMT"), Some(1_714_564_800));
+        for bad in ["", "Sun, 06 Nov 1994 08:49:37", "Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Nov 1994 8:49:37 GMT", "yesterday"] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
+    }
+}
