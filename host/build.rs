@@ -18,6 +18,7 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
     ("oidc", "lakeport-oidc", "oidc-component"),
     ("sts", "lakeport-sts", "sts-component"),
     ("transfer", "lakeport-transfer", "transfer-component"),
+    ("rucio", "lakeport-rucio", "rucio-component"),
 ];
 
 fn main() {

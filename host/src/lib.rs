@@ -12,6 +12,7 @@ pub mod log;
 pub mod oidc;
 pub mod paths;
 pub mod progress;
+pub mod rucio;
 pub mod runtime;
 pub mod sigv4;
 pub mod store;

@@ -3,12 +3,16 @@
 //! bodies), typed models. The rucio component does the I/O through
 //! wasi:http; tests drive the same code against a real Rucio server.
 
+pub mod availability;
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
+mod bindings;
 pub mod error;
 pub mod models;
 pub mod requests;
 pub mod responses;
 pub mod stream;
 
+pub use availability::{matching_rule, needs_extension};
 pub use error::{error_from_response, RucioError, ServerError};
 pub use models::{parse_lifetime, Did, DidEntry, DidType, FileReplicas, Rule, RuleState};
 pub use responses::{parse_done, parse_json, parse_list, parse_lfns2pfns, parse_rule_ids, parse_userpass, parse_whoami, success, Account, AuthToken, Whoami};

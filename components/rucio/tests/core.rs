@@ -147,3 +147,32 @@ fn whoami_follows_the_redirect_on_the_same_host_only() {
         Whoami::Redirect(_) => panic!("an account"),
     }
 }
+
+fn rule(id: &str, account: &str, expr: &str, state: RuleState, expires: Option<&str>) -> Rule {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "account": account, "scope": "s", "name": "ds", "state": state.as_str(), "rse_expression": expr,
+        "copies": 1, "expires_at": expires,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn make_available_reuses_the_accounts_matching_rule() {
+    let rules = vec![
+        rule("other-account", "alice", "SITE-B", RuleState::Ok, None),
+        rule("stuck", "jdoe", "SITE-B", RuleState::Stuck, None),
+        rule("replicating", "jdoe", "SITE-B", RuleState::Replicating, None),
+        rule("other-rse", "jdoe", "SITE-A", RuleState::Ok, None),
+    ];
+    assert_eq!(matching_rule(&rules, "jdoe", "SITE-B").unwrap().id, "replicating");
+    assert_eq!(matching_rule(&rules, "jdoe", "SITE-A").unwrap().id, "other-rse");
+    assert!(matching_rule(&rules, "jdoe", "SITE-C").is_none());
+
+    // 2026-11-24 18:00 UTC.
+    let soon = rule("r", "jdoe", "X", RuleState::Ok, Some("Tue, 24 Nov 2026 18:00:00 UTC"));
+    let now = 1_795_543_200 - 3600;
+    assert!(needs_extension(&soon, Some(7 * 86_400), now), "expires within the week asked for");
+    assert!(!needs_extension(&soon, Some(600), now), "lives longer than asked");
+    assert!(needs_extension(&soon, None, now), "asked to never expire");
+    assert!(!needs_extension(&rule("r", "jdoe", "X", RuleState::Ok, None), Some(600), now), "never expires");
+}

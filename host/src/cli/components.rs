@@ -26,6 +26,7 @@ fn grant_of(name: &str) -> &'static str {
         "oidc" => "HTTP to the profile's issuer hosts",
         "sts" => "HTTP to the profile's sts_endpoint host",
         "transfer" => "HTTP to the profile's s3_endpoint host; the files named on the command line",
+        "rucio" => "HTTP to the profile's rucio_host and rucio_auth_host",
         _ => "none",
     }
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod components;
 mod creds;
 mod profile;
+mod rucio;
 mod s3;
 mod sign;
 mod token;
@@ -46,6 +47,8 @@ enum Command {
     Creds(creds::CredsArgs),
     /// S3 objects and transfers: ls, cp, rm, mb, rb, stat, presign, uploads.
     S3(s3::S3Args),
+    /// Rucio: DIDs, replicas, replication rules, make-available.
+    Rucio(rucio::RucioArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Token(args) => token::run(args, cli.output),
         Command::Creds(args) => creds::run(args),
         Command::S3(args) => s3::run(args, cli.output),
+        Command::Rucio(args) => rucio::run(args, cli.output),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

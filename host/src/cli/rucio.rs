@@ -1,0 +1,552 @@
+//! `lakeport rucio`: DIDs, replicas and replication rules through the rucio
+//! component, which may reach only the profile's Rucio hosts. The host
+//! picks the credentials (userpass, or the profile's OIDC token), caches
+//! the session token, and prints.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::profile::{context, ProfileArgs};
+use super::Output;
+use crate::config::{Config, Profile};
+use crate::egress::{AllowedHost, EgressPolicy};
+use crate::rucio::{
+    cache_token, cached_token, failed, forget_token, Auth, Parsers, ClientConfig, Did, DidEntry, DidType, FileReplicas, Rucio, RucioError, Rule, RuleRequest,
+    RuleState, UserpassLogin,
+};
+use crate::runtime::Runtime;
+use crate::tokens::TokenContext;
+
+#[derive(Args, Debug)]
+pub struct RucioArgs {
+    #[command(subcommand)]
+    command: RucioCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum RucioCommand {
+    /// The account the session acts as.
+    Whoami {
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// DIDs of a scope matching a pattern (SCOPE:PATTERN, `*` as wildcard),
+    /// or the content of a dataset or container (SCOPE:NAME).
+    Ls {
+        did: String,
+        /// Only DIDs of this type: file, dataset, container, collection or all.
+        #[arg(long = "type")]
+        did_type: Option<String>,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Replicas of a file, or of the files of a collection, with their PFNs.
+    Replicas {
+        did: String,
+        /// Only at RSEs matching this expression.
+        #[arg(long)]
+        rse: Option<String>,
+        /// Only PFNs with these schemes (s3, https, root, …); repeatable.
+        #[arg(long)]
+        scheme: Vec<String>,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Replication rules: add, show, list, update, delete.
+    Rule {
+        #[command(subcommand)]
+        command: RuleCommand,
+    },
+    /// Make a DID available at an RSE: reuse the account's rule for it or
+    /// create one; with --wait follow it until OK or STUCK, then print the
+    /// replicas' PFNs there (and local paths, with the profile's rse_mounts).
+    MakeAvailable {
+        did: String,
+        #[arg(long)]
+        rse: String,
+        /// How long the data must stay: 3600, 12h, 7d, 2w.
+        #[arg(long, default_value = "7d")]
+        lifetime: String,
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this long (e.g. 2h); the rule stays.
+        #[arg(long, default_value = "24h")]
+        timeout: String,
+        /// Seconds between looks at the rule while waiting.
+        #[arg(long, default_value_t = 5)]
+        poll: u64,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RuleCommand {
+    /// Create a rule for one or more DIDs.
+    Add {
+        #[arg(required = true)]
+        dids: Vec<String>,
+        /// RSE expression where the copies go.
+        #[arg(long)]
+        rse: String,
+        #[arg(long, default_value_t = 1)]
+        copies: u32,
+        /// 3600, 12h, 7d, 2w; without it the rule does not expire.
+        #[arg(long)]
+        lifetime: Option<String>,
+        /// ALL, DATASET or NONE.
+        #[arg(long)]
+        grouping: Option<String>,
+        /// RSE attribute to weight the choice of RSEs by.
+        #[arg(long)]
+        weight: Option<String>,
+        #[arg(long)]
+        activity: Option<String>,
+        #[arg(long)]
+        comment: Option<String>,
+        /// Let the server evaluate the rule later (large collections).
+        #[arg(long)]
+        asynchronous: bool,
+        /// Y, N, C (on close) or P (progress).
+        #[arg(long)]
+        notify: Option<String>,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// One rule, with its locks.
+    Show {
+        id: String,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// The rules of a DID, or with --account those of an account.
+    List {
+        did: Option<String>,
+        #[arg(long, conflicts_with = "did")]
+        account: Option<String>,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Change a rule's lifetime (`never` for no expiry).
+    Update {
+        id: String,
+        #[arg(long)]
+        lifetime: String,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Delete a rule; its replicas stay unless --purge-replicas.
+    Delete {
+        id: String,
+        #[arg(long)]
+        purge_replicas: bool,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+}
+
+/// Where lakeport talks to Rucio, as whom, and how it logs in.
+struct Target {
+    profile_name: String,
+    host: String,
+    auth_host: Option<String>,
+    account: String,
+    login: Login,
+    allowed: Vec<AllowedHost>,
+    ca_file: Option<std::path::PathBuf>,
+}
+
+enum Login {
+    Userpass { username: String, password: String },
+    /// An OIDC access token of the profile, which Rucio accepts from its issuer.
+    Oidc(String),
+}
+
+fn target(ctx: &TokenContext<'_>, ca_file: Option<std::path::PathBuf>) -> Result<Target> {
+    let p: &Profile = ctx.profile;
+    let host = p.require("rucio_host", &p.rucio_host, &ctx.name)?.to_string();
+    let account = p.require("rucio_account", &p.rucio_account, &ctx.name)?.to_string();
+    let mut allowed = vec![AllowedHost::from_url(&host).with_context(|| format!("profile '{}': bad rucio_host", ctx.name))?];
+    if let Some(auth) = &p.rucio_auth_host {
+        allowed.push(AllowedHost::from_url(auth).with_context(|| format!("profile '{}': bad rucio_auth_host", ctx.name))?);
+    }
+    let method = p.rucio_auth.as_deref().unwrap_or(if p.rucio_username.is_some() { "userpass" } else { "oidc" });
+    let login = match method {
+        "userpass" => {
+            let username = p.require("rucio_username", &p.rucio_username, &ctx.name)?.to_string();
+            let password = match std::env::var("LAKEPORT_RUCIO_PASSWORD").ok().filter(|v| !v.is_empty()).or_else(|| p.rucio_password.clone()) {
+                Some(pw) => pw,
+                None => bail!("profile '{}': Rucio userpass needs a password: set rucio_password or LAKEPORT_RUCIO_PASSWORD", ctx.name),
+            };
+            Login::Userpass { username, password }
+        }
+        "oidc" => Login::Oidc(ctx.access_token(60)?.access_token),
+        other => bail!("profile '{}': rucio_auth '{other}' must be 'userpass' or 'oidc'", ctx.name),
+    };
+    let ca = ca_file.or_else(|| p.ca_file.clone());
+    Ok(Target { profile_name: ctx.name.clone(), host, auth_host: p.rucio_auth_host.clone(), account, login, allowed, ca_file: ca })
+}
+
+impl Target {
+    fn config(&self, auth: Auth) -> ClientConfig {
+        ClientConfig { host: self.host.clone(), auth_host: self.auth_host.clone(), account: self.account.clone(), vo: None, auth, max_attempts: None }
+    }
+
+    /// A session: the cached Rucio token when there is one, else a login.
+    fn open(&self, runtime: &Runtime, use_cache: bool) -> Result<Rucio> {
+        let auth = match &self.login {
+            Login::Oidc(token) => Auth::Token(token.clone()),
+            Login::Userpass { username, password } => match use_cache.then(|| cached_token(&self.profile_name, &self.host, &self.account, username)).flatten() {
+                Some(token) => {
+                    crate::log::verbose(format_args!("{}: using the cached Rucio token", self.profile_name));
+                    Auth::Token(token)
+                }
+                None => Auth::Userpass(UserpassLogin { username: username.clone(), password: password.clone() }),
+            },
+        };
+        let fresh_login = matches!(auth, Auth::Userpass(_));
+        let policy = EgressPolicy::new(self.allowed.clone(), self.ca_file.clone());
+        let mut rucio = Rucio::open(runtime, policy, &self.config(auth))?.map_err(failed)?;
+        if let (true, Login::Userpass { username, .. }) = (fresh_login, &self.login) {
+            if let Some(session) = rucio.session()? {
+                cache_token(&self.profile_name, &self.host, &self.account, username, &session);
+            }
+        }
+        Ok(rucio)
+    }
+}
+
+/// Runs `work` in a session; a cached token Rucio no longer accepts is
+/// dropped and the login done again, once.
+fn with_session<T>(runtime: &Runtime, profile: &ProfileArgs, work: impl Fn(&mut Rucio, &Target) -> Result<Result<T, RucioError>>) -> Result<T> {
+    let config = Config::load(profile.config.as_deref())?;
+    let ctx = context(&config, profile, runtime)?;
+    let target = target(&ctx, profile.ca_file.clone())?;
+    let mut rucio = target.open(runtime, true)?;
+    match work(&mut rucio, &target)? {
+        Err(e) if e.class() == Some("CannotAuthenticate") && matches!(target.login, Login::Userpass { .. }) => {
+            crate::log::verbose(format_args!("Rucio refused the cached token; logging in again"));
+            forget_token(&target.profile_name);
+            let mut rucio = target.open(runtime, false)?;
+            work(&mut rucio, &target)?.map_err(failed)
+        }
+        other => other.map_err(failed),
+    }
+}
+
+fn type_name(t: Option<DidType>) -> &'static str {
+    match t {
+        Some(DidType::File) => "FILE",
+        Some(DidType::Dataset) => "DATASET",
+        Some(DidType::Container) => "CONTAINER",
+        Some(DidType::Other) | None => "-",
+    }
+}
+
+fn entry_json(e: &DidEntry) -> Value {
+    json!({"scope": e.did.scope, "name": e.did.name, "type": type_name(e.did_type), "bytes": e.bytes, "adler32": e.adler32, "md5": e.md5})
+}
+
+fn rule_json(r: &Rule) -> Value {
+    json!({
+        "id": r.id, "account": r.account, "scope": r.did.scope, "name": r.did.name, "state": r.state.as_str(),
+        "rse_expression": r.rse_expression, "copies": r.copies, "expires_at": r.expires_at,
+        "locks_ok": r.locks_ok, "locks_replicating": r.locks_replicating, "locks_stuck": r.locks_stuck,
+        "grouping": r.grouping, "activity": r.activity, "comment": r.comment, "error": r.error, "created_at": r.created_at,
+    })
+}
+
+fn replicas_json(f: &FileReplicas) -> Value {
+    let rses: serde_json::Map<String, Value> = f.rses.iter().map(|(rse, pfns)| (rse.clone(), json!(pfns))).collect();
+    let states: serde_json::Map<String, Value> = f.states.iter().map(|(rse, s)| (rse.clone(), json!(s))).collect();
+    json!({"scope": f.did.scope, "name": f.did.name, "bytes": f.bytes, "adler32": f.adler32, "md5": f.md5, "rses": rses, "states": states})
+}
+
+/// Prints rows under a header, each column as wide as its widest cell.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+fn print_rules(rules: &[Rule], output: Output) {
+    if output == Output::Json {
+        println!("{}", Value::Array(rules.iter().map(rule_json).collect()));
+        return;
+    }
+    let rows: Vec<Vec<String>> = rules
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.clone(),
+                r.account.clone().unwrap_or_default(),
+                r.did.to_string(),
+                r.state.as_str().to_string(),
+                format!("{}/{}/{}", r.locks_ok, r.locks_replicating, r.locks_stuck),
+                r.rse_expression.clone(),
+                r.copies.to_string(),
+                r.expires_at.clone().unwrap_or_else(|| "never".into()),
+            ]
+        })
+        .collect();
+    print_table(&["ID", "ACCOUNT", "DID", "STATE", "OK/REPL/STUCK", "RSE_EXPRESSION", "COPIES", "EXPIRES"], &rows);
+}
+
+fn print_rule(r: &Rule, output: Output) {
+    if output == Output::Json {
+        println!("{}", rule_json(r));
+        return;
+    }
+    let fields = [
+        ("id", r.id.clone()),
+        ("account", r.account.clone().unwrap_or_default()),
+        ("did", r.did.to_string()),
+        ("state", r.state.as_str().to_string()),
+        ("locks", format!("{} OK, {} replicating, {} stuck", r.locks_ok, r.locks_replicating, r.locks_stuck)),
+        ("rse_expression", r.rse_expression.clone()),
+        ("copies", r.copies.to_string()),
+        ("grouping", r.grouping.clone().unwrap_or_default()),
+        ("expires_at", r.expires_at.clone().unwrap_or_else(|| "never".into())),
+        ("created_at", r.created_at.clone().unwrap_or_default()),
+        ("activity", r.activity.clone().unwrap_or_default()),
+        ("comment", r.comment.clone().unwrap_or_default()),
+        ("error", r.error.clone().unwrap_or_default()),
+    ];
+    for (name, value) in fields {
+        if !value.is_empty() {
+            println!("{name:<15} {value}");
+        }
+    }
+}
+
+/// Local paths for PFNs, from the profile's `rse_mounts`: for each RSE a
+/// `pfn_prefix` and the `path` it is mounted at on this machine.
+fn local_path(profile: &Profile, rse: &str, pfn: &str) -> Option<String> {
+    let mount = profile.rse_mounts.as_ref()?.get(rse)?.as_table()?;
+    let prefix = mount.get("pfn_prefix")?.as_str()?;
+    let path = mount.get("path")?.as_str()?;
+    let rest = pfn.strip_prefix(prefix)?;
+    Some(format!("{}/{}", path.trim_end_matches('/'), rest.trim_start_matches('/')))
+}
+
+pub fn run(args: RucioArgs, output: Output) -> Result<()> {
+    let runtime = Runtime::new()?;
+    let mut parse = Parsers::new(&runtime)?;
+    let rt = &runtime;
+    match args.command {
+        RucioCommand::Whoami { profile } => {
+            let who = with_session(rt, &profile, |r, _| r.whoami())?;
+            if output == Output::Json {
+                println!("{}", json!({"account": who.account, "account_type": who.account_type, "status": who.status, "email": who.email}));
+            } else {
+                println!("account  {}", who.account);
+                for (name, value) in [("type", &who.account_type), ("status", &who.status), ("email", &who.email)] {
+                    if let Some(v) = value {
+                        println!("{name:<8} {v}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        RucioCommand::Ls { did: text, did_type, profile } => {
+            let Did { scope, name } = parse.did(&text)?;
+            let pattern = name.contains('*');
+            let entries = with_session(rt, &profile, |r, _| {
+                if pattern {
+                    let mut filters = vec![("name".to_string(), name.clone())];
+                    if let Some(t) = &did_type {
+                        filters.push(("type".to_string(), t.to_ascii_lowercase()));
+                    }
+                    return r.search_dids(&scope, &filters);
+                }
+                let did = Did { scope: scope.clone(), name: name.clone() };
+                Ok(match r.get_did(&did)? {
+                    Ok(e) if matches!(e.did_type, Some(DidType::Dataset | DidType::Container)) => r.list_content(&did)?,
+                    other => other.map(|e| vec![e]),
+                })
+            })?;
+            if output == Output::Json {
+                println!("{}", Value::Array(entries.iter().map(entry_json).collect()));
+            } else {
+                let rows: Vec<Vec<String>> = entries
+                    .iter()
+                    .map(|e| vec![e.did.to_string(), type_name(e.did_type).to_string(), e.bytes.map(|b| b.to_string()).unwrap_or_default()])
+                    .collect();
+                print_table(&["DID", "TYPE", "BYTES"], &rows);
+            }
+            Ok(())
+        }
+        RucioCommand::Replicas { did: text, rse, scheme, profile } => {
+            let d = parse.did(&text)?;
+            let files = with_session(rt, &profile, |r, _| r.list_replicas(std::slice::from_ref(&d), &scheme, rse.as_deref(), false))?;
+            if output == Output::Json {
+                println!("{}", Value::Array(files.iter().map(replicas_json).collect()));
+            } else {
+                let mut rows = Vec::new();
+                for f in &files {
+                    for (rse, pfns) in &f.rses {
+                        for pfn in pfns {
+                            rows.push(vec![f.did.to_string(), rse.clone(), pfn.clone()]);
+                        }
+                    }
+                }
+                print_table(&["DID", "RSE", "PFN"], &rows);
+            }
+            Ok(())
+        }
+        RucioCommand::Rule { command } => run_rule(rt, &mut parse, command, output),
+        RucioCommand::MakeAvailable { did: text, rse, lifetime: life, wait, timeout, poll, profile } => {
+            let d = parse.did(&text)?;
+            let life = parse.lifetime(&life)?;
+            let timeout = Duration::from_secs(parse.lifetime(&timeout)?.unwrap_or(u64::MAX / 4));
+            make_available(rt, &profile, &d, &rse, life, wait.then_some((timeout, Duration::from_secs(poll.max(1)))), output)
+        }
+    }
+}
+
+fn run_rule(rt: &Runtime, parse: &mut Parsers, command: RuleCommand, output: Output) -> Result<()> {
+    match command {
+        RuleCommand::Add { dids, rse, copies, lifetime: life, grouping, weight, activity, comment, asynchronous, notify, profile } => {
+            let dids = dids.iter().map(|t| parse.did(t)).collect::<Result<Vec<_>>>()?;
+            let request = RuleRequest {
+                dids,
+                copies,
+                rse_expression: rse,
+                lifetime: life.as_deref().map(|l| parse.lifetime(l)).transpose()?.flatten(),
+                grouping: grouping.map(|g| g.to_ascii_uppercase()),
+                weight,
+                activity,
+                comment,
+                asynchronous,
+                notify: notify.map(|n| n.to_ascii_uppercase()),
+            };
+            let ids = with_session(rt, &profile, |r, _| r.add_rule(&request))?;
+            if output == Output::Json {
+                println!("{}", json!(ids));
+            } else {
+                for id in ids {
+                    println!("{id}");
+                }
+            }
+            Ok(())
+        }
+        RuleCommand::Show { id, profile } => {
+            let rule = with_session(rt, &profile, |r, _| r.get_rule(&id))?;
+            print_rule(&rule, output);
+            Ok(())
+        }
+        RuleCommand::List { did: text, account, profile } => {
+            let d = text.as_deref().map(|t| parse.did(t)).transpose()?;
+            let rules = with_session(rt, &profile, |r, t| match (&d, &account) {
+                (Some(d), _) => r.did_rules(d),
+                (None, Some(a)) => r.account_rules(a),
+                (None, None) => r.account_rules(&t.account),
+            })?;
+            print_rules(&rules, output);
+            Ok(())
+        }
+        RuleCommand::Update { id, lifetime: life, profile } => {
+            let life = parse.lifetime(&life)?;
+            let rule = with_session(rt, &profile, |r, _| {
+                if let Err(e) = r.update_rule_lifetime(&id, life)? {
+                    return Ok(Err(e));
+                }
+                r.get_rule(&id)
+            })?;
+            print_rule(&rule, output);
+            Ok(())
+        }
+        RuleCommand::Delete { id, purge_replicas, profile } => {
+            with_session(rt, &profile, |r, _| r.delete_rule(&id, purge_replicas))?;
+            if output == Output::Json {
+                println!("{}", json!({"deleted": id}));
+            } else {
+                println!("deleted rule {id}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn make_available(rt: &Runtime, profile: &ProfileArgs, d: &Did, rse: &str, life: Option<u64>, wait: Option<(Duration, Duration)>, output: Output) -> Result<()> {
+    let config = Config::load(profile.config.as_deref())?;
+    let (_, prof) = config.profile(profile.profile.as_deref())?;
+    let outcome = with_session(rt, profile, |r, _| {
+        let made = match r.make_available(d, rse, life)? {
+            Ok(made) => made,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut rule = made.rule.clone();
+        if let Some((timeout, poll)) = wait {
+            let started = Instant::now();
+            let mut last = None;
+            while !matches!(rule.state, RuleState::Ok | RuleState::Stuck | RuleState::Suspended) {
+                let now = (rule.state, rule.locks_ok, rule.locks_replicating, rule.locks_stuck);
+                if last != Some(now) && output == Output::Text {
+                    eprintln!(
+                        "lakeport: rule {} {}: {} OK, {} replicating, {} stuck",
+                        rule.id,
+                        rule.state.as_str(),
+                        rule.locks_ok,
+                        rule.locks_replicating,
+                        rule.locks_stuck
+                    );
+                    last = Some(now);
+                }
+                if started.elapsed() >= timeout {
+                    return Ok(Err(RucioError::Transport(format!(
+                        "rule {} is still {} after the --timeout; it stays, run the command again to go on waiting",
+                        rule.id,
+                        rule.state.as_str()
+                    ))));
+                }
+                std::thread::sleep(poll);
+                rule = match r.get_rule(&rule.id)? {
+                    Ok(rule) => rule,
+                    Err(e) => return Ok(Err(e)),
+                };
+            }
+        }
+        let replicas = if rule.state == RuleState::Ok { r.list_replicas(std::slice::from_ref(d), &[], Some(rse), false)? } else { Ok(Vec::new()) };
+        Ok(replicas.map(|files| (made.created, rule, files)))
+    })?;
+    let (created, rule, files) = outcome;
+    if rule.state == RuleState::Stuck && wait.is_some() {
+        bail!("rule {} for {d} at {rse} is STUCK ({} OK, {} stuck): {}", rule.id, rule.locks_ok, rule.locks_stuck, rule.error.clone().unwrap_or_else(|| "Rucio gave no reason".into()));
+    }
+    let mut placed = Vec::new();
+    for f in &files {
+        for (rse_name, pfns) in &f.rses {
+            for pfn in pfns {
+                placed.push((f.did.to_string(), rse_name.clone(), pfn.clone(), local_path(prof, rse_name, pfn)));
+            }
+        }
+    }
+    if output == Output::Json {
+        let replicas: Vec<Value> = placed.iter().map(|(d, r, p, l)| json!({"did": d, "rse": r, "pfn": p, "path": l})).collect();
+        println!("{}", json!({"created": created, "rule": rule_json(&rule), "replicas": replicas}));
+        return Ok(());
+    }
+    println!("rule {} ({}): {} at {rse}", rule.id, if created { "created" } else { "existing" }, rule.state.as_str());
+    for (d, rse_name, pfn, local) in placed {
+        match local {
+            Some(path) => println!("{d}  {rse_name}  {pfn}  {path}"),
+            None => println!("{d}  {rse_name}  {pfn}"),
+        }
+    }
+    Ok(())
+}
