@@ -141,6 +141,29 @@ impl Peer {
         Peer::start_with_env("moto", &python, &env, |port, _| vec![script.clone().into(), "-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string().into()])
     }
 
+    /// A real Rucio server (tests/peers/rucio/start.py: gunicorn on SQLite)
+    /// with accounts root and jdoe, scopes `test`, `user.root`,
+    /// `user.jdoe`, and RSEs SITE-A and SITE-B whose protocols point at
+    /// `s3_endpoint` (buckets rucio-site-a and rucio-site-b). Its scratch
+    /// directory (database, `rucio.cfg`, `client-root.cfg`,
+    /// `client-jdoe.cfg`) is `data_dir`.
+    pub fn rucio(s3_endpoint: &str) -> Peer {
+        let python = peer_binary("LAKEPORT_RUCIO_PYTHON", ".venv-rucio/bin/python");
+        let script = workspace_root().join("tests/peers/rucio/start.py");
+        let s3 = s3_endpoint.to_string();
+        Peer::start("rucio", &python, |port, dir| {
+            vec![
+                script.clone().into(),
+                "--scratch".into(),
+                dir.join("data").into(),
+                "--port".into(),
+                port.to_string().into(),
+                "--s3".into(),
+                s3.clone().into(),
+            ]
+        })
+    }
+
     /// How many AssumeRole* calls moto has answered (its access log).
     pub fn sts_calls(&self) -> usize {
         self.log().lines().filter(|l| l.contains("\"POST / HTTP/1.1\"")).count()

@@ -178,7 +178,7 @@ impl wit::GuestClient for Client {
         let account = match self.call(|r| r.whoami(), responses::parse_whoami).map_err(error)? {
             Whoami::Account(a) => a,
             Whoami::Redirect(location) => {
-                let follow = self.requests.follow(&location).map_err(error)?;
+                let follow = self.requests.follow_whoami(&location).map_err(error)?;
                 parse_json::<Account>(&self.exchange(&follow).map_err(error)?).map_err(error)?
             }
         };

@@ -118,11 +118,13 @@ pub fn error_from_response(response: &HttpResponse) -> RucioError {
         .or_else(|| response.header("ExceptionClass").map(str::to_string))
         .filter(|c| !c.is_empty() && c.len() <= 80 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.'));
     let Some(class) = class else {
-        return RucioError::InvalidAnswer(format!(
-            "HTTP {} without a Rucio error: {} (is rucio_host a Rucio server?)",
-            response.status,
-            response.excerpt()
-        ));
+        // Rucio answers an error it does not map with a 500 and the
+        // exception's text; anything else is not Rucio's.
+        return RucioError::InvalidAnswer(if response.status >= 500 {
+            format!("the Rucio server failed (HTTP {}): {}", response.status, response.excerpt())
+        } else {
+            format!("HTTP {} without a Rucio error: {} (is rucio_host a Rucio server?)", response.status, response.excerpt())
+        });
     };
     let message = body.and_then(|b| b.message).or_else(|| response.header("ExceptionMessage").map(str::to_string)).unwrap_or_default();
     let message: String = message.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(MAX_MESSAGE_CHARS).collect();

@@ -123,8 +123,8 @@ impl RucioRequests {
             url.push('?');
             url.push_str(&q.finish());
         }
+        // No Accept: Rucio answers 406 to a type an endpoint does not make.
         let mut headers = self.identity_headers();
-        headers.push(("Accept".into(), "application/x-json-stream, application/json".into()));
         if let Some(token) = &self.token {
             headers.push(("X-Rucio-Auth-Token".into(), token.clone()));
         }
@@ -153,14 +153,18 @@ impl RucioRequests {
         self.request("GET", "/accounts/whoami", &[], None)
     }
 
-    /// A GET of a URL Rucio redirected to (same host only).
-    pub fn follow(&self, location: &str) -> Result<HttpRequest, RucioError> {
+    /// The GET of where `/accounts/whoami` redirected: an absolute path, a
+    /// URL on the same host, or (Rucio's way) a path relative to
+    /// `/accounts/`.
+    pub fn follow_whoami(&self, location: &str) -> Result<HttpRequest, RucioError> {
         let path = if location.starts_with('/') {
             location.to_string()
-        } else if let Some(rest) = location.strip_prefix(&self.host) {
+        } else if let Some(rest) = location.strip_prefix(&self.host).filter(|r| r.starts_with('/')) {
             rest.to_string()
+        } else if !location.contains("://") && !location.is_empty() {
+            format!("/accounts/{location}")
         } else {
-            return Err(RucioError::invalid_answer(format!("Rucio redirected to another host ({location})")));
+            return Err(RucioError::invalid_answer(format!("Rucio redirected whoami to another host ({location})")));
         };
         Ok(self.request("GET", &path, &[], None))
     }
@@ -234,8 +238,8 @@ impl RucioRequests {
 
     /// `PUT /replicas`: sets the state (`A`, `U`, …) of replicas at `rse`.
     pub fn update_replica_states(&self, rse: &str, dids: &[Did], state: &str) -> HttpRequest {
-        let replicas: Vec<Value> = dids.iter().map(|d| json!({ "scope": d.scope, "name": d.name, "rse": rse, "state": state })).collect();
-        self.request("PUT", "/replicas", &[], Some(json!({ "replicas": replicas })))
+        let files: Vec<Value> = dids.iter().map(|d| json!({ "scope": d.scope, "name": d.name, "state": state })).collect();
+        self.request("PUT", "/replicas", &[], Some(json!({ "rse": rse, "files": files })))
     }
 
     /// `GET /rses/{rse}/lfns2pfns`: the PFNs Rucio assigns `dids` at `rse`

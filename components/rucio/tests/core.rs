@@ -91,8 +91,8 @@ fn rucio_errors_say_what_happened_and_what_to_do() {
     assert!(e.to_string().contains("rucio_username"), "{e}");
 
     // A proxy's page is not a Rucio error, and says so.
-    let e = error_from_response(&response(502, &[], "<html><body>Bad Gateway</body></html>"));
-    assert!(matches!(&e, RucioError::InvalidAnswer(m) if m.contains("502") && m.contains("Bad Gateway")), "{e}");
+    let e = error_from_response(&response(404, &[], "<html><body>Not Found</body></html>"));
+    assert!(matches!(&e, RucioError::InvalidAnswer(m) if m.contains("404") && m.contains("Not Found") && m.contains("Rucio server?")), "{e}");
 }
 
 #[test]
@@ -137,11 +137,11 @@ fn requests_carry_the_token_and_encode_names() {
 #[test]
 fn whoami_follows_the_redirect_on_the_same_host_only() {
     let r = RucioRequests::new("http://127.0.0.1:8080", None, "jdoe", None).unwrap();
-    match parse_whoami(&response(303, &[("Location", "http://127.0.0.1:8080/accounts/jdoe")], "")).unwrap() {
-        Whoami::Redirect(l) => assert_eq!(r.follow(&l).unwrap().url, "http://127.0.0.1:8080/accounts/jdoe"),
-        Whoami::Account(_) => panic!("a redirect"),
-    }
-    assert!(r.follow("http://elsewhere.example/accounts/jdoe").is_err());
+    let Whoami::Redirect(location) = parse_whoami(&response(303, &[("Location", "jdoe")], "")).unwrap() else { panic!("a redirect") };
+    assert_eq!(r.follow_whoami(&location).unwrap().url, "http://127.0.0.1:8080/accounts/jdoe", "Rucio's relative Location");
+    assert_eq!(r.follow_whoami("/accounts/jdoe").unwrap().url, "http://127.0.0.1:8080/accounts/jdoe");
+    assert_eq!(r.follow_whoami("http://127.0.0.1:8080/accounts/jdoe").unwrap().url, "http://127.0.0.1:8080/accounts/jdoe");
+    assert!(r.follow_whoami("http://elsewhere.example/accounts/jdoe").is_err());
     match parse_whoami(&response(200, &[], r#"{"account":"jdoe","account_type":"USER","status":"ACTIVE","email":null}"#)).unwrap() {
         Whoami::Account(a) => assert_eq!(a.account, "jdoe"),
         Whoami::Redirect(_) => panic!("an account"),
@@ -175,4 +175,10 @@ fn make_available_reuses_the_accounts_matching_rule() {
     assert!(!needs_extension(&soon, Some(600), now), "lives longer than asked");
     assert!(needs_extension(&soon, None, now), "asked to never expire");
     assert!(!needs_extension(&rule("r", "jdoe", "X", RuleState::Ok, None), Some(600), now), "never expires");
+}
+
+#[test]
+fn a_plain_text_500_is_rucios_failure_said_as_such() {
+    let e = error_from_response(&response(500, &[("Content-Type", "text/html; charset=utf-8")], "'bytes'"));
+    assert!(matches!(&e, RucioError::InvalidAnswer(m) if m.contains("Rucio server failed (HTTP 500): 'bytes'")), "{e}");
 }

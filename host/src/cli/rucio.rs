@@ -496,7 +496,7 @@ fn make_available(rt: &Runtime, profile: &ProfileArgs, d: &Did, rse: &str, life:
             let mut last = None;
             while !matches!(rule.state, RuleState::Ok | RuleState::Stuck | RuleState::Suspended) {
                 let now = (rule.state, rule.locks_ok, rule.locks_replicating, rule.locks_stuck);
-                if last != Some(now) && output == Output::Text {
+                if last != Some(now) {
                     eprintln!(
                         "lakeport: rule {} {}: {} OK, {} replicating, {} stuck",
                         rule.id,

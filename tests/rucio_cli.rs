@@ -1,0 +1,248 @@
+//! `lakeport rucio` end to end against a real Rucio server (PyPI `rucio`
+//! under gunicorn on SQLite, tests/peers/rucio) whose RSEs point at an S3
+//! server the tests start. Fixtures are made, and results cross-checked,
+//! with the real Python client.
+
+#[path = "support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{ok, peer_binary, stderr, Peer, UserEnv};
+
+const ROOT_PASSWORD: &str = "rucio-root-secret";
+const JDOE_PASSWORD: &str = "jdoe-secret";
+
+struct Lake {
+    rucio: Peer,
+    s3: Peer,
+}
+
+impl Lake {
+    fn start() -> Lake {
+        let s3 = Peer::s3s_fs();
+        let rucio = Peer::rucio(&s3.endpoint);
+        Lake { rucio, s3 }
+    }
+
+    /// Runs Python with the real Rucio client as `account` (root or jdoe).
+    fn python(&self, account: &str, code: &str) -> String {
+        let python = peer_binary("LAKEPORT_RUCIO_PYTHON", ".venv-rucio/bin/python");
+        let out = Command::new(python)
+            .args(["-c", code])
+            .env("RUCIO_CONFIG", self.rucio.data_dir.join(format!("client-{account}.cfg")))
+            .stdin(Stdio::null())
+            .output()
+            .expect("running the Python Rucio client");
+        assert!(out.status.success(), "the Python Rucio client failed: {}\n{}", String::from_utf8_lossy(&out.stderr), self.rucio.log());
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A lakeport user whose profile logs in to this Rucio as `account`.
+    fn user(&self, account: &str, password: &str, extra: &str) -> UserEnv {
+        UserEnv::new(&format!(
+            "[profiles.lake]\nrucio_host = \"{}\"\nrucio_account = \"{account}\"\nrucio_username = \"{account}\"\nrucio_password = \"{password}\"\n{extra}",
+            self.rucio.endpoint
+        ))
+    }
+
+    /// Registers files of `sizes` bytes in dataset `scope:dataset` with
+    /// replicas at SITE-A (as root, through the Python client).
+    fn dataset(&self, scope: &str, dataset: &str, files: &[(&str, u64)]) {
+        let files: Vec<String> = files
+            .iter()
+            .map(|(name, bytes)| format!("{{'scope': '{scope}', 'name': '{name}', 'bytes': {bytes}, 'adler32': '0cc737eb', 'md5': '0cc175b9c0f1b6a831c399e269772661'}}"))
+            .collect();
+        self.python(
+            "root",
+            &format!(
+                "from rucio.client import Client\nc = Client()\nfiles = [{}]\nc.add_replicas(rse='SITE-A', files=files)\nc.add_dataset(scope='{scope}', name='{dataset}')\nc.attach_dids(scope='{scope}', name='{dataset}', dids=[{{'scope': f['scope'], 'name': f['name']}} for f in files])\n",
+                files.join(", ")
+            ),
+        );
+    }
+}
+
+fn rucio(user: &UserEnv, args: &[&str]) -> Output {
+    let mut all = vec!["rucio"];
+    all.extend_from_slice(args);
+    user.lakeport(&all)
+}
+
+fn json(user: &UserEnv, args: &[&str]) -> Value {
+    let mut all = vec!["--output", "json"];
+    all.extend_from_slice(args);
+    let out = ok(&rucio(user, &all));
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+fn failure(out: &Output) -> String {
+    assert!(!out.status.success(), "should have failed: {}", String::from_utf8_lossy(&out.stdout));
+    stderr(out)
+}
+
+#[test]
+fn whoami_ls_and_replicas_with_a_cached_session() {
+    let lake = Lake::start();
+    lake.dataset("test", "run42", &[("run42.f1", 1000), ("run42.f2", 2000)]);
+    let jdoe = lake.user("jdoe", JDOE_PASSWORD, "");
+    assert_eq!(json(&jdoe, &["whoami"])["account"], "jdoe");
+
+    let root = lake.user("root", ROOT_PASSWORD, "");
+    let found = json(&root, &["ls", "test:run*"]);
+    let names: Vec<&str> = found.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"run42"), "{found}");
+    let content = json(&root, &["ls", "test:run42"]);
+    let mut files: Vec<(String, u64)> =
+        content.as_array().unwrap().iter().map(|d| (d["name"].as_str().unwrap().to_string(), d["bytes"].as_u64().unwrap())).collect();
+    files.sort();
+    assert_eq!(files, [("run42.f1".to_string(), 1000), ("run42.f2".to_string(), 2000)]);
+    let text = ok(&rucio(&root, &["ls", "test:run42"]));
+    assert!(text.starts_with("DID") && text.contains("test:run42.f2  FILE  2000"), "{text}");
+
+    let replicas = json(&root, &["replicas", "test:run42"]);
+    assert_eq!(replicas.as_array().unwrap().len(), 2);
+    let pfn = replicas[0]["rses"]["SITE-A"][0].as_str().unwrap();
+    assert!(pfn.starts_with("s3://127.0.0.1:") && pfn.contains("/rucio-site-a/test/"), "{pfn}");
+
+    // The session token was cached, private, and is used by the next command.
+    let cache = root.home().join("cache/lakeport/rucio/lake.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cache).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "the token cache is private");
+    let again = root.lakeport(&["-v", "rucio", "whoami"]);
+    ok(&again);
+    assert!(stderr(&again).contains("using the cached Rucio token"), "{}", stderr(&again));
+    assert!(!stderr(&again).contains(ROOT_PASSWORD));
+}
+
+#[test]
+fn rules_add_show_list_update_delete() {
+    let lake = Lake::start();
+    lake.dataset("test", "ds", &[("ds.f1", 10), ("ds.f2", 20)]);
+    let root = lake.user("root", ROOT_PASSWORD, "");
+
+    let at_a = json(&root, &["rule", "add", "test:ds", "--rse", "SITE-A", "--comment", "from lakeport"]);
+    let a_id = at_a[0].as_str().unwrap().to_string();
+    let rule = json(&root, &["rule", "show", &a_id]);
+    assert_eq!((rule["state"].as_str(), rule["locks_ok"].as_u64()), (Some("OK"), Some(2)), "{rule}");
+    assert_eq!(rule["comment"], "from lakeport");
+
+    let at_b = json(&root, &["rule", "add", "test:ds", "--rse", "SITE-B", "--lifetime", "1d"]);
+    let b_id = at_b[0].as_str().unwrap().to_string();
+    let rule = json(&root, &["rule", "show", &b_id]);
+    assert_eq!((rule["state"].as_str(), rule["locks_replicating"].as_u64()), (Some("REPLICATING"), Some(2)), "{rule}");
+    let expires_1d = rule["expires_at"].as_str().unwrap().to_string();
+
+    let err = failure(&rucio(&root, &["rule", "add", "test:ds", "--rse", "SITE-B"]));
+    assert!(err.contains("409") && err.contains("DuplicateRule") && err.contains("rule list"), "{err}");
+
+    let listed = json(&root, &["rule", "list", "test:ds"]);
+    let mut ids: Vec<&str> = listed.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut want = vec![a_id.as_str(), b_id.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!(json(&root, &["rule", "list", "--account", "root"]).as_array().unwrap().len(), 2);
+    let table = ok(&rucio(&root, &["rule", "list", "test:ds"]));
+    assert!(table.contains("REPLICATING") && table.contains("0/2/0"), "{table}");
+
+    let updated = json(&root, &["rule", "update", &b_id, "--lifetime", "30d"]);
+    assert_ne!(updated["expires_at"].as_str().unwrap(), expires_1d, "the lifetime changed");
+    let never = json(&root, &["rule", "update", &b_id, "--lifetime", "never"]);
+    assert_eq!(never["expires_at"], Value::Null);
+
+    // The Python client sees the same rule.
+    let seen = lake.python("root", &format!("from rucio.client import Client\nr = Client().get_replication_rule('{b_id}')\nprint(r['state'], r['rse_expression'], r['expires_at'])"));
+    assert_eq!(seen.trim(), "REPLICATING SITE-B None");
+
+    ok(&rucio(&root, &["rule", "delete", &a_id]));
+    // Rucio deletes softly: the rule now expires within the hour.
+    let deleted = json(&root, &["rule", "show", &a_id]);
+    assert!(deleted["expires_at"].is_string(), "{deleted}");
+    let err = failure(&rucio(&root, &["rule", "show", "00000000000000000000000000000000"]));
+    assert!(err.contains("RuleNotFound"), "{err}");
+}
+
+#[test]
+fn make_available_reuses_rules_and_waits_until_ok() {
+    let lake = Lake::start();
+    lake.dataset("test", "wanted", &[("wanted.f1", 5), ("wanted.f2", 6)]);
+    let prefix = format!("s3://127.0.0.1:{}/rucio-site-b", lake.s3.port);
+    let root = lake.user("root", ROOT_PASSWORD, &format!("rse_mounts = {{ \"SITE-B\" = {{ pfn_prefix = \"{prefix}\", path = \"/mnt/site-b\" }} }}\n"));
+
+    // Where the replicas are: OK at once; asking again reuses the rule.
+    let here = json(&root, &["make-available", "test:wanted", "--rse", "SITE-A", "--lifetime", "2d", "--wait"]);
+    assert_eq!((here["created"].as_bool(), here["rule"]["state"].as_str()), (Some(true), Some("OK")), "{here}");
+    assert_eq!(here["replicas"].as_array().unwrap().len(), 2, "{here}");
+    let again = json(&root, &["make-available", "test:wanted", "--rse", "SITE-A", "--lifetime", "1d"]);
+    assert_eq!((again["created"].as_bool(), &again["rule"]["id"]), (Some(false), &here["rule"]["id"]), "{again}");
+
+    // Elsewhere the rule replicates; the test marks the copies available,
+    // standing in for Rucio's transfer daemons, and --wait returns OK.
+    let waiting = root
+        .lakeport_command(&["--output", "json", "rucio", "make-available", "test:wanted", "--rse", "SITE-B", "--lifetime", "7d", "--wait", "--poll", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rule_states = "from rucio.client import Client\nfor r in Client().list_did_rules('test', 'wanted'):\n    print(r['rse_expression'], r['state'])";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lake.python("root", rule_states).contains("SITE-B REPLICATING") {
+        assert!(Instant::now() < deadline, "no REPLICATING rule at SITE-B appeared");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    lake.python(
+        "root",
+        "from rucio.client import Client\nClient().update_replicas_states('SITE-B', [{'scope': 'test', 'name': n, 'state': 'A'} for n in ('wanted.f1', 'wanted.f2')])",
+    );
+    let out = waiting.wait_with_output().unwrap();
+    let result: Value = serde_json::from_str(ok(&out).trim()).unwrap();
+    assert_eq!((result["created"].as_bool(), result["rule"]["state"].as_str()), (Some(true), Some("OK")), "{result}");
+    let progress = stderr(&out);
+    assert!(progress.contains("REPLICATING: 0 OK, 2 replicating, 0 stuck"), "the locks were shown while waiting: {progress}");
+    let replicas = result["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 2, "{result}");
+    for r in replicas {
+        assert_eq!(r["rse"], "SITE-B");
+        assert!(r["pfn"].as_str().unwrap().starts_with(&prefix), "{r}");
+        assert!(r["path"].as_str().unwrap().starts_with("/mnt/site-b/test/"), "the PFN mapped to the mount: {r}");
+    }
+}
+
+#[test]
+fn errors_say_what_happened() {
+    let lake = Lake::start();
+    let wrong = lake.user("jdoe", "not-the-password", "");
+    let err = failure(&rucio(&wrong, &["whoami"]));
+    assert!(err.contains("401") && err.contains("CannotAuthenticate") && err.contains("rucio_username"), "{err}");
+    assert!(!err.contains("not-the-password"), "no password in errors");
+
+    let root = lake.user("root", ROOT_PASSWORD, "");
+    let err = failure(&rucio(&root, &["ls", "test:no-such-dataset"]));
+    assert!(err.contains("DataIdentifierNotFound"), "{err}");
+    let err = failure(&rucio(&root, &["rule", "add", "test:no-such-dataset", "--rse", "SITE-A"]));
+    assert!(err.contains("DataIdentifierNotFound"), "{err}");
+    lake.dataset("test", "blocked", &[("blocked.f1", 3)]);
+    let err = failure(&rucio(&root, &["rule", "add", "test:blocked", "--rse", "NOWHERE"]));
+    assert!(err.contains("InvalidRSEExpression") && err.contains("matches no RSE"), "{err}");
+
+    // An RSE that takes no writes.
+    lake.python("root", "from rucio.client import Client\nClient().update_rse('SITE-B', {'availability_write': False})");
+    let err = failure(&rucio(&root, &["rule", "add", "test:blocked", "--rse", "SITE-B"]));
+    assert!(err.contains("RSEWriteBlocked") && err.contains("choose another RSE"), "{err}");
+
+    // Nobody there.
+    let port = lake.rucio.port;
+    drop(lake);
+    let gone = UserEnv::new(&format!(
+        "[profiles.lake]\nrucio_host = \"http://127.0.0.1:{port}\"\nrucio_account = \"root\"\nrucio_username = \"root\"\nrucio_password = \"{ROOT_PASSWORD}\"\n"
+    ));
+    let started = Instant::now();
+    let err = failure(&rucio(&gone, &["whoami"]));
+    assert!(err.contains("is the Rucio server up"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
