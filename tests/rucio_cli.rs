@@ -246,3 +246,105 @@ fn errors_say_what_happened() {
     assert!(err.contains("is the Rucio server up"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// A profile for `account` with the lake's S3 server as its s3_endpoint
+/// and the S3 secret key `secret`.
+fn uploader(lake: &Lake, account: &str, password: &str, secret: &str) -> UserEnv {
+    lake.user(
+        account,
+        password,
+        &format!(
+            "s3_endpoint = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{secret}\"\nregion = \"us-east-1\"\n",
+            lake.s3.endpoint,
+            support::ACCESS_KEY
+        ),
+    )
+}
+
+fn sha256_of(path: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn upload_registers_replicas_and_a_rule_the_python_client_sees() {
+    let lake = Lake::start();
+    let root = uploader(&lake, "root", ROOT_PASSWORD, support::SECRET_KEY);
+    ok(&root.lakeport(&["s3", "mb", "s3://rucio-site-a"]));
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("calib.dat");
+    std::fs::write(&small, support::pattern(70_001, 1)).unwrap();
+    let big = dir.path().join("run7.h5");
+    std::fs::write(&big, support::pattern(21 << 20, 2)).unwrap();
+
+    let result = json(
+        &root,
+        &["upload", small.to_str().unwrap(), big.to_str().unwrap(), "--rse", "SITE-A", "--scope", "test", "--dataset", "run7", "--lifetime", "7d"],
+    );
+    let files = result["files"].as_array().unwrap();
+    assert!(files.iter().all(|f| f["uploaded"] == true), "{result}");
+    let rules = result["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{result}");
+    assert_eq!((rules[0]["state"].as_str(), rules[0]["locks_ok"].as_u64(), rules[0]["name"].as_str()), (Some("OK"), Some(2), Some("run7")));
+    assert!(rules[0]["expires_at"].is_string());
+
+    // The real Python client sees the replicas, their checksums and the rule.
+    let seen = lake.python(
+        "root",
+        "from rucio.client import Client\n\
+         c = Client()\n\
+         for f in sorted(c.list_replicas([{'scope': 'test', 'name': 'run7'}]), key=lambda f: f['name']):\n\
+         \x20   print(f['name'], f['bytes'], f['adler32'], f['md5'], f['states']['SITE-A'], list(f['pfns'])[0])\n\
+         for r in c.list_did_rules('test', 'run7'):\n\
+         \x20   print('rule', r['rse_expression'], r['state'], r['locks_ok_cnt'])\n",
+    );
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(lines.len(), 3, "{seen}");
+    assert_eq!(lines[2], "rule SITE-A OK 2");
+    for (line, path) in lines[..2].iter().zip([&small, &big]) {
+        let f = files.iter().find(|f| f["path"].as_str() == path.to_str()).unwrap();
+        let expected = format!("{} {} {} {} AVAILABLE ", f["name"].as_str().unwrap(), f["bytes"], f["adler32"].as_str().unwrap(), f["md5"].as_str().unwrap());
+        assert!(line.starts_with(&expected), "{line} vs {expected}");
+        let pfn = line.rsplit(' ').next().unwrap();
+        assert_eq!(pfn, f["pfn"].as_str().unwrap());
+        // The bytes are where the PFN says, identical.
+        let bucket_and_key = pfn.splitn(4, '/').nth(3).unwrap();
+        let back = dir.path().join("back");
+        ok(&root.lakeport(&["s3", "cp", &format!("s3://{bucket_and_key}"), back.to_str().unwrap()]));
+        assert_eq!(sha256_of(&back), sha256_of(path), "{pfn}");
+    }
+    // Checksums as Rucio computes them (adler32 of a known string).
+    let known = dir.path().join("a.txt");
+    std::fs::write(&known, "a").unwrap();
+    let one = json(&root, &["upload", known.to_str().unwrap(), "--rse", "SITE-A", "--scope", "test"]);
+    assert_eq!((one["files"][0]["adler32"].as_str(), one["files"][0]["md5"].as_str()), (Some("00620062"), Some("0cc175b9c0f1b6a831c399e269772661")));
+    assert_eq!((one["rules"][0]["name"].as_str(), one["rules"][0]["state"].as_str()), (Some("a.txt"), Some("OK")), "{one}");
+}
+
+#[test]
+fn a_failed_upload_leaves_no_available_replica() {
+    let lake = Lake::start();
+    let root = uploader(&lake, "root", ROOT_PASSWORD, support::SECRET_KEY);
+    ok(&root.lakeport(&["s3", "mb", "s3://rucio-site-b"]));
+    // S3 refuses the bytes (a wrong secret key): the upload fails after
+    // Rucio has registered the replica.
+    let refused = uploader(&lake, "root", ROOT_PASSWORD, "not-the-secret-key");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lost.dat");
+    std::fs::write(&file, support::pattern(9000, 3)).unwrap();
+    let err = failure(&rucio(&refused, &["upload", file.to_str().unwrap(), "--rse", "SITE-B", "--scope", "test", "--dataset", "lostset"]));
+    assert!(err.contains("not uploaded") && err.contains("COPYING") && err.contains("lost.dat") && err.contains("SignatureDoesNotMatch"), "{err}");
+    assert!(!err.contains("not-the-secret-key"));
+    let seen = lake.python(
+        "root",
+        "from rucio.client import Client\n\
+         c = Client()\n\
+         print(sum(len(f['rses']) for f in c.list_replicas([{'scope': 'test', 'name': 'lost.dat'}])))\n\
+         print([f['states'] for f in c.list_replicas([{'scope': 'test', 'name': 'lost.dat'}], all_states=True)])\n",
+    );
+    assert_eq!(seen.lines().collect::<Vec<_>>(), ["0", "[{'SITE-B': 'COPYING'}]"], "nothing claims to be available");
+    // With the right key the same command completes the upload.
+    ok(&rucio(&root, &["upload", file.to_str().unwrap(), "--rse", "SITE-B", "--scope", "test", "--dataset", "lostset"]));
+    let seen = lake.python("root", "from rucio.client import Client\nprint([f['states'] for f in Client().list_replicas([{'scope': 'test', 'name': 'lost.dat'}])])");
+    assert_eq!(seen.trim(), "[{'SITE-B': 'AVAILABLE'}]");
+}

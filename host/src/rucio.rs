@@ -26,7 +26,7 @@ wasmtime::component::bindgen!({
 
 pub use exports::lakeport::plugins::rucio::{
     AccountInfo, Auth, Availability, ClientConfig, Did, DidEntry, DidType, FileReplicas, NewReplica, RucioError, Rule, RuleRequest, RuleState,
-    ServerError, SessionToken, UserpassLogin,
+    ServerError, SessionToken, UploadFile, UploadTarget, UserpassLogin,
 };
 
 const NAME: &str = "rucio";
@@ -206,6 +206,14 @@ impl Rucio {
 
     pub fn delete_rule(&mut self, id: &str, purge_replicas: bool) -> Result<std::result::Result<(), RucioError>> {
         call!(self, call_delete_rule, id, purge_replicas)
+    }
+
+    pub fn begin_upload(&mut self, rse: &str, files: &[UploadFile], dataset: Option<&Did>, lifetime: Option<u64>) -> Result<std::result::Result<Vec<UploadTarget>, RucioError>> {
+        call!(self, call_begin_upload, rse, files, dataset, lifetime)
+    }
+
+    pub fn finish_upload(&mut self, rse: &str, files: &[Did], dataset: Option<&Did>, lifetime: Option<u64>) -> Result<std::result::Result<Vec<Rule>, RucioError>> {
+        call!(self, call_finish_upload, rse, files, dataset, lifetime)
     }
 
     pub fn make_available(&mut self, did: &Did, rse_expression: &str, lifetime: Option<u64>) -> Result<std::result::Result<Availability, RucioError>> {

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use crate::models::{Did, DidEntry, DidType, FileReplicas, Rule, RuleState};
 use crate::requests::{NewReplica, RucioRequests, RuleRequest};
 use crate::responses::{self, parse_done, parse_json, parse_list, Account, AuthToken, Whoami};
-use crate::{matching_rule, needs_extension, RucioError};
+use crate::{matching_rule, needs_extension, pfn_target, same_adler32, RucioError};
 
 struct Component;
 
@@ -138,6 +138,128 @@ impl Client {
 
     fn list<T: DeserializeOwned>(&self, build: impl Fn(&RucioRequests) -> HttpRequest) -> Result<Vec<T>, RucioError> {
         self.call(build, parse_list)
+    }
+}
+
+/// Rucio errors that only say a step was done before (a re-run).
+fn already_done(e: &RucioError, classes: &[&str]) -> bool {
+    e.class().is_some_and(|c| classes.contains(&c))
+}
+
+impl Client {
+    fn begin_upload(&self, rse: &str, files: Vec<wit::UploadFile>, dataset: Option<Did>, lifetime: Option<u64>) -> Result<Vec<wit::UploadTarget>, RucioError> {
+        if files.is_empty() {
+            return Err(RucioError::invalid_input("no files to upload"));
+        }
+        let rule_at = |dids: Vec<Did>, grouping: &str| RuleRequest {
+            dids,
+            copies: 1,
+            rse_expression: rse.to_string(),
+            lifetime,
+            grouping: Some(grouping.to_string()),
+            ..RuleRequest::default()
+        };
+        if let Some(ds) = &dataset {
+            match self.call(|r| r.get_did(ds), parse_json::<DidEntry>) {
+                Ok(_) if lifetime.is_some() => {
+                    return Err(RucioError::invalid_input(format!(
+                        "the dataset {ds} exists already, and its rules decide how long its files stay: upload without --lifetime, or into a new dataset"
+                    )))
+                }
+                Ok(_) => {}
+                // Its rule comes once the files are in it (finish-upload).
+                Err(e) if e.class() == Some("DataIdentifierNotFound") => self.call(|r| r.add_collection(ds, false, None), parse_done)?,
+                Err(e) => return Err(e),
+            }
+        }
+        let mut dids = Vec::with_capacity(files.len());
+        for f in files {
+            let did = did_in(f.did);
+            let registered = match self.call(|r| r.get_did(&did), parse_json::<DidEntry>) {
+                Ok(existing) => {
+                    if !existing.adler32.as_deref().is_some_and(|a| same_adler32(a, &f.adler32)) {
+                        return Err(RucioError::invalid_input(format!(
+                            "{did} is registered already with another adler32 ({}) than the local file ({}): upload it under another name",
+                            existing.adler32.as_deref().unwrap_or("none"),
+                            f.adler32
+                        )));
+                    }
+                    let replicas: Vec<FileReplicas> = self.list(|r| r.list_replicas(std::slice::from_ref(&did), &[], None, true))?;
+                    replicas.iter().any(|rep| rep.rses.contains_key(rse) || rep.states.contains_key(rse))
+                }
+                Err(e) if e.class() == Some("DataIdentifierNotFound") => false,
+                Err(e) => return Err(e),
+            };
+            if !registered {
+                // COPYING until the bytes are there: an interrupted upload
+                // leaves nothing that claims to be available.
+                let replica = NewReplica {
+                    scope: did.scope.clone(),
+                    name: did.name.clone(),
+                    bytes: f.bytes,
+                    adler32: f.adler32.clone(),
+                    md5: f.md5.clone(),
+                    pfn: None,
+                    state: Some("C".into()),
+                };
+                self.call(|r| r.add_replicas(rse, std::slice::from_ref(&replica)), parse_done)?;
+            }
+            if dataset.is_none() {
+                let rule = self.requests.add_rule(&rule_at(vec![did.clone()], "NONE"))?;
+                match self.call(|_| rule.clone(), responses::parse_rule_ids) {
+                    Err(e) if !already_done(&e, &["DuplicateRule"]) => return Err(e),
+                    _ => {}
+                }
+            }
+            dids.push(did);
+        }
+        let pfns = self.call(|r| r.lfns2pfns(rse, &dids, None, "write"), responses::parse_lfns2pfns)?;
+        dids.into_iter()
+            .map(|did| {
+                let pfn = pfns.get(&did.to_string()).ok_or_else(|| RucioError::invalid_answer(format!("Rucio gave no PFN for {did} at {rse}")))?;
+                let t = pfn_target(pfn)?;
+                Ok(wit::UploadTarget { did: did_out(did), pfn: pfn.clone(), scheme: t.scheme, authority: t.authority, bucket: t.bucket, key: t.key })
+            })
+            .collect()
+    }
+
+    fn finish_upload(&self, rse: &str, files: Vec<Did>, dataset: Option<Did>, lifetime: Option<u64>) -> Result<Vec<wit::Rule>, RucioError> {
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(|r| r.update_replica_states(rse, &files, "A"), parse_done)?;
+        let mut rules = Vec::new();
+        match &dataset {
+            Some(ds) => {
+                match self.call(|r| r.attach(ds, &files), parse_done) {
+                    Err(e) if !already_done(&e, &["FileAlreadyExists", "DuplicateContent"]) => return Err(e),
+                    _ => {}
+                }
+                // A new dataset gets the account's rule at the RSE now, over
+                // files that are there: it is OK at once. An existing one
+                // keeps its rules (Rucio's judge extends them to new files).
+                let existing: Vec<Rule> = self.list(|r| r.did_rules(ds))?;
+                if matching_rule(&existing, self.requests.account(), rse).is_none() {
+                    let request = RuleRequest {
+                        dids: vec![ds.clone()],
+                        copies: 1,
+                        rse_expression: rse.to_string(),
+                        lifetime,
+                        grouping: Some("DATASET".into()),
+                        ..RuleRequest::default()
+                    };
+                    let rule = self.requests.add_rule(&request)?;
+                    self.call(|_| rule.clone(), responses::parse_rule_ids)?;
+                }
+                rules.extend(self.list::<Rule>(|r| r.did_rules(ds))?);
+            }
+            None => {
+                for f in &files {
+                    rules.extend(self.list::<Rule>(|r| r.did_rules(f))?);
+                }
+            }
+        }
+        Ok(rules.into_iter().filter(|r| r.rse_expression == rse).map(rule_out).collect())
     }
 }
 
@@ -293,6 +415,20 @@ impl wit::GuestClient for Client {
 
     fn delete_rule(&self, id: String, purge_replicas: bool) -> Result<(), wit::RucioError> {
         self.call(|r| r.delete_rule(&id, purge_replicas), parse_done).map_err(error)
+    }
+
+    fn begin_upload(
+        &self,
+        rse: String,
+        files: Vec<wit::UploadFile>,
+        dataset: Option<wit::Did>,
+        lifetime: Option<u64>,
+    ) -> Result<Vec<wit::UploadTarget>, wit::RucioError> {
+        self.begin_upload(&rse, files, dataset.map(did_in), lifetime).map_err(error)
+    }
+
+    fn finish_upload(&self, rse: String, files: Vec<wit::Did>, dataset: Option<wit::Did>, lifetime: Option<u64>) -> Result<Vec<wit::Rule>, wit::RucioError> {
+        self.finish_upload(&rse, files.into_iter().map(did_in).collect(), dataset.map(did_in), lifetime).map_err(error)
     }
 
     fn make_available(&self, did: wit::Did, rse_expression: String, lifetime: Option<u64>) -> Result<wit::Availability, wit::RucioError> {

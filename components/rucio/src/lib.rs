@@ -11,6 +11,7 @@ pub mod models;
 pub mod requests;
 pub mod responses;
 pub mod stream;
+pub mod upload;
 
 pub use availability::{matching_rule, needs_extension};
 pub use error::{error_from_response, RucioError, ServerError};
@@ -18,3 +19,4 @@ pub use models::{parse_lifetime, Did, DidEntry, DidType, FileReplicas, Rule, Rul
 pub use responses::{parse_done, parse_json, parse_list, parse_lfns2pfns, parse_rule_ids, parse_userpass, parse_whoami, success, Account, AuthToken, Whoami};
 pub use requests::{NewReplica, RucioRequests, RuleRequest};
 pub use stream::{parse_all, JsonLines};
+pub use upload::{pfn_target, same_adler32, PfnTarget};

@@ -182,3 +182,19 @@ fn a_plain_text_500_is_rucios_failure_said_as_such() {
     let e = error_from_response(&response(500, &[("Content-Type", "text/html; charset=utf-8")], "'bytes'"));
     assert!(matches!(&e, RucioError::InvalidAnswer(m) if m.contains("Rucio server failed (HTTP 500): 'bytes'")), "{e}");
 }
+
+#[test]
+fn pfns_become_s3_targets() {
+    let t = pfn_target("s3://127.0.0.1:9000/rucio-site-a/user/jdoe/c4/96/run 1.h5").unwrap();
+    assert_eq!(
+        (t.scheme.as_str(), t.authority.as_str(), t.bucket.as_str(), t.key.as_str()),
+        ("s3", "127.0.0.1:9000", "rucio-site-a", "user/jdoe/c4/96/run 1.h5")
+    );
+    assert_eq!(pfn_target("https://s3.example//bucket/k").unwrap().bucket, "bucket");
+    for bad in ["root://xrd.example:1094//data/f", "s3://host/bucket-only", "not a url", "s3:///bucket/key"] {
+        let e = pfn_target(bad).unwrap_err();
+        assert!(e.to_string().contains("cannot upload to the PFN"), "{bad}: {e}");
+    }
+    assert!(same_adler32("0cc737eb", "CC737EB"));
+    assert!(!same_adler32("0cc737eb", "0cc737ec"));
+}

@@ -3,6 +3,9 @@
 //! picks the credentials (userpass, or the profile's OIDC token), caches
 //! the session token, and prints.
 
+use std::cell::RefCell;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -14,7 +17,7 @@ use super::Output;
 use crate::config::{Config, Profile};
 use crate::egress::{AllowedHost, EgressPolicy};
 use crate::rucio::{
-    cache_token, cached_token, failed, forget_token, Auth, Parsers, ClientConfig, Did, DidEntry, DidType, FileReplicas, Rucio, RucioError, Rule, RuleRequest,
+    cache_token, cached_token, failed, forget_token, Auth, Parsers, UploadFile, UploadTarget, ClientConfig, Did, DidEntry, DidType, FileReplicas, Rucio, RucioError, Rule, RuleRequest,
     RuleState, UserpassLogin,
 };
 use crate::runtime::Runtime;
@@ -55,6 +58,11 @@ enum RucioCommand {
         #[command(flatten)]
         profile: ProfileArgs,
     },
+    /// Upload files to an RSE and register them, as `rucio upload` does:
+    /// replicas registered as COPYING, the bytes stored through the transfer
+    /// component at the path Rucio assigns, then the replicas made
+    /// AVAILABLE, attached to the dataset, and kept by a rule.
+    Upload(UploadArgs),
     /// Replication rules: add, show, list, update, delete.
     Rule {
         #[command(subcommand)]
@@ -81,6 +89,29 @@ enum RucioCommand {
         #[command(flatten)]
         profile: ProfileArgs,
     },
+}
+
+#[derive(Args, Debug)]
+struct UploadArgs {
+    /// Files to upload; each becomes the DID SCOPE:FILE_NAME.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The RSE to upload to (it needs an S3 protocol on the profile's s3_endpoint).
+    #[arg(long)]
+    rse: String,
+    #[arg(long)]
+    scope: String,
+    /// Attach the files to this dataset (SCOPE:NAME, or a NAME in --scope), created when new.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// How long the rule keeps the files: 3600, 12h, 7d, 2w; without it, for good.
+    #[arg(long)]
+    lifetime: Option<String>,
+    /// No per-file lines.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    profile: ProfileArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -409,6 +440,7 @@ pub fn run(args: RucioArgs, output: Output) -> Result<()> {
             Ok(())
         }
         RucioCommand::Rule { command } => run_rule(rt, &mut parse, command, output),
+        RucioCommand::Upload(args) => upload(rt, &mut parse, args, output),
         RucioCommand::MakeAvailable { did: text, rse, lifetime: life, wait, timeout, poll, profile } => {
             let d = parse.did(&text)?;
             let life = parse.lifetime(&life)?;
@@ -547,6 +579,147 @@ fn make_available(rt: &Runtime, profile: &ProfileArgs, d: &Did, rse: &str, life:
             Some(path) => println!("{d}  {rse_name}  {pfn}  {path}"),
             None => println!("{d}  {rse_name}  {pfn}"),
         }
+    }
+    Ok(())
+}
+
+/// Size, adler32 and MD5 (lowercase hex) of a file, in one pass.
+fn checksums(path: &Path) -> Result<(u64, String, String)> {
+    use md5::Digest as _;
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (mut a, mut b) = (1u32, 0u32);
+    let mut md5 = md5::Md5::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        md5.update(&buf[..n]);
+        // Adler-32 (RFC 1950): 5552 bytes is the most before the sums can overflow.
+        for chunk in buf[..n].chunks(5552) {
+            for &byte in chunk {
+                a += u32::from(byte);
+                b += a;
+            }
+            a %= 65_521;
+            b %= 65_521;
+        }
+        size += n as u64;
+    }
+    let md5: String = md5.finalize().iter().map(|x| format!("{x:02x}")).collect();
+    Ok((size, format!("{:08x}", (b << 16) | a), md5))
+}
+
+/// What became of one file of an upload.
+struct Uploaded {
+    path: PathBuf,
+    file: UploadFile,
+    target: Option<UploadTarget>,
+    error: Option<String>,
+}
+
+fn upload(rt: &Runtime, parse: &mut Parsers, args: UploadArgs, output: Output) -> Result<()> {
+    let dataset = match &args.dataset {
+        Some(d) if d.contains(':') => Some(parse.did(d)?),
+        Some(d) => Some(parse.did(&format!("{}:{d}", args.scope))?),
+        None => None,
+    };
+    let lifetime = args.lifetime.as_deref().map(|l| parse.lifetime(l)).transpose()?.flatten();
+    let mut items = Vec::new();
+    for path in &args.files {
+        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !meta.is_file() {
+            bail!("{} is not a regular file", path.display());
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| anyhow::anyhow!("{} has no file name", path.display()))?;
+        let did = parse.did(&format!("{}:{name}", args.scope))?;
+        if items.iter().any(|u: &Uploaded| u.file.did.name == did.name) {
+            bail!("two files are named {name}: each becomes the DID {}:{name}", args.scope);
+        }
+        let (bytes, adler32, md5) = checksums(path)?;
+        items.push(Uploaded { path: path.clone(), file: UploadFile { did, bytes, adler32, md5 }, target: None, error: None });
+    }
+
+    // The S3 side: the profile's endpoint and credentials.
+    let config = Config::load(args.profile.config.as_deref())?;
+    let ctx = context(&config, &args.profile, rt)?;
+    let endpoint = ctx.profile.require("s3_endpoint", &ctx.profile.s3_endpoint, &ctx.name)?.trim_end_matches('/').to_string();
+    let (endpoint_scheme, endpoint_authority) = endpoint.split_once("://").unwrap_or(("", ""));
+    let transfer = RefCell::new(super::s3::transfer_for(&ctx, args.profile.ca_file.clone(), &[], None, None)?);
+    let items = RefCell::new(items);
+    let quiet = args.quiet || output == Output::Json;
+
+    let rules = with_session(rt, &args.profile, |r, _| {
+        let files: Vec<UploadFile> = items.borrow().iter().map(|u| u.file.clone()).collect();
+        let targets = match r.begin_upload(&args.rse, &files, dataset.as_ref(), lifetime)? {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut done = Vec::new();
+        for (item, target) in items.borrow_mut().iter_mut().zip(targets) {
+            let elsewhere = target.authority != endpoint_authority || (target.scheme != "s3" && target.scheme != endpoint_scheme);
+            if elsewhere {
+                item.error = Some(format!(
+                    "Rucio puts it at {}, not on the profile's s3_endpoint {endpoint}: set s3_endpoint to the RSE's S3 endpoint",
+                    target.pfn
+                ));
+            } else {
+                let progress = crate::progress::Progress::new(Some(item.file.bytes));
+                let source = crate::transfer::FileSource::file(&item.path, progress)?;
+                let options = crate::transfer::UploadOptions { content_type: None, resume: false, resume_upload_id: None, keep_on_failure: false };
+                match transfer.borrow_mut().put(source, &target.bucket, &target.key, &options)? {
+                    Ok(_) => {
+                        if !quiet {
+                            eprintln!("lakeport: uploaded {} to {}", item.path.display(), target.pfn);
+                        }
+                        done.push(item.file.did.clone());
+                    }
+                    Err(e) => item.error = Some(e.message()),
+                }
+            }
+            item.target = Some(target);
+        }
+        r.finish_upload(&args.rse, &done, dataset.as_ref(), lifetime)
+    })?;
+
+    let items = items.into_inner();
+    let failed: Vec<&Uploaded> = items.iter().filter(|u| u.error.is_some()).collect();
+    if output == Output::Json {
+        let files: Vec<Value> = items
+            .iter()
+            .map(|u| {
+                json!({
+                    "path": u.path, "scope": u.file.did.scope, "name": u.file.did.name, "bytes": u.file.bytes,
+                    "adler32": u.file.adler32, "md5": u.file.md5, "pfn": u.target.as_ref().map(|t| &t.pfn),
+                    "uploaded": u.error.is_none(), "error": u.error,
+                })
+            })
+            .collect();
+        println!("{}", json!({"files": files, "rules": rules.iter().map(rule_json).collect::<Vec<_>>()}));
+    } else {
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|u| vec![u.file.did.to_string(), u.file.bytes.to_string(), u.file.adler32.clone(), if u.error.is_none() { "AVAILABLE".into() } else { "FAILED".into() }])
+            .collect();
+        print_table(&["DID", "BYTES", "ADLER32", "REPLICA"], &rows);
+        if !rules.is_empty() {
+            println!();
+            print_rules(&rules, output);
+        }
+    }
+    if !failed.is_empty() {
+        let list: Vec<String> = failed.iter().map(|u| format!("{}: {}", u.path.display(), u.error.as_deref().unwrap_or_default())).collect();
+        bail!(
+            "{} of {} files were not uploaded, and are not registered as available at {} (their replicas stay COPYING; run the same upload again):\n  {}",
+            failed.len(),
+            items.len(),
+            args.rse,
+            list.join("\n  ")
+        );
     }
     Ok(())
 }

@@ -193,6 +193,19 @@ fn open(common: &Common, output: Output, buckets: &[&str]) -> Result<Session> {
     let config = Config::load(common.profile.config.as_deref())?;
     let runtime = Runtime::new()?;
     let ctx = context(&config, &common.profile, &runtime)?;
+    let transfer = transfer_for(&ctx, common.profile.ca_file.clone(), buckets, common.concurrency, common.part_size)?;
+    Ok(Session { transfer, output, quiet: common.quiet })
+}
+
+/// A transfer client for the profile's S3 endpoint and credentials, that
+/// may reach the endpoint (and, with virtual addressing, `buckets` on it).
+pub(super) fn transfer_for(
+    ctx: &crate::tokens::TokenContext<'_>,
+    ca_file: Option<PathBuf>,
+    buckets: &[&str],
+    concurrency: Option<u32>,
+    part_size: Option<u64>,
+) -> Result<Transfer> {
     let endpoint = ctx.profile.require("s3_endpoint", &ctx.profile.s3_endpoint, &ctx.name)?.to_string();
     let region = ctx.profile.region.clone().unwrap_or_else(|| "us-east-1".into());
     let addressing = match ctx.profile.addressing_style.as_deref() {
@@ -209,7 +222,7 @@ fn open(common: &Common, output: Output, buckets: &[&str]) -> Result<Session> {
         }
     }
     let creds = ctx.s3_credentials()?;
-    let ca = common.profile.ca_file.clone().or_else(|| ctx.profile.ca_file.clone());
+    let ca = ca_file.or_else(|| ctx.profile.ca_file.clone());
     let client = ClientConfig {
         endpoint,
         region,
@@ -219,13 +232,12 @@ fn open(common: &Common, output: Output, buckets: &[&str]) -> Result<Session> {
             secret_access_key: creds.secret_access_key,
             session_token: creds.session_token,
         },
-        concurrency: common.concurrency,
-        part_size: common.part_size,
+        concurrency,
+        part_size,
         multipart_threshold: None,
         max_attempts: None,
     };
-    let transfer = Transfer::new(&runtime, EgressPolicy::new(allowed, ca), &client)?;
-    Ok(Session { transfer, output, quiet: common.quiet })
+    Transfer::new(ctx.runtime, EgressPolicy::new(allowed, ca), &client)
 }
 
 fn failed(e: TransferError) -> anyhow::Error {
