@@ -108,6 +108,10 @@ fn whoami_ls_and_replicas_with_a_cached_session() {
     let pfn = replicas[0]["rses"]["SITE-A"][0].as_str().unwrap();
     assert!(pfn.starts_with("s3://127.0.0.1:") && pfn.contains("/rucio-site-a/test/"), "{pfn}");
 
+    // A profile may take everything from an existing rucio.cfg.
+    let from_cfg = UserEnv::new(&format!("[profiles.lake]\nrucio_cfg = \"{}\"\n", lake.rucio.data_dir.join("client-jdoe.cfg").display()));
+    assert_eq!(json(&from_cfg, &["whoami"])["account"], "jdoe");
+
     // The session token was cached, private, and is used by the next command.
     let cache = root.home().join("cache/lakeport/rucio/lake.json");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cache).unwrap().permissions());
@@ -347,4 +351,54 @@ fn a_failed_upload_leaves_no_available_replica() {
     ok(&rucio(&root, &["upload", file.to_str().unwrap(), "--rse", "SITE-B", "--scope", "test", "--dataset", "lostset"]));
     let seen = lake.python("root", "from rucio.client import Client\nprint([f['states'] for f in Client().list_replicas([{'scope': 'test', 'name': 'lost.dat'}])])");
     assert_eq!(seen.trim(), "[{'SITE-B': 'AVAILABLE'}]");
+}
+
+#[test]
+fn login_keeps_the_password_encrypted_and_refuses_a_wrong_one() {
+    let lake = Lake::start();
+    let user = UserEnv::new(&format!("[profiles.lake]\nrucio_host = \"{}\"\nrucio_account = \"jdoe\"\nrucio_username = \"jdoe\"\n", lake.rucio.endpoint));
+    let login = |password: &str| {
+        let mut cmd = user.lakeport_command(&["rucio", "login", "--password-stdin"]);
+        cmd.env("LAKEPORT_PASSPHRASE", "store passphrase").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        {
+            use std::io::Write;
+            writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let err = failure(&login("wrong-password"));
+    assert!(err.contains("CannotAuthenticate") && !err.contains("wrong-password"), "{err}");
+    assert!(!user.home().join("data/lakeport/secrets").exists() || std::fs::read_dir(user.home().join("data/lakeport/secrets")).unwrap().next().is_none(), "nothing kept");
+
+    let out = ok(&login(JDOE_PASSWORD));
+    assert!(out.contains("jdoe"), "{out}");
+    // The store holds no clear text.
+    for entry in walk(&user.home().join("data")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(!bytes.windows(JDOE_PASSWORD.len()).any(|w| w == JDOE_PASSWORD.as_bytes()), "{} holds the password in clear", entry.display());
+    }
+    // The session token the login got serves without the passphrase ...
+    assert_eq!(json(&user, &["whoami"])["account"], "jdoe");
+    // ... and once it is gone, a login needs the stored password, so the passphrase.
+    std::fs::remove_dir_all(user.home().join("cache/lakeport/rucio")).unwrap();
+    let err = failure(&rucio(&user, &["whoami"]));
+    assert!(err.contains("passphrase"), "without the passphrase the store stays shut: {err}");
+    let mut whoami = user.lakeport_command(&["--output", "json", "rucio", "whoami"]);
+    whoami.env("LAKEPORT_PASSPHRASE", "store passphrase");
+    let who: Value = serde_json::from_str(ok(&whoami.output().unwrap()).trim()).unwrap();
+    assert_eq!(who["account"], "jdoe");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -60,6 +60,9 @@ pub struct Profile {
     pub rucio_username: Option<String>,
     pub rucio_password: Option<String>,
     pub rse_mounts: Option<toml::Table>,
+    /// A Rucio client configuration (`rucio.cfg`) whose `[client]` section
+    /// fills the rucio_* keys this profile leaves out.
+    pub rucio_cfg: Option<PathBuf>,
     // TLS
     /// Extra CA certificates (PEM) to trust besides the system store.
     pub ca_file: Option<PathBuf>,
@@ -140,6 +143,31 @@ impl Config {
             ),
         }
     }
+}
+
+/// The `[client]` section of a Rucio client configuration (`rucio.cfg`,
+/// INI): its keys and values, comments and other sections left out.
+pub fn rucio_client_section(path: &Path) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the Rucio configuration {}", path.display()))?;
+    let mut section = String::new();
+    let mut client = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_string();
+        } else if section == "client" {
+            if let Some((key, value)) = line.split_once('=').or_else(|| line.split_once(':')) {
+                client.insert(key.trim().to_string(), value.trim().to_string());
+            }
+        }
+    }
+    if client.is_empty() {
+        bail!("{} has no [client] section", path.display());
+    }
+    Ok(client)
 }
 
 impl Profile {

@@ -32,6 +32,9 @@ pub struct Secrets {
     pub refresh_expires_at: Option<i64>,
     /// Unix seconds of the login that produced the refresh token.
     pub obtained_at: Option<i64>,
+    /// The Rucio userpass password (`lakeport rucio login`).
+    #[serde(default)]
+    pub rucio_password: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -42,6 +45,7 @@ impl std::fmt::Debug for Secrets {
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("has_client_secret", &self.client_secret.is_some())
             .field("refresh_expires_at", &self.refresh_expires_at)
+            .field("has_rucio_password", &self.rucio_password.is_some())
             .finish()
     }
 }
@@ -75,6 +79,7 @@ struct Envelope {
     ciphertext: String,
 }
 
+#[derive(Clone)]
 pub struct Store {
     dir: PathBuf,
 }

@@ -325,6 +325,8 @@ impl<'a> TokenContext<'a> {
             client_secret: self.profile.client_secret.clone(),
             refresh_expires_at,
             obtained_at: Some(now()),
+            // A Rucio password kept by `lakeport rucio login` stays.
+            rucio_password: self.store.load(&self.name, passphrase).ok().flatten().and_then(|s| s.rucio_password),
         };
         self.store.save(&self.name, passphrase, &secrets)?;
         let token = self.describe(oidc, tokens)?;

@@ -31,6 +31,15 @@ pub struct RucioArgs {
 
 #[derive(Subcommand, Debug)]
 enum RucioCommand {
+    /// Check a Rucio password (userpass) and keep it in the encrypted token
+    /// store, for profiles without rucio_password.
+    Login {
+        /// Read the password from standard input instead of a prompt.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
     /// The account the session acts as.
     Whoami {
         #[command(flatten)]
@@ -179,6 +188,26 @@ enum RuleCommand {
     },
 }
 
+/// A userpass password: given, or in the encrypted store, opened only when
+/// a login is needed (a cached session token needs no passphrase).
+enum Password {
+    Given(String),
+    Stored { store: crate::store::Store, profile: String, passphrase: crate::tokens::PassphraseSource },
+}
+
+impl Password {
+    fn get(&self) -> Result<String> {
+        let (store, profile, passphrase) = match self {
+            Password::Given(p) => return Ok(p.clone()),
+            Password::Stored { store, profile, passphrase } => (store, profile, passphrase),
+        };
+        let pass = passphrase.get(&format!("the token store of profile '{profile}'"))?;
+        store.load(profile, &pass)?.and_then(|s| s.rucio_password).ok_or_else(|| {
+            anyhow::anyhow!("profile '{profile}': no Rucio password: run `lakeport rucio login`, or set rucio_password or LAKEPORT_RUCIO_PASSWORD")
+        })
+    }
+}
+
 /// Where lakeport talks to Rucio, as whom, and how it logs in.
 struct Target {
     profile_name: String,
@@ -191,34 +220,50 @@ struct Target {
 }
 
 enum Login {
-    Userpass { username: String, password: String },
+    Userpass { username: String, password: Password },
     /// An OIDC access token of the profile, which Rucio accepts from its issuer.
     Oidc(String),
 }
 
-fn target(ctx: &TokenContext<'_>, ca_file: Option<std::path::PathBuf>) -> Result<Target> {
+fn target(ctx: &TokenContext<'_>, ca_file: Option<std::path::PathBuf>, password: Option<String>) -> Result<Target> {
     let p: &Profile = ctx.profile;
-    let host = p.require("rucio_host", &p.rucio_host, &ctx.name)?.to_string();
-    let account = p.require("rucio_account", &p.rucio_account, &ctx.name)?.to_string();
+    // The profile's rucio_* keys, else the [client] section of its rucio_cfg.
+    let cfg = match &p.rucio_cfg {
+        Some(path) => crate::config::rucio_client_section(path)?,
+        None => Default::default(),
+    };
+    let from_cfg = |key: &str| cfg.get(key).filter(|v| !v.is_empty()).cloned();
+    let setting = |own: &Option<String>, cfg_key: &str| own.clone().filter(|v| !v.is_empty()).or_else(|| from_cfg(cfg_key));
+    let missing = |key: &str| anyhow::anyhow!("profile '{}' has no '{key}': add it to the configuration (or to the [client] section of its rucio_cfg)", ctx.name);
+    let host = setting(&p.rucio_host, "rucio_host").ok_or_else(|| missing("rucio_host"))?;
+    let auth_host = setting(&p.rucio_auth_host, "auth_host");
+    let account = setting(&p.rucio_account, "account").ok_or_else(|| missing("rucio_account"))?;
+    let username = setting(&p.rucio_username, "username");
     let mut allowed = vec![AllowedHost::from_url(&host).with_context(|| format!("profile '{}': bad rucio_host", ctx.name))?];
-    if let Some(auth) = &p.rucio_auth_host {
+    if let Some(auth) = &auth_host {
         allowed.push(AllowedHost::from_url(auth).with_context(|| format!("profile '{}': bad rucio_auth_host", ctx.name))?);
     }
-    let method = p.rucio_auth.as_deref().unwrap_or(if p.rucio_username.is_some() { "userpass" } else { "oidc" });
-    let login = match method {
+    let method = setting(&p.rucio_auth, "auth_type").unwrap_or_else(|| if username.is_some() { "userpass".into() } else { "oidc".into() });
+    let login = match method.as_str() {
         "userpass" => {
-            let username = p.require("rucio_username", &p.rucio_username, &ctx.name)?.to_string();
-            let password = match std::env::var("LAKEPORT_RUCIO_PASSWORD").ok().filter(|v| !v.is_empty()).or_else(|| p.rucio_password.clone()) {
-                Some(pw) => pw,
-                None => bail!("profile '{}': Rucio userpass needs a password: set rucio_password or LAKEPORT_RUCIO_PASSWORD", ctx.name),
+            let username = username.ok_or_else(|| missing("rucio_username"))?;
+            let given = password
+                .or_else(|| std::env::var("LAKEPORT_RUCIO_PASSWORD").ok().filter(|v| !v.is_empty()))
+                .or_else(|| setting(&p.rucio_password, "password"));
+            let password = match given {
+                Some(pw) => Password::Given(pw),
+                None if ctx.store.exists(&ctx.name) => {
+                    Password::Stored { store: ctx.store.clone(), profile: ctx.name.clone(), passphrase: ctx.passphrase.clone() }
+                }
+                None => bail!("profile '{}': no Rucio password: run `lakeport rucio login`, or set rucio_password or LAKEPORT_RUCIO_PASSWORD", ctx.name),
             };
             Login::Userpass { username, password }
         }
         "oidc" => Login::Oidc(ctx.access_token(60)?.access_token),
-        other => bail!("profile '{}': rucio_auth '{other}' must be 'userpass' or 'oidc'", ctx.name),
+        other => bail!("profile '{}': Rucio authentication '{other}' is not one lakeport does: use userpass or oidc", ctx.name),
     };
-    let ca = ca_file.or_else(|| p.ca_file.clone());
-    Ok(Target { profile_name: ctx.name.clone(), host, auth_host: p.rucio_auth_host.clone(), account, login, allowed, ca_file: ca })
+    let ca = ca_file.or_else(|| p.ca_file.clone()).or_else(|| from_cfg("ca_cert").map(std::path::PathBuf::from));
+    Ok(Target { profile_name: ctx.name.clone(), host, auth_host, account, login, allowed, ca_file: ca })
 }
 
 impl Target {
@@ -235,7 +280,7 @@ impl Target {
                     crate::log::verbose(format_args!("{}: using the cached Rucio token", self.profile_name));
                     Auth::Token(token)
                 }
-                None => Auth::Userpass(UserpassLogin { username: username.clone(), password: password.clone() }),
+                None => Auth::Userpass(UserpassLogin { username: username.clone(), password: password.get()? }),
             },
         };
         let fresh_login = matches!(auth, Auth::Userpass(_));
@@ -255,7 +300,7 @@ impl Target {
 fn with_session<T>(runtime: &Runtime, profile: &ProfileArgs, work: impl Fn(&mut Rucio, &Target) -> Result<Result<T, RucioError>>) -> Result<T> {
     let config = Config::load(profile.config.as_deref())?;
     let ctx = context(&config, profile, runtime)?;
-    let target = target(&ctx, profile.ca_file.clone())?;
+    let target = target(&ctx, profile.ca_file.clone(), None)?;
     let mut rucio = target.open(runtime, true)?;
     match work(&mut rucio, &target)? {
         Err(e) if e.class() == Some("CannotAuthenticate") && matches!(target.login, Login::Userpass { .. }) => {
@@ -379,6 +424,7 @@ pub fn run(args: RucioArgs, output: Output) -> Result<()> {
     let mut parse = Parsers::new(&runtime)?;
     let rt = &runtime;
     match args.command {
+        RucioCommand::Login { password_stdin, profile } => login(rt, &profile, password_stdin, output),
         RucioCommand::Whoami { profile } => {
             let who = with_session(rt, &profile, |r, _| r.whoami())?;
             if output == Output::Json {
@@ -720,6 +766,38 @@ fn upload(rt: &Runtime, parse: &mut Parsers, args: UploadArgs, output: Output) -
             args.rse,
             list.join("\n  ")
         );
+    }
+    Ok(())
+}
+
+fn login(rt: &Runtime, profile: &ProfileArgs, password_stdin: bool, output: Output) -> Result<()> {
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        rpassword::prompt_password("lakeport: Rucio password: ").context("reading the password")?
+    } else {
+        bail!("no terminal to ask the Rucio password on: pass --password-stdin and write it to standard input");
+    };
+    if password.is_empty() {
+        bail!("an empty password is not a Rucio password");
+    }
+    let config = Config::load(profile.config.as_deref())?;
+    let ctx = context(&config, profile, rt)?;
+    let target = target(&ctx, profile.ca_file.clone(), Some(password.clone()))?;
+    forget_token(&ctx.name);
+    let Login::Userpass { username, .. } = &target.login else { bail!("profile '{}' does not log in to Rucio with userpass", ctx.name) };
+    // Only a password Rucio accepts is kept.
+    let who = target.open(rt, false)?.whoami()?.map_err(failed)?;
+    let passphrase = ctx.passphrase.get(&format!("the token store of profile '{}'", ctx.name))?;
+    let mut secrets = ctx.store.load(&ctx.name, &passphrase)?.unwrap_or_default();
+    secrets.rucio_password = Some(password);
+    ctx.store.save(&ctx.name, &passphrase, &secrets)?;
+    if output == Output::Json {
+        println!("{}", json!({"account": who.account, "username": username, "stored": true}));
+    } else {
+        println!("Rucio accepted {username} as account {}; the password is kept in the encrypted token store", who.account);
     }
     Ok(())
 }
