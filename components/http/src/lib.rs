@@ -13,6 +13,29 @@ pub use values::{HttpRequest, HttpResponse};
 #[cfg(target_arch = "wasm32")]
 pub use wasi::send;
 
+/// `wit_bindgen::generate!` for a component world in `wit/` that imports
+/// wasi:http, with the WASI interfaces taken from the `wasip2` crate (which
+/// `aio` uses too), plus any further `{ "interface": path, }` mappings. For
+/// the crates under `components/`, which depend on wit-bindgen and wasip2.
+#[macro_export]
+macro_rules! component_world {
+    ($world:literal $(, { $($extra:tt)* })?) => {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: $world,
+            with: {
+                "wasi:http/types@0.2.12": wasip2::http::types,
+                "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+                "wasi:io/poll@0.2.12": wasip2::io::poll,
+                "wasi:io/error@0.2.12": wasip2::io::error,
+                "wasi:io/streams@0.2.12": wasip2::io::streams,
+                "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+                $($($extra)*)?
+            },
+        });
+    };
+}
+
 /// Why a request got no HTTP answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HttpError {

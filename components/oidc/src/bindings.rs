@@ -4,19 +4,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "oidc-component",
-    with: {
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-        "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
-    },
-});
+lakeport_http::component_world!("oidc-component", { "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock, });
 
 use exports::lakeport::plugins::oidc as wit;
 

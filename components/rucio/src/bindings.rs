@@ -2,18 +2,7 @@
 //! blocking round trips through wasi:http (Rucio calls are few and in
 //! order), retried on dropped connections and 5xx.
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "rucio-component",
-    with: {
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-    },
-});
+lakeport_http::component_world!("rucio-component");
 
 use std::cell::RefCell;
 

@@ -3,18 +3,7 @@
 
 mod driver;
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "transfer-component",
-    with: {
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-    },
-});
+lakeport_http::component_world!("transfer-component");
 
 use futures_util::stream::{self, StreamExt};
 use lakeport_http::aio::block_on;
