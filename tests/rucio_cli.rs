@@ -103,6 +103,14 @@ fn whoami_ls_and_replicas_with_a_cached_session() {
     let text = ok(&rucio(&root, &["ls", "test:run42"]));
     assert!(text.starts_with("DID") && text.contains("test:run42.f2  FILE  2000"), "{text}");
 
+    // A container of datasets, made and filled by lakeport, and metadata.
+    ok(&rucio(&root, &["add", "--container", "test:campaign"]));
+    ok(&rucio(&root, &["attach", "test:campaign", "test:run42"]));
+    let inside = json(&root, &["ls", "test:campaign"]);
+    assert_eq!((inside[0]["name"].as_str(), inside[0]["type"].as_str()), (Some("run42"), Some("DATASET")), "{inside}");
+    let meta = json(&root, &["meta", "test:run42"]);
+    assert_eq!((meta["did_type"].as_str(), meta["account"].as_str()), (Some("DATASET"), Some("root")), "{meta}");
+
     let replicas = json(&root, &["replicas", "test:run42"]);
     assert_eq!(replicas.as_array().unwrap().len(), 2);
     let pfn = replicas[0]["rses"]["SITE-A"][0].as_str().unwrap();

@@ -180,6 +180,22 @@ impl Rucio {
         call!(self, call_list_content, did)
     }
 
+    pub fn get_metadata(&mut self, did: &Did) -> Result<std::result::Result<String, RucioError>> {
+        call!(self, call_get_metadata, did)
+    }
+
+    pub fn add_collection(&mut self, did: &Did, container: bool, lifetime: Option<u64>) -> Result<std::result::Result<(), RucioError>> {
+        if container {
+            call!(self, call_add_container, did, lifetime)
+        } else {
+            call!(self, call_add_dataset, did, lifetime)
+        }
+    }
+
+    pub fn attach(&mut self, collection: &Did, dids: &[Did]) -> Result<std::result::Result<(), RucioError>> {
+        call!(self, call_attach, collection, dids)
+    }
+
     pub fn list_replicas(&mut self, dids: &[Did], schemes: &[String], rse_expression: Option<&str>, all_states: bool) -> Result<std::result::Result<Vec<FileReplicas>, RucioError>> {
         call!(self, call_list_replicas, dids, schemes, rse_expression, all_states)
     }

@@ -323,6 +323,11 @@ impl wit::GuestClient for Client {
         self.call(|r| r.add_collection(&did, false, lifetime), parse_done).map_err(error)
     }
 
+    fn add_container(&self, did: wit::Did, lifetime: Option<u64>) -> Result<(), wit::RucioError> {
+        let did = did_in(did);
+        self.call(|r| r.add_collection(&did, true, lifetime), parse_done).map_err(error)
+    }
+
     fn attach(&self, collection: wit::Did, dids: Vec<wit::Did>) -> Result<(), wit::RucioError> {
         let collection = did_in(collection);
         let dids: Vec<Did> = dids.into_iter().map(did_in).collect();

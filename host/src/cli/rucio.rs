@@ -55,6 +55,31 @@ enum RucioCommand {
         #[command(flatten)]
         profile: ProfileArgs,
     },
+    /// A DID's metadata (Rucio's JSON object).
+    Meta {
+        did: String,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Create a dataset (or with --container a container).
+    Add {
+        did: String,
+        #[arg(long)]
+        container: bool,
+        /// 3600, 12h, 7d, 2w; without it the DID does not expire.
+        #[arg(long)]
+        lifetime: Option<String>,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Attach DIDs to a dataset or container.
+    Attach {
+        collection: String,
+        #[arg(required = true)]
+        dids: Vec<String>,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
     /// Replicas of a file, or of the files of a collection, with their PFNs.
     Replicas {
         did: String,
@@ -482,6 +507,47 @@ pub fn run(args: RucioArgs, output: Output) -> Result<()> {
                     }
                 }
                 print_table(&["DID", "RSE", "PFN"], &rows);
+            }
+            Ok(())
+        }
+        RucioCommand::Meta { did: text, profile } => {
+            let d = parse.did(&text)?;
+            let meta = with_session(rt, &profile, |r, _| r.get_metadata(&d))?;
+            let value: Value = serde_json::from_str(&meta).context("the component's metadata is not JSON")?;
+            if output == Output::Json {
+                println!("{value}");
+            } else if let Value::Object(map) = value {
+                for (key, v) in map {
+                    let shown = match v {
+                        Value::String(s) => s,
+                        Value::Null => "-".into(),
+                        other => other.to_string(),
+                    };
+                    println!("{key:<20} {shown}");
+                }
+            }
+            Ok(())
+        }
+        RucioCommand::Add { did: text, container, lifetime: life, profile } => {
+            let d = parse.did(&text)?;
+            let life = life.as_deref().map(|l| parse.lifetime(l)).transpose()?.flatten();
+            with_session(rt, &profile, |r, _| r.add_collection(&d, container, life))?;
+            let kind = if container { "container" } else { "dataset" };
+            if output == Output::Json {
+                println!("{}", json!({"added": d.to_string(), "type": kind}));
+            } else {
+                println!("added {kind} {d}");
+            }
+            Ok(())
+        }
+        RucioCommand::Attach { collection, dids, profile } => {
+            let c = parse.did(&collection)?;
+            let dids = dids.iter().map(|t| parse.did(t)).collect::<Result<Vec<_>>>()?;
+            with_session(rt, &profile, |r, _| r.attach(&c, &dids))?;
+            if output == Output::Json {
+                println!("{}", json!({"attached": dids.iter().map(|d| d.to_string()).collect::<Vec<_>>(), "to": c.to_string()}));
+            } else {
+                println!("attached {} DID(s) to {c}", dids.len());
             }
             Ok(())
         }
