@@ -1,8 +1,8 @@
 # Sourced by the whole-process benchmarks: local peers on 127.0.0.1 and
 # oidc-agent with a registered account, all stopped on exit.
 # Needs: ./dev setup. Provides: step, die, free_port, start_provider,
-# start_oidc_agent, start_moto, start_s3s_fs, use_bench_profile,
-# prepare_bench, write_report, and $scratch (removed on exit).
+# start_oidc_agent, start_moto, start_s3s_fs, start_rucio, use_bench_profile,
+# prepare_bench, busy_cpus, write_report, and $scratch (removed on exit).
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
@@ -10,7 +10,14 @@ die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/lakeport-bench.XXXXXX")
 peer_pids=()
 stop_peers() {
+    local pid
     for pid in "${peer_pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
+    # Gone before the script ends (Rucio's gunicorn takes 2-3 s to stop);
+    # whatever still runs after 20 s is killed.
+    for pid in "${peer_pids[@]}"; do
+        for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    done
     rm -rf "$scratch"
 }
 trap stop_peers EXIT
@@ -60,6 +67,32 @@ start_s3s_fs() {
     peer_pids+=($!)
     s3s="http://127.0.0.1:$port"
     wait_http "$s3s/"
+}
+
+# A real Rucio server (tests/peers/rucio/start.py in .venv-rucio: SQLite,
+# one gunicorn worker) whose RSEs SITE-A and SITE-B point at S3_ENDPOINT,
+# built in $scratch/rucio. Sets $rucio (its URL), $rucio_dir (rucio.cfg,
+# client-root.cfg and client-jdoe.cfg for the Python client, server.log),
+# $rucio_python and $rucio_root_password (root's userpass password).
+start_rucio() { # S3_ENDPOINT
+    local port pid
+    rucio_python=$PWD/.venv-rucio/bin/python
+    [ -x "$rucio_python" ] || die "the Rucio peer is missing ($rucio_python): run ./dev setup"
+    port=$(free_port)
+    rucio_dir=$scratch/rucio
+    setsid "$rucio_python" tests/peers/rucio/start.py --scratch "$rucio_dir" --port "$port" --s3 "$1" \
+        --loglevel WARNING </dev/null >"$scratch/rucio.out" 2>"$scratch/rucio.err" &
+    pid=$!
+    peer_pids+=($pid)
+    for _ in $(seq 1800); do
+        grep -q '^READY ' "$scratch/rucio.out" && break
+        kill -0 "$pid" 2>/dev/null || die "the Rucio server did not start: $(cat "$scratch/rucio.err")"
+        sleep 0.1
+    done
+    rucio=$(sed -n 's/^READY //p' "$scratch/rucio.out")
+    [ "$rucio" = "http://127.0.0.1:$port" ] || die "no Rucio server on port $port after 180 s: $(cat "$scratch/rucio.err")"
+    rucio_root_password=$(sed -n 's/^password = //p' "$rucio_dir/client-root.cfg")
+    [ -n "$rucio_root_password" ] || die "no root password in $rucio_dir/client-root.cfg"
 }
 
 # Starts oidc-agent (exports OIDC_SOCK) and registers account NAME with the
@@ -122,6 +155,18 @@ prepare_bench() {
     step "building lakeport (release)"
     cargo build --release --locked -p lakeport >&2
     lakeport=$target/release/lakeport
+}
+
+# CPUs kept busy by other work over one second (from /proc/stat, as in
+# run.sh); the load average would count the script's own setup.
+busy_cpus() {
+    local a b
+    read -ra a </proc/stat
+    sleep 1
+    read -ra b </proc/stat
+    awk -v u="$((b[1] + b[2] + b[3] + b[6] + b[7] - a[1] - a[2] - a[3] - a[6] - a[7]))" \
+        -v t="$((b[1] + b[2] + b[3] + b[4] + b[5] + b[6] + b[7] - a[1] - a[2] - a[3] - a[4] - a[5] - a[6] - a[7]))" \
+        -v n="$(nproc)" 'BEGIN { printf "%.2f", (t > 0 ? u / t : 0) * n }'
 }
 
 # The timings of $scratch/hf.json (hyperfine's JSON export) as a Markdown

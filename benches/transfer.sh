@@ -235,17 +235,6 @@ for tool in "${tools[@]}"; do
     same_file "$w" "$down/warmup" "$tool warm-up download"
 done
 
-# CPUs kept busy by other work over one second (from /proc/stat, as in
-# run.sh); the load average would count this script's own setup.
-busy_cpus() {
-    local a b
-    read -ra a </proc/stat
-    sleep 1
-    read -ra b </proc/stat
-    awk -v u="$((b[1] + b[2] + b[3] + b[6] + b[7] - a[1] - a[2] - a[3] - a[6] - a[7]))" \
-        -v t="$((b[1] + b[2] + b[3] + b[4] + b[5] + b[6] + b[7] - a[1] - a[2] - a[3] - a[4] - a[5] - a[6] - a[7]))" \
-        -v n="$(nproc)" 'BEGIN { printf "%.2f", (t > 0 ? u / t : 0) * n }'
-}
 sync
 busy_before=$(busy_cpus)
 if awk -v b="$busy_before" 'BEGIN { exit !(b > 0.25) }'; then
