@@ -22,6 +22,13 @@ layer (rucio.gateway.*, what the REST API calls, issuer root):
   distances  SITE-A <-> SITE-B (1, both ways)
   limits     root and jdoe: 1 TB local account limit on both RSEs
 
+With --oidc-issuer URL it also accepts that OpenID provider's JWT access
+tokens as X-Rucio-Auth-Token (as ESCAPE/CMS deployments do): it writes
+idpsecrets.json, an [oidc] section (expected_audience, expected_scope) and
+gives jdoe the identity "SUB=<sub>, ISS=<issuer>" (type OIDC) for each
+--oidc-subject (default: service, the subject of the client-credentials
+tokens of tests/peers/oidc-provider.mjs's client "service").
+
 Then it starts gunicorn (rucio.web.rest.flaskapi.v1.main:application, one
 sync worker: SQLite takes one writer at a time), waits
 until GET /ping answers and prints one line to stdout:
@@ -49,13 +56,14 @@ JDOE_PASSWORD = "jdoe-secret"
 RSES = ("SITE-A", "SITE-B")
 ACCOUNT_LIMIT_BYTES = 10**12
 WSGI_APP = "rucio.web.rest.flaskapi.v1.main:application"
+OIDC_IDP = "test-idp"
 
 
 def log(msg):
     print(f"rucio-peer: {msg}", file=sys.stderr, flush=True)
 
 
-def write_configs(scratch, port, loglevel):
+def write_configs(scratch, port, loglevel, oidc=None):
     db = os.path.join(scratch, "rucio.db")
     alembic_ini = os.path.join(scratch, "alembic.ini")
     import importlib.util
@@ -125,6 +133,19 @@ support_rucio = lakeport tests
 [monitor]
 enable_metrics = False
 """)
+        if oidc:
+            # Rucio reads these at import (rucio.core.oidc): the issuer's
+            # discovery document and JWKS are fetched at the first JWT it
+            # has to validate, not at start-up.
+            f.write(f"""
+[oidc]
+idpsecrets = {os.path.join(scratch, "idpsecrets.json")}
+admin_issuer = {OIDC_IDP}
+expected_audience = {oidc.audience}
+expected_scope = {oidc.scope}
+""")
+    if oidc:
+        write_idpsecrets(scratch, port, oidc)
     for account, password in (("root", ROOT_PASSWORD), ("jdoe", JDOE_PASSWORD)):
         with open(os.path.join(scratch, f"client-{account}.cfg"), "w") as f:
             f.write(f"""[client]
@@ -142,7 +163,45 @@ support = lakeport tests
 """)
 
 
-def bootstrap_and_populate(s3_url):
+def write_idpsecrets(scratch, port, oidc):
+    # The format Rucio's rucio.core.oidc reads: one entry per provider, keyed
+    # by a name ([oidc] admin_issuer picks one); "issuer" must be exactly the
+    # tokens' "iss" (no trailing slash added or removed). "SCIM" is required
+    # too: without it Rucio loads no provider at all. The client is only
+    # used by Rucio's own OIDC flows (and introspection of tokens without
+    # "aud" or "scope"), not to validate a JWT.
+    base = f"http://127.0.0.1:{port}"
+    client = {"client_id": oidc.client_id, "client_secret": oidc.client_secret}
+    secrets = {OIDC_IDP: {
+        "issuer": oidc.issuer,
+        **client,
+        "redirect_uris": [f"{base}/auth/oidc_token", f"{base}/auth/oidc_code"],
+        "SCIM": dict(client),
+    }}
+    path = os.path.join(scratch, "idpsecrets.json")
+    with open(path, "w") as f:
+        json.dump(secrets, f, indent=2)
+        f.write("\n")
+    os.chmod(path, 0o600)
+
+
+def check_oidc_issuer(issuer):
+    # Rucio looks the provider up at the first token, keyed by the tokens'
+    # "iss": an issuer string that differs from the provider's own would
+    # only show as 401s later, so refuse it now. A provider that is not
+    # up yet is fine (Rucio retries at every token until it answers).
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            announced = json.loads(r.read()).get("issuer")
+    except (OSError, ValueError) as e:
+        log(f"note: {url} does not answer yet ({e}); Rucio fetches it at the first token")
+        return
+    if announced != issuer:
+        sys.exit(f"rucio-peer: --oidc-issuer {issuer!r} is not the provider's issuer {announced!r}")
+
+
+def bootstrap_and_populate(s3_url, oidc=None):
     # Imported here: RUCIO_CONFIG must be set first (rucio reads its
     # configuration at import time).
     from rucio.db.sqla.session import get_engine
@@ -195,6 +254,13 @@ def bootstrap_and_populate(s3_url):
             gw_limit.set_local_account_limit(account, rse, ACCOUNT_LIMIT_BYTES, issuer=issuer)
     gw_rse.add_distance(RSES[0], RSES[1], issuer=issuer, distance=1, bidirectional=True)
 
+    if oidc:
+        # The identity string Rucio builds from a token (oidc_identity_string
+        # in rucio.core.oidc): "SUB=<sub>, ISS=<iss>".
+        for sub in oidc.subjects:
+            gw_identity.add_account_identity(f"SUB={sub}, ISS={oidc.issuer}", "OIDC", "jdoe", "jdoe@localhost",
+                                             issuer=issuer, default=True)
+
 
 def die_with_parent():
     # PR_SET_PDEATHSIG: gunicorn's arbiter gets SIGTERM when this process
@@ -222,7 +288,22 @@ def main():
                    help="gunicorn sync workers (default 1: with more, concurrent writes can fail with SQLite's \"database is locked\")")
     p.add_argument("--loglevel", default="INFO", help="Rucio's log level (default INFO)")
     p.add_argument("--timeout", type=float, default=120, help="seconds to wait for /ping (default 120)")
+    p.add_argument("--oidc-issuer", metavar="URL",
+                   help="accept JWT access tokens of this OpenID provider (its exact issuer, e.g. http://127.0.0.1:PORT)")
+    p.add_argument("--oidc-audience", default="rucio", help="[oidc] expected_audience, space-separated: all must be in a token's aud (default rucio)")
+    p.add_argument("--oidc-scope", default="rucio", help="[oidc] expected_scope, space-separated: all must be in a token's scope (default rucio)")
+    p.add_argument("--oidc-subject", action="append", metavar="SUB",
+                   help="token subject mapped to account jdoe; repeatable (default: service)")
+    p.add_argument("--oidc-client-id", default="service", help="Rucio's client at the provider, for idpsecrets.json (default service)")
+    p.add_argument("--oidc-client-secret", default="service-secret", help="its secret (default service-secret)")
     args = p.parse_args()
+    oidc = None
+    if args.oidc_issuer:
+        oidc = argparse.Namespace(issuer=args.oidc_issuer, audience=args.oidc_audience, scope=args.oidc_scope,
+                                  subjects=args.oidc_subject or ["service"],
+                                  client_id=args.oidc_client_id, client_secret=args.oidc_client_secret)
+    elif args.oidc_subject:
+        p.error("--oidc-subject needs --oidc-issuer")
 
     scratch = os.path.abspath(args.scratch)
     os.makedirs(os.path.join(scratch, "tokens"), exist_ok=True)
@@ -237,7 +318,9 @@ def main():
         except OSError as e:
             sys.exit(f"rucio-peer: cannot use 127.0.0.1:{args.port}: {e}")
 
-    write_configs(scratch, args.port, args.loglevel)
+    if oidc:
+        check_oidc_issuer(oidc.issuer)
+    write_configs(scratch, args.port, args.loglevel, oidc)
     # Rucio finds its configuration through RUCIO_CONFIG, in this process
     # and in gunicorn's.
     os.environ["RUCIO_CONFIG"] = os.path.join(scratch, "rucio.cfg")
@@ -245,7 +328,7 @@ def main():
     env = dict(os.environ)
 
     t0 = time.monotonic()
-    bootstrap_and_populate(args.s3)
+    bootstrap_and_populate(args.s3, oidc)
     t1 = time.monotonic()
     log(f"database ready in {t1 - t0:.1f}s")
 

@@ -3,15 +3,20 @@
 # client makes, against a fresh server from start.py (it registers test:ds1,
 # test:file1 ... and rules, so run it once per fresh server):
 #
-#   tests/peers/rucio/transcripts.sh http://127.0.0.1:PORT > /tmp/transcripts.md
+#   tests/peers/rucio/transcripts.sh http://127.0.0.1:PORT [ISSUER] > /tmp/transcripts.md
+#
+# With ISSUER (a server started with --oidc-issuer ISSUER, the provider
+# tests/peers/oidc-provider.mjs there; ACCESS_TTL=5 also shows an expired
+# token) it adds the JWT access token transcripts at the end.
 #
 # Requests are shown as curl sends them ("> "), responses as received ("< "),
-# then the body. Tokens are replaced by <token>; after the first two
+# then the body. Tokens are replaced by <token>, JWTs by <jwt>; after the first two
 # transcripts the headers every exchange carries (Host, User-Agent, Accept: */*;
 # Server, Date, Connection, Access-Control-*, Cache-Control, Pragma) are left
 # out; everything else is verbatim.
 set -euo pipefail
-base="${1:?usage: transcripts.sh BASE_URL}"
+base="${1:?usage: transcripts.sh BASE_URL [OIDC_ISSUER]}"
+issuer="${2:-}"
 hostport="${base#http://}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -19,8 +24,10 @@ trap 'rm -rf "$tmp"' EXIT
 ROOT_PW=rucio-root-secret
 JDOE_PW=jdoe-secret
 
-# Real tokens become <token>; the made-up all-zero one stays.
-elide() { sed -E '/0{32}/!s/(X-Rucio-Auth-Token: )[^[:space:]]+/\1<token>/; s/\r$//'; }
+# Real tokens become <token> (JWTs <jwt>); the made-up all-zero ones stay.
+elide() {
+    sed -E 's/(X-Rucio-Auth-Token: )eyJ[^[:space:]]+/\1<jwt>/; /0{32}|<jwt>/!s/(X-Rucio-Auth-Token: )[^[:space:]]+/\1<token>/; s/\r$//'
+}
 
 # Headers every request or answer carries, shown only in the first
 # ${FULL:-2} transcripts (FULL=1000 shows them everywhere).
@@ -28,14 +35,17 @@ NOISE='^(> (Host|User-Agent):|> Accept: \*/\*$|< (Server|Date|Connection|Access-
 ncall=0
 
 # call TITLE METHOD PATH [BODY] [curl args...]: one transcript section.
+# PATH may be a whole URL; the body is sent as $CTYPE (application/json).
 call() {
     local title="$1" method="$2" path="$3" body="${4:-}"
     shift 3; [ $# -gt 0 ] && shift
     local args=(-sS -v -X "$method" "$@")
     if [ -n "$body" ]; then
-        args+=(-H 'Content-Type: application/json' --data-binary "$body")
+        args+=(-H "Content-Type: ${CTYPE:-application/json}" --data-binary "$body")
     fi
-    curl "${args[@]}" -o "$tmp/body" "$base$path" 2>"$tmp/err" || true
+    local url="$base$path"
+    case "$path" in http*) url="$path" ;; esac
+    curl "${args[@]}" -o "$tmp/body" "$url" 2>"$tmp/err" || true
     ncall=$((ncall + 1))
     local keep='^$'
     [ "$ncall" -gt "${FULL:-2}" ] && keep="$NOISE"
@@ -46,7 +56,7 @@ call() {
     fi
     grep -E '^< ' "$tmp/err" | elide | grep -vE "$keep" || true
     if [ -s "$tmp/body" ]; then
-        cat "$tmp/body"
+        sed -E 's/"access_token":"[^"]+"/"access_token":"<jwt>"/' "$tmp/body"
         [ "$(tail -c1 "$tmp/body" | od -An -c | tr -d ' ')" = '\n' ] || printf '\n(no newline at end of body)\n'
     else
         printf '(empty body)\n'
@@ -176,3 +186,50 @@ call "POST /replicas on it" POST /replicas \
 call "POST /rules/ to it" POST /rules/ \
     '{"dids": [{"scope": "test", "name": "file1"}], "account": "jdoe", "copies": 1, "rse_expression": "SITE-B"}' "${A[@]}"
 call "PUT /rses/{rse}: availability_write true again" PUT /rses/SITE-B '{"availability_write": true}' "${A[@]}"
+
+[ -n "$issuer" ] || exit 0
+
+echo "## JWT access tokens (start.py --oidc-issuer)"
+echo
+
+# jwt [FORM]: a client-credentials token of the provider's client "service"
+# (FORM: the form body; by default audience and scope rucio).
+jwt() {
+    curl -sS -u service:service-secret --data "${1:-grant_type=client_credentials&audience=rucio&scope=rucio}" \
+        "$issuer/token" | sed -nE 's/.*"access_token":"([^"]+)".*/\1/p'
+}
+claims() { # the payload of a JWT, decoded
+    python3 -c 'import base64, json, sys; p = sys.argv[1].split(".")[1]; print(json.dumps(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))))' "$1"
+}
+
+CTYPE=application/x-www-form-urlencoded call "POST {issuer}/token: client credentials, audience and scope rucio (the provider, not Rucio)" \
+    POST "$issuer/token" 'grant_type=client_credentials&audience=rucio&scope=rucio' -u service:service-secret
+W="$(sed -nE 's/.*"access_token":"([^"]+)".*/\1/p' "$tmp/body")"
+ttl="$(sed -nE 's/.*"expires_in":([0-9]+).*/\1/p' "$tmp/body")"
+printf 'Its claims:\n\n```json\n%s\n```\n\n' "$(claims "$W")"
+AW=(-H "X-Rucio-Auth-Token: $W")
+
+call "GET /accounts/whoami with the JWT (its subject is mapped to jdoe)" GET /accounts/whoami "" "${AW[@]}"
+call "GET /accounts/jdoe with the JWT" GET /accounts/jdoe "" "${AW[@]}"
+call "GET /auth/validate with the JWT" GET /auth/validate "" "${AW[@]}"
+
+W_S3="$(jwt 'grant_type=client_credentials&audience=s3&scope=rucio')"
+printf 'A token for audience s3: `%s`\n\n' "$(claims "$W_S3")"
+call "GET /accounts/whoami, JWT of the wrong audience" GET /accounts/whoami "" -H "X-Rucio-Auth-Token: $W_S3"
+W_NOSCOPE="$(jwt 'grant_type=client_credentials&audience=rucio&scope=s3')"
+printf 'A token without scope rucio: `%s`\n\n' "$(claims "$W_NOSCOPE")"
+call "GET /accounts/whoami, JWT without scope rucio" GET /accounts/whoami "" -H "X-Rucio-Auth-Token: $W_NOSCOPE"
+W_POST="$(curl -sS --data 'grant_type=client_credentials&audience=rucio&scope=rucio&client_id=service-post&client_secret=service-post-secret' \
+    "$issuer/token" | sed -nE 's/.*"access_token":"([^"]+)".*/\1/p')"
+printf 'A token of the client service-post: `%s`\n\n' "$(claims "$W_POST")"
+call "GET /accounts/whoami, JWT whose subject has no Rucio identity" GET /accounts/whoami "" -H "X-Rucio-Auth-Token: $W_POST"
+W_NEW="$(jwt)"
+call "GET /accounts/whoami, a fresh JWT with its signature changed" GET /accounts/whoami "" -H "X-Rucio-Auth-Token: ${W_NEW%.*}.AAAA${W_NEW##*.}"
+call "GET /accounts/whoami, garbage in JWT form" GET /accounts/whoami "" -H 'X-Rucio-Auth-Token: garbage.00000000000000000000000000000000.garbage'
+
+if [ -n "$ttl" ] && [ "$ttl" -le 30 ]; then
+    sleep "$((ttl + 1))"
+    call "GET /accounts/whoami with the first JWT, now expired (it was accepted before)" GET /accounts/whoami "" "${AW[@]}"
+else
+    echo "transcripts.sh: tokens live ${ttl:-?} s; run the provider with ACCESS_TTL=5 to see an expired one" >&2
+fi
