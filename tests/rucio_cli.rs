@@ -410,3 +410,27 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `rucio_auth = "oidc"`: the profile's OIDC access token (client
+/// credentials from the OpenID provider, audience and scope `rucio`) is the
+/// Rucio token; Rucio maps its subject to account jdoe. A token for another
+/// audience is refused.
+#[test]
+fn an_oidc_token_is_the_rucio_token() {
+    let op = Peer::oidc_provider(300, 3600);
+    let s3 = Peer::s3s_fs();
+    let rucio_peer = Peer::rucio_with(&s3.endpoint, &["--oidc-issuer", &op.endpoint]);
+    let profile = |audience: &str| {
+        UserEnv::new(&format!(
+            "[profiles.lake]\nissuer = \"{}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\n\
+             audience = \"{audience}\"\nscopes = \"rucio\"\nrucio_host = \"{}\"\nrucio_account = \"jdoe\"\nrucio_auth = \"oidc\"\n",
+            op.endpoint, rucio_peer.endpoint
+        ))
+    };
+    let user = profile("rucio");
+    assert_eq!(json(&user, &["whoami"])["account"], "jdoe");
+    assert_eq!(json(&user, &["rule", "list"]), serde_json::json!([]));
+    let wrong = profile("s3");
+    let err = failure(&rucio(&wrong, &["whoami"]));
+    assert!(err.contains("CannotAuthenticate") && err.contains("issuer and audience"), "{err}");
+}

@@ -148,11 +148,18 @@ impl Peer {
     /// directory (database, `rucio.cfg`, `client-root.cfg`,
     /// `client-jdoe.cfg`) is `data_dir`.
     pub fn rucio(s3_endpoint: &str) -> Peer {
+        Peer::rucio_with(s3_endpoint, &[])
+    }
+
+    /// [`Peer::rucio`] with more start.py options (e.g. `--oidc-issuer URL`:
+    /// JWTs of that issuer accepted as tokens of account jdoe).
+    pub fn rucio_with(s3_endpoint: &str, options: &[&str]) -> Peer {
         let python = peer_binary("LAKEPORT_RUCIO_PYTHON", ".venv-rucio/bin/python");
         let script = workspace_root().join("tests/peers/rucio/start.py");
         let s3 = s3_endpoint.to_string();
+        let options: Vec<OsString> = options.iter().map(OsString::from).collect();
         Peer::start("rucio", &python, |port, dir| {
-            vec![
+            let mut args: Vec<OsString> = vec![
                 script.clone().into(),
                 "--scratch".into(),
                 dir.join("data").into(),
@@ -160,7 +167,9 @@ impl Peer {
                 port.to_string().into(),
                 "--s3".into(),
                 s3.clone().into(),
-            ]
+            ];
+            args.extend(options.iter().cloned());
+            args
         })
     }
 
