@@ -771,8 +771,11 @@ fn upload(rt: &Runtime, parse: &mut Parsers, args: UploadArgs, output: Output) -
             Ok(t) => t,
             Err(e) => return Ok(Err(e)),
         };
-        let mut done = Vec::new();
-        for (item, target) in items.borrow_mut().iter_mut().zip(targets) {
+        // Every file Rucio puts on the profile's endpoint, `concurrency` at
+        // once per bucket through the transfer component.
+        let mut items = items.borrow_mut();
+        let mut by_bucket: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+        for (i, (item, target)) in items.iter_mut().zip(targets).enumerate() {
             let elsewhere = target.authority != endpoint_authority || (target.scheme != "s3" && target.scheme != endpoint_scheme);
             if elsewhere {
                 item.error = Some(format!(
@@ -780,21 +783,34 @@ fn upload(rt: &Runtime, parse: &mut Parsers, args: UploadArgs, output: Output) -
                     target.pfn
                 ));
             } else {
-                let progress = crate::progress::Progress::new(Some(item.file.bytes));
-                let source = crate::transfer::FileSource::file(&item.path, progress)?;
-                let options = crate::transfer::UploadOptions { content_type: None, resume: false, resume_upload_id: None, keep_on_failure: false };
-                match transfer.borrow_mut().put(source, &target.bucket, &target.key, &options)? {
-                    Ok(_) => {
-                        if !quiet {
-                            eprintln!("lakeport: uploaded {} to {}", item.path.display(), target.pfn);
-                        }
-                        done.push(item.file.did.clone());
-                    }
-                    Err(e) => item.error = Some(e.message()),
-                }
+                by_bucket.entry(target.bucket.clone()).or_default().push(i);
             }
             item.target = Some(target);
         }
+        let options = crate::transfer::UploadOptions { content_type: None, resume: false, resume_upload_id: None, keep_on_failure: false };
+        let mut done = Vec::new();
+        for (bucket, indexes) in by_bucket {
+            let mut batch = Vec::with_capacity(indexes.len());
+            for &i in &indexes {
+                let item = &items[i];
+                let source = crate::transfer::FileSource::file(&item.path, crate::progress::Progress::new(Some(item.file.bytes)))?;
+                batch.push((source, item.target.as_ref().expect("set above").key.clone()));
+            }
+            let outcomes = transfer.borrow_mut().put_many(batch, &bucket, &options)?;
+            for (i, outcome) in indexes.into_iter().zip(outcomes) {
+                let item = &mut items[i];
+                match outcome {
+                    crate::transfer::BatchOutcome::Failed((_, e)) => item.error = Some(e.message()),
+                    _ => {
+                        if !quiet {
+                            eprintln!("lakeport: uploaded {} to {}", item.path.display(), item.target.as_ref().map_or("", |t| t.pfn.as_str()));
+                        }
+                        done.push(item.file.did.clone());
+                    }
+                }
+            }
+        }
+        drop(items);
         r.finish_upload(&args.rse, &done, dataset.as_ref(), lifetime)
     })?;
 
