@@ -434,3 +434,29 @@ fn an_oidc_token_is_the_rucio_token() {
     let err = failure(&rucio(&wrong, &["whoami"]));
     assert!(err.contains("CannotAuthenticate") && err.contains("issuer and audience"), "{err}");
 }
+
+/// A rule whose copies fail turns STUCK: `--wait` stops there, says so, and
+/// exits non-zero.
+#[test]
+fn make_available_stops_at_a_stuck_rule() {
+    let lake = Lake::start();
+    lake.dataset("test", "doomed", &[("doomed.f1", 7)]);
+    let root = lake.user("root", ROOT_PASSWORD, "");
+    let waiting = root
+        .lakeport_command(&["rucio", "make-available", "test:doomed", "--rse", "SITE-B", "--wait", "--poll", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rule_states = "from rucio.client import Client\nfor r in Client().list_did_rules('test', 'doomed'):\n    print(r['rse_expression'], r['state'])";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lake.python("root", rule_states).contains("SITE-B REPLICATING") {
+        assert!(Instant::now() < deadline, "no REPLICATING rule at SITE-B appeared");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The transfer failed, as a conveyor would report it.
+    lake.python("root", "from rucio.client import Client\nClient().update_replicas_states('SITE-B', [{'scope': 'test', 'name': 'doomed.f1', 'state': 'U'}])");
+    let out = waiting.wait_with_output().unwrap();
+    let err = failure(&out);
+    assert!(err.contains("STUCK") && err.contains("test:doomed") && err.contains("1 stuck"), "{err}");
+}
