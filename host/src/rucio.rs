@@ -104,19 +104,31 @@ pub fn forget_token(profile: &str) {
     }
 }
 
-/// `scope:name` and lifetimes, parsed by the component (one parser for
-/// every host), in an instance that reaches nothing.
-pub struct Parsers {
+/// A Rucio client: one component instance, which parses DIDs and
+/// lifetimes (one parser for every host) and holds a session once
+/// [`Rucio::login`] opened one.
+pub struct Rucio {
     store: Store<HostState>,
     bindings: RucioComponent,
+    client: Option<ResourceAny>,
 }
 
-impl Parsers {
-    pub fn new(runtime: &Runtime) -> Result<Self> {
-        let loaded = runtime.load(NAME, Grant::http_to(EgressPolicy::new(Vec::new(), None)))?;
+macro_rules! call {
+    ($self:ident, $method:ident $(, $arg:expr)*) => {{
+        let client = $self.client.ok_or_else(|| anyhow!("no Rucio session is open"))?;
+        arm_deadline(&mut $self.store);
+        $self.bindings.lakeport_plugins_rucio().client().$method(&mut $self.store, client $(, $arg)*).map_err(|e| call_error(NAME, e))
+    }};
+}
+
+impl Rucio {
+    /// An instance that may reach only the hosts of `policy`; no request
+    /// is made until [`Rucio::login`].
+    pub fn new(runtime: &Runtime, policy: EgressPolicy) -> Result<Self> {
+        let loaded = runtime.load(NAME, Grant::http_to(policy))?;
         let (mut store, linker) = runtime.store_for(&loaded)?;
         let bindings = RucioComponent::instantiate(&mut store, &loaded.component, &linker).map_err(|e| call_error(NAME, e))?;
-        Ok(Parsers { store, bindings })
+        Ok(Rucio { store, bindings, client: None })
     }
 
     pub fn did(&mut self, text: &str) -> Result<Did> {
@@ -132,32 +144,15 @@ impl Parsers {
         arm_deadline(&mut self.store);
         self.bindings.lakeport_plugins_rucio().call_parse_lifetime(&mut self.store, text).map_err(|e| call_error(NAME, e))?.map(Some).map_err(failed)
     }
-}
 
-/// A Rucio client: one component instance with one session in it.
-pub struct Rucio {
-    store: Store<HostState>,
-    bindings: RucioComponent,
-    client: ResourceAny,
-}
-
-macro_rules! call {
-    ($self:ident, $method:ident $(, $arg:expr)*) => {{
-        arm_deadline(&mut $self.store);
-        $self.bindings.lakeport_plugins_rucio().client().$method(&mut $self.store, $self.client $(, $arg)*).map_err(|e| call_error(NAME, e))
-    }};
-}
-
-impl Rucio {
-    /// Opens a session (logging in for userpass) in an instance that may
-    /// reach only the hosts of `policy`.
-    pub fn open(runtime: &Runtime, policy: EgressPolicy, config: &ClientConfig) -> Result<std::result::Result<Self, RucioError>> {
-        let loaded = runtime.load(NAME, Grant::http_to(policy))?;
-        let (mut store, linker) = runtime.store_for(&loaded)?;
-        let bindings = RucioComponent::instantiate(&mut store, &loaded.component, &linker).map_err(|e| call_error(NAME, e))?;
-        arm_deadline(&mut store);
-        let opened = bindings.lakeport_plugins_rucio().client().call_open(&mut store, config).map_err(|e| call_error(NAME, e))?;
-        Ok(opened.map(|client| Rucio { store, bindings, client }))
+    /// Opens a session (logging in for userpass), in place of any before.
+    pub fn login(&mut self, config: &ClientConfig) -> Result<std::result::Result<(), RucioError>> {
+        if let Some(old) = self.client.take() {
+            old.resource_drop(&mut self.store).map_err(|e| call_error(NAME, e))?;
+        }
+        arm_deadline(&mut self.store);
+        let opened = self.bindings.lakeport_plugins_rucio().client().call_open(&mut self.store, config).map_err(|e| call_error(NAME, e))?;
+        Ok(opened.map(|client| self.client = Some(client)))
     }
 
     pub fn session(&mut self) -> Result<Option<SessionToken>> {

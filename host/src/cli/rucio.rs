@@ -17,7 +17,7 @@ use super::Output;
 use crate::config::{Config, Profile};
 use crate::egress::{AllowedHost, EgressPolicy};
 use crate::rucio::{
-    cache_token, cached_token, failed, forget_token, Auth, Parsers, UploadFile, UploadTarget, ClientConfig, Did, DidEntry, DidType, FileReplicas, Rucio, RucioError, Rule, RuleRequest,
+    cache_token, cached_token, failed, forget_token, Auth, UploadFile, UploadTarget, ClientConfig, Did, DidEntry, DidType, FileReplicas, Rucio, RucioError, Rule, RuleRequest,
     RuleState, UserpassLogin,
 };
 use crate::runtime::Runtime;
@@ -213,44 +213,35 @@ enum RuleCommand {
     },
 }
 
-/// A userpass password: given, or in the encrypted store, opened only when
-/// a login is needed (a cached session token needs no passphrase).
-enum Password {
-    Given(String),
-    Stored { store: crate::store::Store, profile: String, passphrase: crate::tokens::PassphraseSource },
-}
-
-impl Password {
-    fn get(&self) -> Result<String> {
-        let (store, profile, passphrase) = match self {
-            Password::Given(p) => return Ok(p.clone()),
-            Password::Stored { store, profile, passphrase } => (store, profile, passphrase),
-        };
-        let pass = passphrase.get(&format!("the token store of profile '{profile}'"))?;
-        store.load(profile, &pass)?.and_then(|s| s.rucio_password).ok_or_else(|| {
-            anyhow::anyhow!("profile '{profile}': no Rucio password: run `lakeport rucio login`, or set rucio_password or LAKEPORT_RUCIO_PASSWORD")
-        })
-    }
-}
-
 /// Where lakeport talks to Rucio, as whom, and how it logs in.
 struct Target {
-    profile_name: String,
     host: String,
     auth_host: Option<String>,
     account: String,
     login: Login,
-    allowed: Vec<AllowedHost>,
-    ca_file: Option<std::path::PathBuf>,
 }
 
 enum Login {
-    Userpass { username: String, password: Password },
-    /// An OIDC access token of the profile, which Rucio accepts from its issuer.
-    Oidc(String),
+    /// The password when given (command line, environment, configuration);
+    /// none: the encrypted store's, opened only when a login is needed (a
+    /// cached session token needs no passphrase).
+    Userpass { username: String, password: Option<String> },
+    /// The profile's OIDC access token, which Rucio accepts from its issuer.
+    Oidc,
 }
 
-fn target(ctx: &TokenContext<'_>, ca_file: Option<std::path::PathBuf>, password: Option<String>) -> Result<Target> {
+/// A command's Rucio side: the profile, where and how to log in, and one
+/// rucio component instance (which also parses DIDs and lifetimes). The
+/// session opens on the first call.
+struct Session<'a> {
+    ctx: TokenContext<'a>,
+    target: Target,
+    rucio: Rucio,
+    open: bool,
+}
+
+fn session<'a>(config: &'a Config, profile: &ProfileArgs, runtime: &'a Runtime, password: Option<String>) -> Result<Session<'a>> {
+    let ctx = context(config, profile, runtime)?;
     let p: &Profile = ctx.profile;
     // The profile's rucio_* keys, else the [client] section of its rucio_cfg.
     let cfg = match &p.rucio_cfg {
@@ -272,69 +263,86 @@ fn target(ctx: &TokenContext<'_>, ca_file: Option<std::path::PathBuf>, password:
     let login = match method.as_str() {
         "userpass" => {
             let username = username.ok_or_else(|| missing("rucio_username"))?;
-            let given = password
+            let password = password
                 .or_else(|| std::env::var("LAKEPORT_RUCIO_PASSWORD").ok().filter(|v| !v.is_empty()))
                 .or_else(|| setting(&p.rucio_password, "password"));
-            let password = match given {
-                Some(pw) => Password::Given(pw),
-                None if ctx.store.exists(&ctx.name) => {
-                    Password::Stored { store: ctx.store.clone(), profile: ctx.name.clone(), passphrase: ctx.passphrase.clone() }
-                }
-                None => bail!("profile '{}': no Rucio password: run `lakeport rucio login`, or set rucio_password or LAKEPORT_RUCIO_PASSWORD", ctx.name),
-            };
+            if password.is_none() && !ctx.store.exists(&ctx.name) {
+                bail!("{}", no_password(&ctx.name));
+            }
             Login::Userpass { username, password }
         }
-        "oidc" => Login::Oidc(ctx.access_token(60)?.access_token),
+        "oidc" => Login::Oidc,
         other => bail!("profile '{}': Rucio authentication '{other}' is not one lakeport does: use userpass or oidc", ctx.name),
     };
-    let ca = ca_file.or_else(|| p.ca_file.clone()).or_else(|| from_cfg("ca_cert").map(std::path::PathBuf::from));
-    Ok(Target { profile_name: ctx.name.clone(), host, auth_host, account, login, allowed, ca_file: ca })
+    let ca = profile.ca_file.clone().or_else(|| p.ca_file.clone()).or_else(|| from_cfg("ca_cert").map(std::path::PathBuf::from));
+    let rucio = Rucio::new(runtime, EgressPolicy::new(allowed, ca))?;
+    Ok(Session { target: Target { host, auth_host, account, login }, rucio, open: false, ctx })
 }
 
-impl Target {
-    fn config(&self, auth: Auth) -> ClientConfig {
-        ClientConfig { host: self.host.clone(), auth_host: self.auth_host.clone(), account: self.account.clone(), vo: None, auth, max_attempts: None }
+fn no_password(profile: &str) -> String {
+    format!("profile '{profile}': no Rucio password: run `lakeport rucio login`, or set rucio_password or LAKEPORT_RUCIO_PASSWORD")
+}
+
+impl Session<'_> {
+    fn did(&mut self, text: &str) -> Result<Did> {
+        self.rucio.did(text)
     }
 
-    /// A session: the cached Rucio token when there is one, else a login.
-    fn open(&self, runtime: &Runtime, use_cache: bool) -> Result<Rucio> {
-        let auth = match &self.login {
-            Login::Oidc(token) => Auth::Token(token.clone()),
-            Login::Userpass { username, password } => match use_cache.then(|| cached_token(&self.profile_name, &self.host, &self.account, username)).flatten() {
+    fn lifetime(&mut self, text: &str) -> Result<Option<u64>> {
+        self.rucio.lifetime(text)
+    }
+
+    /// Opens the session: the cached Rucio token when there is one (and
+    /// `use_cache`), else a login.
+    fn open(&mut self, use_cache: bool) -> Result<()> {
+        let name = self.ctx.name.clone();
+        let t = &self.target;
+        let auth = match &t.login {
+            Login::Oidc => Auth::Token(self.ctx.access_token(60)?.access_token),
+            Login::Userpass { username, password } => match use_cache.then(|| cached_token(&name, &t.host, &t.account, username)).flatten() {
                 Some(token) => {
-                    crate::log::verbose(format_args!("{}: using the cached Rucio token", self.profile_name));
+                    crate::log::verbose(format_args!("{name}: using the cached Rucio token"));
                     Auth::Token(token)
                 }
-                None => Auth::Userpass(UserpassLogin { username: username.clone(), password: password.get()? }),
+                None => {
+                    let password = match password {
+                        Some(p) => p.clone(),
+                        None => {
+                            let pass = self.ctx.passphrase.get(&format!("the token store of profile '{name}'"))?;
+                            self.ctx.store.load(&name, &pass)?.and_then(|s| s.rucio_password).ok_or_else(|| anyhow::anyhow!("{}", no_password(&name)))?
+                        }
+                    };
+                    Auth::Userpass(UserpassLogin { username: username.clone(), password })
+                }
             },
         };
         let fresh_login = matches!(auth, Auth::Userpass(_));
-        let policy = EgressPolicy::new(self.allowed.clone(), self.ca_file.clone());
-        let mut rucio = Rucio::open(runtime, policy, &self.config(auth))?.map_err(failed)?;
-        if let (true, Login::Userpass { username, .. }) = (fresh_login, &self.login) {
-            if let Some(session) = rucio.session()? {
-                cache_token(&self.profile_name, &self.host, &self.account, username, &session);
+        let config = ClientConfig { host: t.host.clone(), auth_host: t.auth_host.clone(), account: t.account.clone(), vo: None, auth, max_attempts: None };
+        self.rucio.login(&config)?.map_err(failed)?;
+        self.open = true;
+        if let (true, Login::Userpass { username, .. }) = (fresh_login, &self.target.login) {
+            if let Some(session) = self.rucio.session()? {
+                cache_token(&name, &self.target.host, &self.target.account, username, &session);
             }
         }
-        Ok(rucio)
+        Ok(())
     }
-}
 
-/// Runs `work` in a session; a cached token Rucio no longer accepts is
-/// dropped and the login done again, once.
-fn with_session<T>(runtime: &Runtime, profile: &ProfileArgs, work: impl Fn(&mut Rucio, &Target) -> Result<Result<T, RucioError>>) -> Result<T> {
-    let config = Config::load(profile.config.as_deref())?;
-    let ctx = context(&config, profile, runtime)?;
-    let target = target(&ctx, profile.ca_file.clone(), None)?;
-    let mut rucio = target.open(runtime, true)?;
-    match work(&mut rucio, &target)? {
-        Err(e) if e.class() == Some("CannotAuthenticate") && matches!(target.login, Login::Userpass { .. }) => {
-            crate::log::verbose(format_args!("Rucio refused the cached token; logging in again"));
-            forget_token(&target.profile_name);
-            let mut rucio = target.open(runtime, false)?;
-            work(&mut rucio, &target)?.map_err(failed)
+    /// Runs `work` in the session; a cached token Rucio no longer accepts
+    /// is dropped and the login done again, once.
+    fn call<T>(&mut self, work: impl Fn(&mut Rucio, &Target) -> Result<Result<T, RucioError>>) -> Result<T> {
+        if !self.open {
+            self.open(true)?;
         }
-        other => other.map_err(failed),
+        match work(&mut self.rucio, &self.target)? {
+            Err(e) if e.class() == Some("CannotAuthenticate") && matches!(self.target.login, Login::Userpass { .. }) => {
+                crate::log::verbose(format_args!("Rucio refused the cached token; logging in again"));
+                forget_token(&self.ctx.name);
+                self.open(false)?;
+                work(&mut self.rucio, &self.target)?.map_err(failed)
+            }
+            other => other.map_err(failed),
+        }
     }
 }
 
@@ -444,14 +452,41 @@ fn local_path(profile: &Profile, rse: &str, pfn: &str) -> Option<String> {
     Some(format!("{}/{}", path.trim_end_matches('/'), rest.trim_start_matches('/')))
 }
 
+impl RucioCommand {
+    fn profile(&self) -> &ProfileArgs {
+        match self {
+            RucioCommand::Login { profile, .. }
+            | RucioCommand::Whoami { profile }
+            | RucioCommand::Ls { profile, .. }
+            | RucioCommand::Meta { profile, .. }
+            | RucioCommand::Add { profile, .. }
+            | RucioCommand::Attach { profile, .. }
+            | RucioCommand::Replicas { profile, .. }
+            | RucioCommand::MakeAvailable { profile, .. } => profile,
+            RucioCommand::Upload(args) => &args.profile,
+            RucioCommand::Rule { command } => match command {
+                RuleCommand::Add { profile, .. }
+                | RuleCommand::Show { profile, .. }
+                | RuleCommand::List { profile, .. }
+                | RuleCommand::Update { profile, .. }
+                | RuleCommand::Delete { profile, .. } => profile,
+            },
+        }
+    }
+}
+
 pub fn run(args: RucioArgs, output: Output) -> Result<()> {
     let runtime = Runtime::new()?;
-    let mut parse = Parsers::new(&runtime)?;
-    let rt = &runtime;
+    let profile = args.command.profile().clone();
+    let config = Config::load(profile.config.as_deref())?;
+    if let RucioCommand::Login { password_stdin, .. } = args.command {
+        return login(&config, &profile, &runtime, password_stdin, output);
+    }
+    let mut s = session(&config, &profile, &runtime, None)?;
     match args.command {
-        RucioCommand::Login { password_stdin, profile } => login(rt, &profile, password_stdin, output),
-        RucioCommand::Whoami { profile } => {
-            let who = with_session(rt, &profile, |r, _| r.whoami())?;
+        RucioCommand::Login { .. } => unreachable!("handled above"),
+        RucioCommand::Whoami { .. } => {
+            let who = s.call(|r, _| r.whoami())?;
             if output == Output::Json {
                 println!("{}", json!({"account": who.account, "account_type": who.account_type, "status": who.status, "email": who.email}));
             } else {
@@ -464,10 +499,10 @@ pub fn run(args: RucioArgs, output: Output) -> Result<()> {
             }
             Ok(())
         }
-        RucioCommand::Ls { did: text, did_type, profile } => {
-            let Did { scope, name } = parse.did(&text)?;
+        RucioCommand::Ls { did: text, did_type, .. } => {
+            let Did { scope, name } = s.did(&text)?;
             let pattern = name.contains('*');
-            let entries = with_session(rt, &profile, |r, _| {
+            let entries = s.call(|r, _| {
                 if pattern {
                     let mut filters = vec![("name".to_string(), name.clone())];
                     if let Some(t) = &did_type {
@@ -492,9 +527,9 @@ pub fn run(args: RucioArgs, output: Output) -> Result<()> {
             }
             Ok(())
         }
-        RucioCommand::Replicas { did: text, rse, scheme, profile } => {
-            let d = parse.did(&text)?;
-            let files = with_session(rt, &profile, |r, _| r.list_replicas(std::slice::from_ref(&d), &scheme, rse.as_deref(), false))?;
+        RucioCommand::Replicas { did: text, rse, scheme, .. } => {
+            let d = s.did(&text)?;
+            let files = s.call(|r, _| r.list_replicas(std::slice::from_ref(&d), &scheme, rse.as_deref(), false))?;
             if output == Output::Json {
                 println!("{}", Value::Array(files.iter().map(replicas_json).collect()));
             } else {
@@ -510,9 +545,9 @@ pub fn run(args: RucioArgs, output: Output) -> Result<()> {
             }
             Ok(())
         }
-        RucioCommand::Meta { did: text, profile } => {
-            let d = parse.did(&text)?;
-            let meta = with_session(rt, &profile, |r, _| r.get_metadata(&d))?;
+        RucioCommand::Meta { did: text, .. } => {
+            let d = s.did(&text)?;
+            let meta = s.call(|r, _| r.get_metadata(&d))?;
             let value: Value = serde_json::from_str(&meta).context("the component's metadata is not JSON")?;
             if output == Output::Json {
                 println!("{value}");
@@ -528,10 +563,10 @@ pub fn run(args: RucioArgs, output: Output) -> Result<()> {
             }
             Ok(())
         }
-        RucioCommand::Add { did: text, container, lifetime: life, profile } => {
-            let d = parse.did(&text)?;
-            let life = life.as_deref().map(|l| parse.lifetime(l)).transpose()?.flatten();
-            with_session(rt, &profile, |r, _| r.add_collection(&d, container, life))?;
+        RucioCommand::Add { did: text, container, lifetime: life, .. } => {
+            let d = s.did(&text)?;
+            let life = life.as_deref().map(|l| s.lifetime(l)).transpose()?.flatten();
+            s.call(|r, _| r.add_collection(&d, container, life))?;
             let kind = if container { "container" } else { "dataset" };
             if output == Output::Json {
                 println!("{}", json!({"added": d.to_string(), "type": kind}));
@@ -540,10 +575,10 @@ pub fn run(args: RucioArgs, output: Output) -> Result<()> {
             }
             Ok(())
         }
-        RucioCommand::Attach { collection, dids, profile } => {
-            let c = parse.did(&collection)?;
-            let dids = dids.iter().map(|t| parse.did(t)).collect::<Result<Vec<_>>>()?;
-            with_session(rt, &profile, |r, _| r.attach(&c, &dids))?;
+        RucioCommand::Attach { collection, dids, .. } => {
+            let c = s.did(&collection)?;
+            let dids = dids.iter().map(|t| s.did(t)).collect::<Result<Vec<_>>>()?;
+            s.call(|r, _| r.attach(&c, &dids))?;
             if output == Output::Json {
                 println!("{}", json!({"attached": dids.iter().map(|d| d.to_string()).collect::<Vec<_>>(), "to": c.to_string()}));
             } else {
@@ -551,26 +586,26 @@ pub fn run(args: RucioArgs, output: Output) -> Result<()> {
             }
             Ok(())
         }
-        RucioCommand::Rule { command } => run_rule(rt, &mut parse, command, output),
-        RucioCommand::Upload(args) => upload(rt, &mut parse, args, output),
-        RucioCommand::MakeAvailable { did: text, rse, lifetime: life, wait, timeout, poll, profile } => {
-            let d = parse.did(&text)?;
-            let life = parse.lifetime(&life)?;
-            let timeout = Duration::from_secs(parse.lifetime(&timeout)?.unwrap_or(u64::MAX / 4));
-            make_available(rt, &profile, &d, &rse, life, wait.then_some((timeout, Duration::from_secs(poll.max(1)))), output)
+        RucioCommand::Rule { command } => run_rule(&mut s, command, output),
+        RucioCommand::Upload(args) => upload(&mut s, args, output),
+        RucioCommand::MakeAvailable { did: text, rse, lifetime: life, wait, timeout, poll, .. } => {
+            let d = s.did(&text)?;
+            let life = s.lifetime(&life)?;
+            let timeout = Duration::from_secs(s.lifetime(&timeout)?.unwrap_or(u64::MAX / 4));
+            make_available(&mut s, &d, &rse, life, wait.then_some((timeout, Duration::from_secs(poll.max(1)))), output)
         }
     }
 }
 
-fn run_rule(rt: &Runtime, parse: &mut Parsers, command: RuleCommand, output: Output) -> Result<()> {
+fn run_rule(s: &mut Session, command: RuleCommand, output: Output) -> Result<()> {
     match command {
-        RuleCommand::Add { dids, rse, copies, lifetime: life, grouping, weight, activity, comment, asynchronous, notify, profile } => {
-            let dids = dids.iter().map(|t| parse.did(t)).collect::<Result<Vec<_>>>()?;
+        RuleCommand::Add { dids, rse, copies, lifetime: life, grouping, weight, activity, comment, asynchronous, notify, .. } => {
+            let dids = dids.iter().map(|t| s.did(t)).collect::<Result<Vec<_>>>()?;
             let request = RuleRequest {
                 dids,
                 copies,
                 rse_expression: rse,
-                lifetime: life.as_deref().map(|l| parse.lifetime(l)).transpose()?.flatten(),
+                lifetime: life.as_deref().map(|l| s.lifetime(l)).transpose()?.flatten(),
                 grouping: grouping.map(|g| g.to_ascii_uppercase()),
                 weight,
                 activity,
@@ -578,7 +613,7 @@ fn run_rule(rt: &Runtime, parse: &mut Parsers, command: RuleCommand, output: Out
                 asynchronous,
                 notify: notify.map(|n| n.to_ascii_uppercase()),
             };
-            let ids = with_session(rt, &profile, |r, _| r.add_rule(&request))?;
+            let ids = s.call(|r, _| r.add_rule(&request))?;
             if output == Output::Json {
                 println!("{}", json!(ids));
             } else {
@@ -588,14 +623,14 @@ fn run_rule(rt: &Runtime, parse: &mut Parsers, command: RuleCommand, output: Out
             }
             Ok(())
         }
-        RuleCommand::Show { id, profile } => {
-            let rule = with_session(rt, &profile, |r, _| r.get_rule(&id))?;
+        RuleCommand::Show { id, .. } => {
+            let rule = s.call(|r, _| r.get_rule(&id))?;
             print_rule(&rule, output);
             Ok(())
         }
-        RuleCommand::List { did: text, account, profile } => {
-            let d = text.as_deref().map(|t| parse.did(t)).transpose()?;
-            let rules = with_session(rt, &profile, |r, t| match (&d, &account) {
+        RuleCommand::List { did: text, account, .. } => {
+            let d = text.as_deref().map(|t| s.did(t)).transpose()?;
+            let rules = s.call(|r, t| match (&d, &account) {
                 (Some(d), _) => r.did_rules(d),
                 (None, Some(a)) => r.account_rules(a),
                 (None, None) => r.account_rules(&t.account),
@@ -603,9 +638,9 @@ fn run_rule(rt: &Runtime, parse: &mut Parsers, command: RuleCommand, output: Out
             print_rules(&rules, output);
             Ok(())
         }
-        RuleCommand::Update { id, lifetime: life, profile } => {
-            let life = parse.lifetime(&life)?;
-            let rule = with_session(rt, &profile, |r, _| {
+        RuleCommand::Update { id, lifetime: life, .. } => {
+            let life = s.lifetime(&life)?;
+            let rule = s.call(|r, _| {
                 if let Err(e) = r.update_rule_lifetime(&id, life)? {
                     return Ok(Err(e));
                 }
@@ -614,8 +649,8 @@ fn run_rule(rt: &Runtime, parse: &mut Parsers, command: RuleCommand, output: Out
             print_rule(&rule, output);
             Ok(())
         }
-        RuleCommand::Delete { id, purge_replicas, profile } => {
-            with_session(rt, &profile, |r, _| r.delete_rule(&id, purge_replicas))?;
+        RuleCommand::Delete { id, purge_replicas, .. } => {
+            s.call(|r, _| r.delete_rule(&id, purge_replicas))?;
             if output == Output::Json {
                 println!("{}", json!({"deleted": id}));
             } else {
@@ -626,10 +661,9 @@ fn run_rule(rt: &Runtime, parse: &mut Parsers, command: RuleCommand, output: Out
     }
 }
 
-fn make_available(rt: &Runtime, profile: &ProfileArgs, d: &Did, rse: &str, life: Option<u64>, wait: Option<(Duration, Duration)>, output: Output) -> Result<()> {
-    let config = Config::load(profile.config.as_deref())?;
-    let (_, prof) = config.profile(profile.profile.as_deref())?;
-    let outcome = with_session(rt, profile, |r, _| {
+fn make_available(s: &mut Session, d: &Did, rse: &str, life: Option<u64>, wait: Option<(Duration, Duration)>, output: Output) -> Result<()> {
+    let prof = s.ctx.profile;
+    let outcome = s.call(|r, _| {
         let made = match r.make_available(d, rse, life)? {
             Ok(made) => made,
             Err(e) => return Ok(Err(e)),
@@ -734,13 +768,13 @@ struct Uploaded {
     error: Option<String>,
 }
 
-fn upload(rt: &Runtime, parse: &mut Parsers, args: UploadArgs, output: Output) -> Result<()> {
+fn upload(s: &mut Session, args: UploadArgs, output: Output) -> Result<()> {
     let dataset = match &args.dataset {
-        Some(d) if d.contains(':') => Some(parse.did(d)?),
-        Some(d) => Some(parse.did(&format!("{}:{d}", args.scope))?),
+        Some(d) if d.contains(':') => Some(s.did(d)?),
+        Some(d) => Some(s.did(&format!("{}:{d}", args.scope))?),
         None => None,
     };
-    let lifetime = args.lifetime.as_deref().map(|l| parse.lifetime(l)).transpose()?.flatten();
+    let lifetime = args.lifetime.as_deref().map(|l| s.lifetime(l)).transpose()?.flatten();
     let mut items = Vec::new();
     for path in &args.files {
         let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -748,7 +782,7 @@ fn upload(rt: &Runtime, parse: &mut Parsers, args: UploadArgs, output: Output) -
             bail!("{} is not a regular file", path.display());
         }
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| anyhow::anyhow!("{} has no file name", path.display()))?;
-        let did = parse.did(&format!("{}:{name}", args.scope))?;
+        let did = s.did(&format!("{}:{name}", args.scope))?;
         if items.iter().any(|u: &Uploaded| u.file.did.name == did.name) {
             bail!("two files are named {name}: each becomes the DID {}:{name}", args.scope);
         }
@@ -757,15 +791,14 @@ fn upload(rt: &Runtime, parse: &mut Parsers, args: UploadArgs, output: Output) -
     }
 
     // The S3 side: the profile's endpoint and credentials.
-    let config = Config::load(args.profile.config.as_deref())?;
-    let ctx = context(&config, &args.profile, rt)?;
+    let ctx = &s.ctx;
     let endpoint = ctx.profile.require("s3_endpoint", &ctx.profile.s3_endpoint, &ctx.name)?.trim_end_matches('/').to_string();
     let (endpoint_scheme, endpoint_authority) = endpoint.split_once("://").unwrap_or(("", ""));
-    let transfer = RefCell::new(super::s3::transfer_for(&ctx, args.profile.ca_file.clone(), &[], None, None)?);
+    let transfer = RefCell::new(super::s3::transfer_for(ctx, args.profile.ca_file.clone(), &[], None, None)?);
     let items = RefCell::new(items);
     let quiet = args.quiet || output == Output::Json;
 
-    let rules = with_session(rt, &args.profile, |r, _| {
+    let rules = s.call(|r, _| {
         let files: Vec<UploadFile> = items.borrow().iter().map(|u| u.file.clone()).collect();
         let targets = match r.begin_upload(&args.rse, &files, dataset.as_ref(), lifetime)? {
             Ok(t) => t,
@@ -852,7 +885,7 @@ fn upload(rt: &Runtime, parse: &mut Parsers, args: UploadArgs, output: Output) -
     Ok(())
 }
 
-fn login(rt: &Runtime, profile: &ProfileArgs, password_stdin: bool, output: Output) -> Result<()> {
+fn login(config: &Config, profile: &ProfileArgs, rt: &Runtime, password_stdin: bool, output: Output) -> Result<()> {
     let password = if password_stdin {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
@@ -865,13 +898,14 @@ fn login(rt: &Runtime, profile: &ProfileArgs, password_stdin: bool, output: Outp
     if password.is_empty() {
         bail!("an empty password is not a Rucio password");
     }
-    let config = Config::load(profile.config.as_deref())?;
-    let ctx = context(&config, profile, rt)?;
-    let target = target(&ctx, profile.ca_file.clone(), Some(password.clone()))?;
-    forget_token(&ctx.name);
-    let Login::Userpass { username, .. } = &target.login else { bail!("profile '{}' does not log in to Rucio with userpass", ctx.name) };
+    let mut s = session(config, profile, rt, Some(password.clone()))?;
+    let Login::Userpass { username, .. } = &s.target.login else { bail!("profile '{}' does not log in to Rucio with userpass", s.ctx.name) };
+    let username = username.clone();
     // Only a password Rucio accepts is kept.
-    let who = target.open(rt, false)?.whoami()?.map_err(failed)?;
+    forget_token(&s.ctx.name);
+    s.open(false)?;
+    let who = s.rucio.whoami()?.map_err(failed)?;
+    let ctx = &s.ctx;
     let passphrase = ctx.passphrase.get(&format!("the token store of profile '{}'", ctx.name))?;
     let mut secrets = ctx.store.load(&ctx.name, &passphrase)?.unwrap_or_default();
     secrets.rucio_password = Some(password);
