@@ -163,14 +163,10 @@ impl Session {
         build(&mut self.requests.borrow_mut(), now())
     }
 
-    /// One attempt: the request with `body` (a part, an object), or the
-    /// request's own body (XML the core wrote) when `body` is empty.
+    /// One attempt: `request` sent with `body` (its own XML, a part, an
+    /// object), the answer read whole.
     async fn exchange(&self, request: &HttpRequest, body: Body<'_>) -> Result<HttpResponse> {
         self.sent.set(self.sent.get() + 1);
-        let body = match body {
-            Body::Bytes(b) if b.is_empty() => Body::Bytes(&request.body),
-            other => other,
-        };
         let response = aio::send_body(request, body).await.map_err(|e| TransferError::from(&e))?;
         response.read_all(MAX_DOCUMENT_BYTES).await.map_err(|e| TransferError::from(&e))
     }
@@ -228,7 +224,7 @@ impl Session {
             let request = self.sign(&build)?;
             let answer = match payload {
                 Some((payload, source)) => self.exchange_payload(&request, payload, source).await,
-                None => self.exchange(&request, Body::Bytes(&[])).await,
+                None => self.exchange(&request, Body::Bytes(&request.body)).await,
             };
             let error = match answer {
                 Ok(response) => match parse(&response) {
