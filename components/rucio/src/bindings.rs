@@ -125,6 +125,12 @@ impl Client {
         parse(&self.exchange(&build(&self.requests))?)
     }
 
+    /// `POST /rules/`: the new rules' IDs.
+    fn create_rule(&self, rule: &RuleRequest) -> Result<Vec<String>, RucioError> {
+        let http = self.requests.add_rule(rule)?;
+        self.call(|_| http.clone(), responses::parse_rule_ids)
+    }
+
     fn list<T: DeserializeOwned>(&self, build: impl Fn(&RucioRequests) -> HttpRequest) -> Result<Vec<T>, RucioError> {
         self.call(build, parse_list)
     }
@@ -194,8 +200,7 @@ impl Client {
                 self.call(|r| r.add_replicas(rse, std::slice::from_ref(&replica)), parse_done)?;
             }
             if dataset.is_none() {
-                let rule = self.requests.add_rule(&rule_at(vec![did.clone()], "NONE"))?;
-                match self.call(|_| rule.clone(), responses::parse_rule_ids) {
+                match self.create_rule(&rule_at(vec![did.clone()], "NONE")) {
                     Err(e) if !already_done(&e, &["DuplicateRule"]) => return Err(e),
                     _ => {}
                 }
@@ -237,8 +242,7 @@ impl Client {
                         grouping: Some("DATASET".into()),
                         ..RuleRequest::default()
                     };
-                    let rule = self.requests.add_rule(&request)?;
-                    self.call(|_| rule.clone(), responses::parse_rule_ids)?;
+                    self.create_rule(&request)?;
                 }
                 rules.extend(self.list::<Rule>(|r| r.did_rules(ds))?);
             }
@@ -266,17 +270,16 @@ impl wit::Guest for Component {
 
 impl wit::GuestClient for Client {
     fn open(config: wit::ClientConfig) -> Result<wit::Client, wit::RucioError> {
-        let mut requests = RucioRequests::new(&config.host, config.auth_host.as_deref(), &config.account, config.vo.as_deref()).map_err(error)?;
+        let requests = RucioRequests::new(&config.host, config.auth_host.as_deref(), &config.account, config.vo.as_deref()).map_err(error)?;
         let max_attempts = config.max_attempts.unwrap_or(3).max(1);
-        let mut client = Client { requests: requests.clone(), token: RefCell::new(None), max_attempts };
+        let mut client = Client { requests, token: RefCell::new(None), max_attempts };
         let token = match config.auth {
             wit::Auth::Token(token) => AuthToken { token, expires_at: None },
             wit::Auth::Userpass(login) => {
                 client.call(|r| r.userpass(&login.username, &login.password), responses::parse_userpass).map_err(error)?
             }
         };
-        requests.set_token(&token.token);
-        client.requests = requests;
+        client.requests.set_token(&token.token);
         client.token.replace(Some(token));
         Ok(wit::Client::new(client))
     }
@@ -384,8 +387,7 @@ impl wit::GuestClient for Client {
             asynchronous: rule.asynchronous,
             notify: rule.notify,
         };
-        let http = self.requests.add_rule(&request).map_err(error)?;
-        self.call(|_| http.clone(), responses::parse_rule_ids).map_err(error)
+        self.create_rule(&request).map_err(error)
     }
 
     fn get_rule(&self, id: String) -> Result<wit::Rule, wit::RucioError> {
@@ -437,8 +439,7 @@ impl wit::GuestClient for Client {
             return Ok(wit::Availability { rule: rule_out(rule), created: false });
         }
         let request = RuleRequest { dids: vec![did], copies: 1, rse_expression, lifetime, ..RuleRequest::default() };
-        let http = self.requests.add_rule(&request).map_err(error)?;
-        let ids = self.call(|_| http.clone(), responses::parse_rule_ids).map_err(error)?;
+        let ids = self.create_rule(&request).map_err(error)?;
         let rule = self.call(|r| r.get_rule(&ids[0]), parse_json::<Rule>).map_err(error)?;
         Ok(wit::Availability { rule: rule_out(rule), created: true })
     }
