@@ -49,6 +49,17 @@ impl Lake {
         ))
     }
 
+    /// Waits (up to a minute) until a rule of `scope:name` reads
+    /// `"RSE_EXPRESSION STATE"` to the Python client.
+    fn await_rule(&self, scope: &str, name: &str, wanted: &str) {
+        let rule_states = format!("from rucio.client import Client\nfor r in Client().list_did_rules('{scope}', '{name}'):\n    print(r['rse_expression'], r['state'])");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.python("root", &rule_states).lines().any(|l| l == wanted) {
+            assert!(Instant::now() < deadline, "no rule of {scope}:{name} became {wanted}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     /// Registers files of `sizes` bytes in dataset `scope:dataset` with
     /// replicas at SITE-A (as root, through the Python client).
     fn dataset(&self, scope: &str, dataset: &str, files: &[(&str, u64)]) {
@@ -200,12 +211,7 @@ fn make_available_reuses_rules_and_waits_until_ok() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let rule_states = "from rucio.client import Client\nfor r in Client().list_did_rules('test', 'wanted'):\n    print(r['rse_expression'], r['state'])";
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !lake.python("root", rule_states).contains("SITE-B REPLICATING") {
-        assert!(Instant::now() < deadline, "no REPLICATING rule at SITE-B appeared");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    lake.await_rule("test", "wanted", "SITE-B REPLICATING");
     std::thread::sleep(Duration::from_secs(2));
     lake.python(
         "root",
@@ -448,12 +454,7 @@ fn make_available_stops_at_a_stuck_rule() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let rule_states = "from rucio.client import Client\nfor r in Client().list_did_rules('test', 'doomed'):\n    print(r['rse_expression'], r['state'])";
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !lake.python("root", rule_states).contains("SITE-B REPLICATING") {
-        assert!(Instant::now() < deadline, "no REPLICATING rule at SITE-B appeared");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    lake.await_rule("test", "doomed", "SITE-B REPLICATING");
     // The transfer failed, as a conveyor would report it.
     lake.python("root", "from rucio.client import Client\nClient().update_replicas_states('SITE-B', [{'scope': 'test', 'name': 'doomed.f1', 'state': 'U'}])");
     let out = waiting.wait_with_output().unwrap();
