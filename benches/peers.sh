@@ -1,7 +1,7 @@
 # Sourced by the whole-process benchmarks: local peers on 127.0.0.1 and
 # oidc-agent with a registered account, all stopped on exit.
 # Needs: ./dev setup. Provides: step, die, free_port, start_provider,
-# start_oidc_agent, start_moto, start_s3s_fs, start_rucio, use_bench_profile,
+# start_oidc_agent, start_moto, start_s3s_fs, start_rclone_s3, start_rucio, use_bench_profile,
 # prepare_bench, busy_cpus, write_report, and $scratch (removed on exit).
 
 step() { printf '\n==> %s\n' "$*" >&2; }
@@ -64,6 +64,26 @@ start_s3s_fs() {
     mkdir -p "$s3s_data"
     setsid "$s3s_bin" --host 127.0.0.1 --port "$port" --access-key "$s3s_access_key" --secret-key "$s3s_secret_key" \
         "$s3s_data" </dev/null >"$scratch/s3s-fs.log" 2>&1 &
+    peer_pids+=($!)
+    s3s="http://127.0.0.1:$port"
+    wait_http "$s3s/"
+}
+
+# `rclone serve s3` (.venv) with SigV4 auth over a directory of $scratch,
+# setting the same variables as start_s3s_fs (the keys are rclone's own
+# test keys: it refuses short ones).
+start_rclone_s3() {
+    local port
+    s3s_bin=$PWD/.venv/bin/rclone
+    [ -x "$s3s_bin" ] || die "rclone is missing ($s3s_bin): run ./dev setup"
+    port=$(free_port)
+    s3s_data=$scratch/rclone-data
+    s3s_access_key=benchAccessKeyId0001
+    s3s_secret_key=benchSecretAccessKey0123456789
+    mkdir -p "$s3s_data"
+    setsid "$s3s_bin" serve s3 --auth-key "$s3s_access_key,$s3s_secret_key" --addr "127.0.0.1:$port" \
+        --config "$scratch/rclone-server.conf" --cache-dir "$scratch/rclone-server-cache" \
+        "$s3s_data" </dev/null >"$scratch/rclone-server.log" 2>&1 &
     peer_pids+=($!)
     s3s="http://127.0.0.1:$port"
     wait_http "$s3s/"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Whole-process S3 transfers: `lakeport s3 cp` beside `rclone copy` (rclone's
 # S3 backend) and `aws s3 cp` (awscli v1), in one run against one local
-# s3s-fs on 127.0.0.1:
+# server on 127.0.0.1, s3s-fs or (SERVER=rclone) `rclone serve s3`:
 #   - one 1 GiB file, uploaded and downloaded;
 #   - a directory of 1,000 files of 64 KiB (10 folders of 100), uploaded and
 #     downloaded recursively.
@@ -13,7 +13,12 @@
 # the tools; each tool starts from an empty server (its own bucket) and an
 # empty download folder. Every upload is compared byte for byte with the
 # files s3s-fs stored, every download with its source; any difference stops
-# the run. Results: target/bench-results/transfer.md (and stdout).
+# the run. Results: target/bench-results/transfer-$SERVER.md (and stdout).
+#
+# The server's work per byte differs, and on 2 cores it bounds every
+# client: s3s-fs re-reads, re-hashes and rewrites all parts when an upload
+# completes, and reads GET bodies 4 KiB per blocking task; rclone serve s3
+# spends its CPU on UploadPart and answers GETs cheaply.
 #
 # s3s-fs 0.14.1 leaves Nagle's algorithm on (no TCP_NODELAY) and writes GET
 # bodies 4 KiB at a time: most GETs of a 64 KiB object on a kept-alive
@@ -27,7 +32,8 @@
 #
 # Needs: ./dev setup (s3s-fs in .tools, rclone and awscli in .venv), GNU time
 # at /usr/bin/time, about 4 GiB free under TMPDIR.
-# Environment: RUNS (default 3), LAKEPORT (default target/release/lakeport).
+# Environment: RUNS (default 3), LAKEPORT (default target/release/lakeport),
+# SERVER (s3s-fs, the default, or rclone).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +41,8 @@ cd "$root"
 . benches/peers.sh
 runs=${RUNS:-3}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, not '$runs'"
+server=${SERVER:-s3s-fs}
+case $server in s3s-fs | rclone) ;; *) die "SERVER must be s3s-fs or rclone, not '$server'" ;; esac
 target=${CARGO_TARGET_DIR:-$root/target}
 out=$target/bench-results
 lakeport_bin=${LAKEPORT:-$target/release/lakeport}
@@ -52,8 +60,8 @@ many_bytes=$((many_files * 64 * 1024))
 free_kib=$(df -Pk "$scratch" | awk 'NR == 2 { print $4 }')
 [ "$free_kib" -gt $((4 * 1024 * 1024)) ] || die "less than 4 GiB free under $scratch"
 
-step "starting s3s-fs"
-start_s3s_fs
+step "starting $server"
+if [ "$server" = rclone ]; then start_rclone_s3; else start_s3s_fs; fi
 s3s_pid=${peer_pids[-1]}
 ticks=$(getconf CLK_TCK)
 # CPU seconds the server has used so far.
@@ -118,7 +126,11 @@ fi
 tools+=(rclone awscli)
 rclone_version=$("$rclone_bin" version | head -1)
 aws_version=$("$aws_bin" --version 2>&1)
-s3s_version=$("$s3s_bin" --version 2>/dev/null || echo "s3s-fs (version unknown)")
+if [ "$server" = rclone ]; then
+    server_version="rclone serve s3 ($rclone_version)"
+else
+    server_version=$("$s3s_bin" --version 2>/dev/null || echo "s3s-fs (version unknown)")
+fi
 
 # The command of TOOL for OP on BUCKET, into the array $cmd. The upload
 # sources are $src/one/big.bin and $src/many/; downloads go to $down/one/
@@ -340,19 +352,21 @@ PY
 {
     echo "## S3 transfers, whole process: \`lakeport s3 cp\` vs \`rclone copy\` vs \`aws s3 cp\`"
     echo
-    echo "One local s3s-fs on 127.0.0.1 (data on local disk, source files in the page cache);"
+    echo "One local $server_version on 127.0.0.1 (data under $(dirname "$scratch"), source files in the page cache);"
     echo "$runs run(s) per tool and row, the tools interleaved, each from an empty server;"
     echo "every transfer checked byte for byte. Clients at their default transfer settings."
     echo "Target: lakeport at least rclone's throughput and 1.5× awscli's on every row,"
     echo "peak memory under 256 MiB."
     echo
     cat "$scratch/report.md"
-    echo "s3s-fs answers most GETs of a 64 KiB object ~40 ms late (Nagle's algorithm on"
-    echo "its side, delayed ACKs on the client's): the 1,000-file downloads mostly measure"
-    echo "how many GETs a client keeps in flight (rclone 4, awscli 10)."
-    echo
-    echo "Tools: lakeport: $lakeport_version; $rclone_version; $aws_version; server $s3s_version."
+    if [ "$server" = s3s-fs ]; then
+        echo "s3s-fs answers most GETs of a 64 KiB object ~40 ms late (Nagle's algorithm on"
+        echo "its side, delayed ACKs on the client's): the 1,000-file downloads mostly measure"
+        echo "how many GETs a client keeps in flight (rclone 4, awscli 10)."
+        echo
+    fi
+    echo "Tools: lakeport: $lakeport_version; $rclone_version; $aws_version; server $server_version."
     echo
     echo "Machine: $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%d); CPUs busy with other work before the timings: $busy_before, after: $(busy_cpus)."
-} | tee "$out/transfer.md"
-echo "written to $out/transfer.md" >&2
+} | tee "$out/transfer-$server.md"
+echo "written to $out/transfer-$server.md" >&2

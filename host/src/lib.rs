@@ -8,6 +8,7 @@ pub mod config;
 pub mod creds;
 pub mod egress;
 pub mod embedded;
+pub mod file_md5;
 pub mod log;
 pub mod oidc;
 pub mod paths;

@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use anyhow::Result;
 use bytes::Bytes;
-use md5::Digest as _;
 use wasmtime::component::{HasSelf, Resource};
 use wasmtime::Store;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, InputStream, OutputStream, Pollable, StreamError, StreamResult};
-use wasmtime_wasi::runtime::{poll_noop, spawn_blocking, AbortOnDropJoinHandle};
+use tokio::sync::oneshot;
+use wasmtime_wasi::runtime::poll_noop;
 
 use crate::egress::EgressPolicy;
+use crate::file_md5::{ended_early, md5_of_span, Md5Result};
 use crate::progress::Progress;
 use crate::runtime::{arm_deadline, call_error, Grant, HostState, Runtime};
 
@@ -69,20 +70,20 @@ impl TransferError {
 /// Bytes a stream or a digest reads from a file per system call.
 const FILE_CHUNK: usize = 1 << 20;
 
-/// An MD5 computed on one of the runtime's blocking threads, so the
-/// component's thread goes on moving bytes and parts hash on all cores.
+/// An MD5 of a file span, hashed off the component's thread (with other
+/// spans, see `file_md5`) while the component goes on moving bytes.
 pub struct PendingDigest(DigestState);
 
 enum DigestState {
-    Running(AbortOnDropJoinHandle<std::result::Result<[u8; 16], String>>),
-    Done(std::result::Result<[u8; 16], String>),
+    Running(oneshot::Receiver<Md5Result>),
+    Done(Md5Result),
 }
 
 impl PendingDigest {
     fn of_file(file: std::result::Result<File, String>, name: String, offset: u64, len: u64) -> Self {
         PendingDigest(match file {
             Err(e) => DigestState::Done(Err(e)),
-            Ok(file) => DigestState::Running(spawn_blocking(move || md5_of_range(&file, &name, offset, len))),
+            Ok(file) => DigestState::Running(md5_of_span(file, name, offset, len)),
         })
     }
 
@@ -91,36 +92,18 @@ impl PendingDigest {
     }
 }
 
+/// What the hasher's answer, or its absence, means.
+fn digest_outcome(received: std::result::Result<Md5Result, oneshot::error::RecvError>) -> Md5Result {
+    received.unwrap_or_else(|_| Err("the MD5 of the file was never computed (its hashing thread ended)".into()))
+}
+
 #[wasmtime_wasi::async_trait]
 impl Pollable for PendingDigest {
     async fn ready(&mut self) {
-        if let DigestState::Running(handle) = &mut self.0 {
-            self.0 = DigestState::Done(handle.await);
+        if let DigestState::Running(receiver) = &mut self.0 {
+            self.0 = DigestState::Done(digest_outcome(receiver.await));
         }
     }
-}
-
-fn md5_of_range(file: &File, name: &str, offset: u64, len: u64) -> std::result::Result<[u8; 16], String> {
-    let mut hasher = md5::Md5::new();
-    let mut buf = vec![0u8; FILE_CHUNK.min(len as usize)];
-    let mut done = 0u64;
-    while done < len {
-        let want = buf.len().min((len - done) as usize);
-        match file.read_at(&mut buf[..want], offset + done) {
-            Ok(0) => return Err(ended_early(name, offset + done, offset + len)),
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                done += n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("reading {name}: {e}")),
-        }
-    }
-    Ok(hasher.finalize().into())
-}
-
-fn ended_early(name: &str, at: u64, expected: u64) -> String {
-    format!("{name} ended at byte {at} where {expected} bytes were expected: it changed while it was read; try again once it is no longer written to")
 }
 
 /// A span of a file as a `wasi:io` input stream: the component splices it
@@ -363,8 +346,8 @@ impl files::HostPendingDigest for HostState {
             Ok(d) => d,
             Err(e) => return Some(Err(e.to_string())),
         };
-        if let DigestState::Running(handle) = &mut digest.0 {
-            digest.0 = DigestState::Done(poll_noop(std::pin::Pin::new(handle))?);
+        if let DigestState::Running(receiver) = &mut digest.0 {
+            digest.0 = DigestState::Done(digest_outcome(poll_noop(std::pin::Pin::new(receiver))?));
         }
         match &digest.0 {
             DigestState::Done(result) => Some(result.clone().map(|d| d.to_vec())),
