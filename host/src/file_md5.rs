@@ -26,6 +26,50 @@ pub fn md5_of_span(file: File, name: String, offset: u64, len: u64) -> oneshot::
     receiver
 }
 
+/// The MD5 of a file's first bytes, kept so that a longer prefix of the
+/// same file goes on from it instead of starting over: a download whose
+/// ETag is the MD5 of the whole object hashes each complete prefix while
+/// later ranges still arrive. Shared by the prefixes of one file, which
+/// must not change once hashed.
+#[derive(Default)]
+pub struct PrefixMd5 {
+    state: Md5State,
+}
+
+/// The MD5 of the first `len` bytes of `file`, going on from what `prefix`
+/// holds (a prefix shorter than that is hashed afresh).
+pub fn md5_of_prefix(prefix: Arc<Mutex<PrefixMd5>>, file: File, name: String, len: u64) -> oneshot::Receiver<Md5Result> {
+    let (done, receiver) = oneshot::channel();
+    // One prefix at a time per file: each goes on from the one before.
+    // Whether this one can is known only once the earlier ones are done.
+    let hash = move || {
+        let mut prefix = prefix.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fresh = Md5State::new();
+        let state = if prefix.state.bytes_hashed() <= len { &mut prefix.state } else { &mut fresh };
+        let mut lane = Lane { span: Span { file, name, offset: 0, len, done }, hashed: state.bytes_hashed(), buf: Vec::new() };
+        let result = loop {
+            if lane.hashed == len {
+                break Ok(state.finalize());
+            }
+            if let Err(e) = lane.read_chunk() {
+                break Err(e);
+            }
+            state.update(&lane.buf);
+        };
+        let _ = lane.span.done.send(result);
+    };
+    if std::thread::Builder::new().name("lakeport-md5-prefix".into()).spawn(hash).is_err() {
+        return failed("no thread to hash with");
+    }
+    receiver
+}
+
+fn failed(message: &str) -> oneshot::Receiver<Md5Result> {
+    let (done, receiver) = oneshot::channel();
+    let _ = done.send(Err(message.into()));
+    receiver
+}
+
 /// What a span that came up short says.
 pub fn ended_early(name: &str, at: u64, expected: u64) -> String {
     format!("{name} ended at byte {at} where {expected} bytes were expected: it changed while it was read; try again once it is no longer written to")
@@ -190,6 +234,27 @@ mod tests {
             let expected: [u8; 16] = md5::Md5::digest(&data[*at as usize..(*at + *len) as usize]).into();
             assert_eq!(wait(receiver), Ok(expected), "span {at}+{len}");
         }
+    }
+
+    #[test]
+    fn growing_prefixes_go_on_from_the_last_one() {
+        let data: Vec<u8> = (0..2 * CHUNK + 999).map(|i| (i * 7 + i / 4099) as u8).collect();
+        let (_tmp, file) = file_of(&data);
+        let prefix = Arc::new(Mutex::new(PrefixMd5::default()));
+        let md5_of = |len: usize| -> Md5Result { Ok(md5::Md5::digest(&data[..len]).into()) };
+        for len in [0, 64, CHUNK, CHUNK + 5, 2 * CHUNK + 999, 100] {
+            let got = wait(md5_of_prefix(prefix.clone(), file.try_clone().unwrap(), "f".into(), len as u64));
+            assert_eq!(got, md5_of(len), "prefix of {len}");
+        }
+        // Asked for at once, a longer one may be hashed first.
+        let fresh = Arc::new(Mutex::new(PrefixMd5::default()));
+        let lens = [2 * CHUNK + 999, 70, CHUNK, 2 * CHUNK, 1];
+        let receivers: Vec<_> = lens.iter().map(|&len| md5_of_prefix(fresh.clone(), file.try_clone().unwrap(), "f".into(), len as u64)).collect();
+        for (len, receiver) in lens.iter().zip(receivers) {
+            assert_eq!(wait(receiver), md5_of(*len), "prefix of {len} asked for among others");
+        }
+        // The longest prefix asked for is what a next one starts from.
+        assert_eq!(prefix.lock().unwrap().state.bytes_hashed(), (2 * CHUNK + 999) as u64);
     }
 
     #[test]

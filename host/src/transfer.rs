@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use wasmtime_wasi::runtime::poll_noop;
 
 use crate::egress::EgressPolicy;
-use crate::file_md5::{ended_early, md5_of_span, Md5Result};
+use crate::file_md5::{ended_early, md5_of_prefix, md5_of_span, Md5Result, PrefixMd5};
 use crate::progress::Progress;
 use crate::runtime::{arm_deadline, call_error, Grant, HostState, Runtime};
 
@@ -84,6 +84,13 @@ impl PendingDigest {
         PendingDigest(match file {
             Err(e) => DigestState::Done(Err(e)),
             Ok(file) => DigestState::Running(md5_of_span(file, name, offset, len)),
+        })
+    }
+
+    fn of_prefix(prefix: Arc<Mutex<PrefixMd5>>, file: std::result::Result<File, String>, name: String, len: u64) -> Self {
+        PendingDigest(match file {
+            Err(e) => DigestState::Done(Err(e)),
+            Ok(file) => DigestState::Running(md5_of_prefix(prefix, file, name, len)),
         })
     }
 
@@ -266,17 +273,26 @@ pub struct FileSink {
     file: Option<File>,
     committed: bool,
     progress: Arc<Progress>,
+    /// The MD5 of the longest prefix asked for so far.
+    prefix_md5: Arc<Mutex<PrefixMd5>>,
 }
 
 impl FileSink {
     pub fn file(path: &Path, progress: Arc<Progress>) -> Self {
         let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "download".into());
         let temp = path.with_file_name(format!(".{file_name}.lakeport-partial"));
-        FileSink { name: path.display().to_string(), paths: Some((path.to_path_buf(), temp)), file: None, committed: false, progress }
+        FileSink {
+            name: path.display().to_string(),
+            paths: Some((path.to_path_buf(), temp)),
+            file: None,
+            committed: false,
+            progress,
+            prefix_md5: Arc::default(),
+        }
     }
 
     pub fn stdout(progress: Arc<Progress>) -> Self {
-        FileSink { name: "stdout".into(), paths: None, file: None, committed: false, progress }
+        FileSink { name: "stdout".into(), paths: None, file: None, committed: false, progress, prefix_md5: Arc::default() }
     }
 
     fn open(&mut self) -> std::result::Result<&File, String> {
@@ -460,6 +476,7 @@ impl files::HostSink for HostState {
 
     fn md5(&mut self, sink: Resource<FileSink>, offset: u64, len: u64) -> wasmtime::Result<Resource<PendingDigest>> {
         let digest = match self.table().get_mut(&sink) {
+            Ok(sink) if offset == 0 => PendingDigest::of_prefix(sink.prefix_md5.clone(), sink.file_handle(), sink.name.clone(), len),
             Ok(sink) => PendingDigest::of_file(sink.file_handle(), sink.name.clone(), offset, len),
             Err(e) => PendingDigest::failed(e.to_string()),
         };

@@ -163,6 +163,14 @@ impl DownloadPlan {
         GetOptions { range: self.range(index), if_match: self.etag.clone(), part_number: None }
     }
 
+    /// Whether each range's own MD5 serves the check: it is the object's
+    /// when the object is one range, and a part's when parts are hashed.
+    /// An object MD5 over several ranges is hashed in order instead, and an
+    /// ETag that is no MD5 leaves only the size to check.
+    pub fn range_md5_needed(&self) -> bool {
+        self.range_count() == 1 || matches!(self.etag_check, EtagCheck::PartMd5s { .. })
+    }
+
     /// Part sizes whose chunk MD5s a [`RangeHasher`] computes.
     pub fn hashed_part_sizes(&self) -> &[u64] {
         match &self.etag_check {
@@ -176,14 +184,16 @@ impl DownloadPlan {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RangeDigest {
     pub length: u64,
-    pub md5: Md5,
+    /// When [`DownloadPlan::range_md5_needed`].
+    pub md5: Option<Md5>,
     /// For each hashed part size: the MD5s of the range's aligned chunks.
     pub chunk_md5s: Vec<(u64, Vec<Md5>)>,
 }
 
 /// Hashes one range as its bytes arrive, in order.
 pub struct RangeHasher {
-    whole: Md5Hasher,
+    /// The whole range's, when needed.
+    whole: Option<Md5Hasher>,
     length: u64,
     /// Per hashed part size: (part size, and unless the part size is the
     /// range size — whose one chunk is the whole range, hashed once — the
@@ -194,7 +204,7 @@ pub struct RangeHasher {
 impl RangeHasher {
     pub fn new(plan: &DownloadPlan) -> Self {
         RangeHasher {
-            whole: Md5Hasher::default(),
+            whole: plan.range_md5_needed().then(Md5Hasher::default),
             length: 0,
             chunks: plan
                 .hashed_part_sizes()
@@ -205,7 +215,9 @@ impl RangeHasher {
     }
 
     pub fn update(&mut self, data: &[u8]) {
-        self.whole.update(data);
+        if let Some(whole) = &mut self.whole {
+            whole.update(data);
+        }
         self.length += data.len() as u64;
         for (size, state) in &mut self.chunks {
             let Some((hasher, filled, done)) = state else { continue };
@@ -224,12 +236,12 @@ impl RangeHasher {
     }
 
     pub fn finish(self) -> RangeDigest {
-        let whole = self.whole.finish();
+        let whole = self.whole.map(Md5Hasher::finish);
         let chunk_md5s = self
             .chunks
             .into_iter()
             .map(|(size, state)| match state {
-                None => (size, if self.length > 0 { vec![whole] } else { Vec::new() }),
+                None => (size, whole.filter(|_| self.length > 0).into_iter().collect()),
                 Some((hasher, filled, mut done)) => {
                     if filled > 0 {
                         done.push(hasher.finish());
@@ -243,12 +255,12 @@ impl RangeHasher {
 }
 
 /// The spans whose MD5s make the [`RangeDigest`] of a range of `length`
-/// bytes, relative to the range's start: the whole range, then each hashed
-/// part size's aligned chunks, each span once. For digests computed
+/// bytes, relative to the range's start: the whole range (when needed),
+/// then each hashed part size's aligned chunks, each span once. For digests computed
 /// elsewhere (the host, over a file the bytes were written to) instead of
 /// by a [`RangeHasher`] over the bytes.
 pub fn digest_spans(plan: &DownloadPlan, length: u64) -> Vec<(u64, u64)> {
-    let mut spans = vec![(0, length)];
+    let mut spans = if plan.range_md5_needed() { vec![(0, length)] } else { Vec::new() };
     for &size in plan.hashed_part_sizes() {
         for span in chunk_spans(size, length) {
             if !spans.contains(&span) {
@@ -272,7 +284,8 @@ pub fn range_digest(plan: &DownloadPlan, length: u64, md5s: &[Md5]) -> Result<Ra
     }
     let md5_of = |span: (u64, u64)| md5s[spans.iter().position(|s| *s == span).expect("every chunk span is listed")];
     let chunk_md5s = plan.hashed_part_sizes().iter().map(|&size| (size, chunk_spans(size, length).map(md5_of).collect())).collect();
-    Ok(RangeDigest { length, md5: md5s[0], chunk_md5s })
+    let md5 = plan.range_md5_needed().then(|| md5_of((0, length)));
+    Ok(RangeDigest { length, md5, chunk_md5s })
 }
 
 /// MD5s of an object's data cut at one part size.
@@ -370,6 +383,8 @@ enum RangeState {
 pub struct RangedDownload {
     plan: DownloadPlan,
     ranges: Vec<RangeState>,
+    /// How many ranges from the first are done.
+    done_prefix: u32,
     retry: RetryPolicy,
     failure: Option<TransferError>,
 }
@@ -386,7 +401,7 @@ pub struct RangeToFetch {
 impl RangedDownload {
     pub fn new(plan: DownloadPlan, retry: RetryPolicy) -> Self {
         let ranges = vec![RangeState::Pending; plan.range_count() as usize];
-        RangedDownload { plan, ranges, retry, failure: None }
+        RangedDownload { plan, ranges, done_prefix: 0, retry, failure: None }
     }
 
     pub fn plan(&self) -> &DownloadPlan {
@@ -424,7 +439,22 @@ impl RangedDownload {
             return Err(TransferError::Integrity(format!("range {index} brought {} bytes instead of {length}", digest.length)));
         }
         self.ranges[index as usize] = RangeState::Done(digest);
+        while matches!(self.ranges.get(self.done_prefix as usize), Some(RangeState::Done(_))) {
+            self.done_prefix += 1;
+        }
         Ok(())
+    }
+
+    /// Where the leading run of done ranges ends: every byte before it has
+    /// arrived (and no retry will write it again).
+    pub fn done_prefix_end(&self) -> u64 {
+        match self.done_prefix {
+            0 => 0,
+            n => {
+                let (offset, length) = self.plan.span(n - 1);
+                offset + length
+            }
+        }
     }
 
     /// On [`RetryDecision::GiveUp`] the download fails; otherwise the range
@@ -459,7 +489,7 @@ impl RangedDownload {
             })
             .collect();
         let received = digests.iter().map(|d| d.length).sum();
-        let whole_md5 = whole_md5.or_else(|| (digests.len() == 1).then(|| digests[0].md5));
+        let whole_md5 = whole_md5.or_else(|| if digests.len() == 1 { digests[0].md5 } else { None });
         let guesses: Vec<PartDigests> = self
             .plan
             .hashed_part_sizes()

@@ -182,7 +182,7 @@ fn range_hasher_chunks_align_with_parts() {
     h.update(&bytes[(7 * MB) as usize..]);
     let digest = h.finish();
     assert_eq!(digest.length, plan.range_size);
-    assert_eq!(digest.md5, md5(&bytes));
+    assert_eq!(digest.md5, Some(md5(&bytes)));
     let expected: Vec<Md5> = bytes.chunks(5 * MB as usize).map(md5).collect();
     assert_eq!(digest.chunk_md5s, vec![(5 * MB, expected)]);
 }
@@ -199,7 +199,7 @@ fn failed_ranges_are_fetched_again_or_fail_the_download() {
     assert_eq!(d.range_failed(a.index, &busy, 0, 3), RetryDecision::Retry { after_ms: 3 });
     assert_eq!(d.next_range(), None, "the retried range keeps its slot");
     // A short range is refused; the driver releases it to fetch again.
-    let short = RangeDigest { length: 5, md5: md5(b"12345"), chunk_md5s: vec![] };
+    let short = RangeDigest { length: 5, md5: Some(md5(b"12345")), chunk_md5s: vec![] };
     assert!(matches!(d.range_done(b.index, short), Err(TransferError::Integrity(_))));
     d.release_range(b.index).unwrap();
     assert_eq!(d.next_range().unwrap().index, 1);
@@ -213,7 +213,8 @@ fn failed_ranges_are_fetched_again_or_fail_the_download() {
 
 /// Digests computed elsewhere from `digest_spans` (the host hashing the
 /// file a range was written to) equal those a RangeHasher makes of the
-/// bytes, for known, guessed and no part sizes, in full and short ranges.
+/// bytes, for known, guessed and no part sizes, in full and short ranges;
+/// an object MD5 over several ranges hashes nothing per range.
 #[test]
 fn digests_of_spans_equal_the_range_hasher() {
     let object = data(45 * MB + 12_345);
@@ -227,6 +228,7 @@ fn digests_of_spans_equal_the_range_hasher() {
         .unwrap(),
         DownloadPlan::new(object.len() as u64, Some(&format!("\"{}\"", to_hex(&md5(&object)))), &DownloadOptions::default()).unwrap(),
     ];
+    assert!(plans[0].range_md5_needed() && plans[1].range_md5_needed() && !plans[2].range_md5_needed());
     for plan in &plans {
         assert!(plan.range_count() > 1);
         for index in [0, plan.range_count() - 1] {
@@ -235,10 +237,35 @@ fn digests_of_spans_equal_the_range_hasher() {
             let mut hasher = RangeHasher::new(plan);
             hasher.update(bytes);
             let spans = digest_spans(plan, length);
-            assert_eq!(spans.iter().filter(|s| **s == (0, length)).count(), 1, "no span twice");
+            let whole_spans = spans.iter().filter(|s| **s == (0, length)).count();
+            assert_eq!(whole_spans, usize::from(plan.range_md5_needed()), "no span twice");
             let md5s: Vec<Md5> = spans.iter().map(|&(at, len)| md5(&bytes[at as usize..(at + len) as usize])).collect();
             assert_eq!(range_digest(plan, length, &md5s).unwrap(), hasher.finish());
-            assert!(range_digest(plan, length, &md5s[1..]).is_err());
+            if !md5s.is_empty() {
+                assert!(range_digest(plan, length, &md5s[1..]).is_err());
+            }
         }
     }
+}
+
+#[test]
+fn the_done_prefix_grows_only_over_ranges_done_from_the_first() {
+    let object = data(40 * MB + 5);
+    let plan = DownloadPlan::new(object.len() as u64, None, &DownloadOptions { max_in_flight: 3, ..Default::default() }).unwrap();
+    let mut d = RangedDownload::new(plan.clone(), RetryPolicy::default());
+    let ranges: Vec<_> = std::iter::from_fn(|| d.next_range()).collect();
+    assert_eq!(ranges.len(), 3);
+    let digest = |r: &RangeToFetch| {
+        let mut h = RangeHasher::new(&plan);
+        h.update(&object[r.offset as usize..(r.offset + r.length) as usize]);
+        h.finish()
+    };
+    assert_eq!(d.done_prefix_end(), 0);
+    // The last and the middle range first: nothing from the start yet.
+    d.range_done(2, digest(&ranges[2])).unwrap();
+    d.range_done(1, digest(&ranges[1])).unwrap();
+    assert_eq!(d.done_prefix_end(), 0);
+    // The first one closes the gap: the prefix is the whole object.
+    d.range_done(0, digest(&ranges[0])).unwrap();
+    assert_eq!(d.done_prefix_end(), object.len() as u64);
 }

@@ -542,8 +542,11 @@ impl Session {
         let size = plan.size;
         let random_access = sink.random_access();
         // A plain ETag is the MD5 of all bytes in order: for a file the host
-        // hashes it once complete; a pipe's bytes are hashed as they go out.
+        // hashes each complete prefix while later ranges still arrive (it
+        // goes on from the last one), leaving only the tail for the end; a
+        // pipe's bytes are hashed as they go out.
         let whole_md5 = matches!(plan.etag.as_deref().map(etag_kind), Some(EtagKind::Md5(_))) && plan.range_count() > 1;
+        let mut prefix_md5: Option<PendingDigest> = None;
         let max_held = 2 * self.settings.concurrency.max(1);
         let mut download = RangedDownload::new(plan.clone(), self.settings.retry);
         let mut hasher = Md5Hasher::default();
@@ -557,8 +560,13 @@ impl Session {
                 running.push(self.fetch_range(bucket, key, &plan, range, sink, 0));
             }
             let Some((range, result)) = running.next().await else { break };
+            let prefix_before = download.done_prefix_end();
             match result.and_then(|fetched| download.range_done(range.index, fetched.digest).map(|()| fetched.data)) {
-                Ok(None) => {}
+                Ok(None) => {
+                    if whole_md5 && download.done_prefix_end() > prefix_before {
+                        prefix_md5 = Some(sink.md5(0, download.done_prefix_end()));
+                    }
+                }
                 Ok(Some(data)) => {
                     held.insert(range.index, (range.offset, data));
                     while let Some((offset, data)) = held.remove(&next_in_order) {
@@ -580,7 +588,10 @@ impl Session {
         }
         let whole = match (whole_md5, random_access) {
             (false, _) => None,
-            (true, true) => Some(host_md5(sink.md5(0, size)).await.map_err(|e| local_io("reading back", &sink.name(), e))?),
+            (true, true) => {
+                drop(prefix_md5);
+                Some(host_md5(sink.md5(0, size)).await.map_err(|e| local_io("reading back", &sink.name(), e))?)
+            }
             (true, false) => Some(hasher.finish()),
         };
         let verification = download.verify(whole)?;
