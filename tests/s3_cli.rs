@@ -289,6 +289,38 @@ fn kill_during_upload_then_resume_sends_only_the_missing_parts() {
     assert!(watch.forwarded().iter().any(|l| l.starts_with("POST ") && l.contains("uploadId=")), "the upload was completed");
 }
 
+/// Requests to one endpoint reuse kept-alive connections (no new TCP, or
+/// over https TLS, handshake each): 60 files up and down, `--concurrency 4`,
+/// take at most a few connections per direction, and arrive intact.
+#[test]
+fn connections_are_kept_alive_across_requests() {
+    let server = Peer::s3s_fs();
+    let env = S3Env::new(&server.endpoint);
+    env.ok(&["mb", "s3://keepalive"]);
+    let files: Vec<(String, Vec<u8>)> = (0..60).map(|i| (format!("f{i:02}"), pattern(1000 + i * 37, i as u32))).collect();
+    for (name, bytes) in &files {
+        env.write(&format!("up/{name}"), bytes);
+    }
+    let connections = |args: &[&str]| {
+        let mut all = vec!["--verbose", "s3"];
+        all.extend_from_slice(args);
+        let out = env.user.lakeport(&all);
+        ok(&out);
+        stderr(&out).lines().filter(|l| l.contains("connected to 127.0.0.1")).count()
+    };
+    let up = env.path("up");
+    let uploaded = connections(&["cp", "--recursive", "--concurrency", "4", up.to_str().unwrap(), "s3://keepalive/k/"]);
+    let down = env.path("down");
+    let downloaded = connections(&["cp", "--recursive", "--concurrency", "4", "s3://keepalive/k/", down.to_str().unwrap()]);
+    for (name, bytes) in &files {
+        assert_eq!(file_sha(&down.join(name)), sha256(bytes), "{name}");
+    }
+    // 60 PUTs (or a LIST and 60 GETs), 4 at a time: a connection each
+    // would be 60 or more.
+    assert!(uploaded <= 8, "{uploaded} connections for 60 uploads");
+    assert!(downloaded <= 8, "{downloaded} connections for a listing and 60 downloads");
+}
+
 #[test]
 fn the_component_has_no_filesystem_and_reaches_only_the_endpoint() {
     // No file or socket import at all: files come only as handles the host opened.

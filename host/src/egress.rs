@@ -3,12 +3,13 @@
 //! (`--ca-file`), as curl does. Everything else is refused before any
 //! connection is made, and the component reports the host it was denied.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
 use bytes::Bytes;
@@ -57,6 +58,52 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
 const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a kept-alive connection waits for its next request. Servers
+/// close idle ones after a few seconds to minutes; a request sent just as
+/// one does fails, so only connections idle for less than the shortest
+/// common limit are reused. Requests of one transfer follow each other
+/// within milliseconds.
+const KEEP_IDLE_FOR: Duration = Duration::from_secs(4);
+/// Idle connections kept per endpoint: above the most requests in flight.
+const MAX_IDLE_PER_ENDPOINT: usize = 64;
+
+type Sender = hyper::client::conn::http1::SendRequest<WasiBody>;
+
+/// Connections whose last response is fully read, by (TLS, host, port):
+/// the next request to the same endpoint reuses one, without a new TCP
+/// and TLS handshake.
+#[derive(Default)]
+struct IdleConnections(Mutex<HashMap<(bool, String, u16), Vec<(Sender, Instant)>>>);
+
+impl IdleConnections {
+    fn take(&self, endpoint: &(bool, String, u16)) -> Option<Sender> {
+        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = idle.get_mut(endpoint)?;
+        while let Some((sender, since)) = kept.pop() {
+            if since.elapsed() < KEEP_IDLE_FOR && sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Keeps the connection once its response is read to the end; one the
+    /// server or a partly read body closes is let go.
+    fn give_back(self: Arc<Self>, endpoint: (bool, String, u16), mut sender: Sender) {
+        tokio::spawn(async move {
+            if sender.ready().await.is_err() {
+                return;
+            }
+            let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let kept = idle.entry(endpoint).or_default();
+            kept.retain(|(sender, since)| since.elapsed() < KEEP_IDLE_FOR && !sender.is_closed());
+            if kept.len() < MAX_IDLE_PER_ENDPOINT {
+                kept.push((sender, Instant::now()));
+            }
+        });
+    }
+}
+
 /// What one component instance may reach.
 pub struct EgressPolicy {
     allowed: Vec<AllowedHost>,
@@ -64,11 +111,12 @@ pub struct EgressPolicy {
     /// Built on the first https request: reading the system store costs
     /// milliseconds that a cached `lakeport creds` should not pay.
     tls: OnceLock<std::result::Result<Arc<rustls::ClientConfig>, String>>,
+    idle: Arc<IdleConnections>,
 }
 
 impl EgressPolicy {
     pub fn new(allowed: Vec<AllowedHost>, extra_ca: Option<PathBuf>) -> Self {
-        EgressPolicy { allowed, extra_ca, tls: OnceLock::new() }
+        EgressPolicy { allowed, extra_ca, tls: OnceLock::new(), idle: Arc::default() }
     }
 
     pub fn allows(&self, host: &str, port: u16) -> bool {
@@ -104,33 +152,17 @@ impl EgressPolicy {
         let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(FIRST_BYTE_TIMEOUT);
         let between_bytes = options.and_then(|o| o.between_bytes_timeout).unwrap_or(BETWEEN_BYTES_TIMEOUT).max(Duration::from_millis(1));
 
-        let bare_host = host.trim_matches(['[', ']']).to_string();
-        let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect((bare_host.as_str(), port))).await {
-            Err(_) => return Err(Error::ConnectionTimeout),
-            Ok(Err(e)) => return Err(connect_error(&host, port, e)),
-            Ok(Ok(s)) => s,
-        };
-        let _ = tcp.set_nodelay(true);
-        log::verbose(format_args!("connected to {host}:{port} ({})", tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default()));
-
         // The request line carries only the path; the authority is in Host.
         *request.uri_mut() = http::Uri::builder()
             .path_and_query(uri.path_and_query().map_or("/", |p| p.as_str()))
             .build()
             .map_err(|_| Error::HttpRequestUriInvalid)?;
 
-        let (sender, conn) = if use_tls {
-            let config = self.tls().map_err(|e| Error::InternalError(Some(e)))?;
-            let name = ServerName::try_from(bare_host).map_err(|_| Error::HttpRequestUriInvalid)?;
-            let stream = tokio::time::timeout(connect_timeout, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
-                .await
-                .map_err(|_| Error::ConnectionTimeout)?
-                .map_err(Error::Tls)?;
-            handshake(stream).await?
-        } else {
-            handshake(tcp).await?
+        let endpoint = (use_tls, normalize_host(&host), port);
+        let mut sender = match self.idle.take(&endpoint) {
+            Some(sender) => sender,
+            None => self.connect(&host, port, use_tls, connect_timeout).await?,
         };
-        let mut sender = sender;
         // Method and path only: queries may carry upload IDs or, in
         // presigned URLs, signatures.
         let method = request.method().clone();
@@ -143,21 +175,50 @@ impl EgressPolicy {
                 Error::from(e)
             })?;
         log::verbose(format_args!("{method} {host}:{port}{path}: {}", response.status().as_u16()));
+        self.idle.clone().give_back(endpoint, sender);
         let response = response.map(|body| StallGuard::new(body, between_bytes).boxed_unsync());
-        Ok((response, Box::new(async move { conn.await.unwrap_or(Ok(())) })))
+        // The connection outlives this exchange; its errors reach the
+        // component through the response body.
+        Ok((response, Box::new(async { Ok(()) })))
+    }
+
+    /// A new connection, over TLS for https, driven by its own task.
+    async fn connect(&self, host: &str, port: u16, use_tls: bool, connect_timeout: Duration) -> std::result::Result<Sender, Error> {
+        let bare_host = host.trim_matches(['[', ']']).to_string();
+        let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect((bare_host.as_str(), port))).await {
+            Err(_) => return Err(Error::ConnectionTimeout),
+            Ok(Err(e)) => return Err(connect_error(host, port, e)),
+            Ok(Ok(s)) => s,
+        };
+        let _ = tcp.set_nodelay(true);
+        log::verbose(format_args!("connected to {host}:{port} ({})", tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default()));
+        if use_tls {
+            let config = self.tls().map_err(|e| Error::InternalError(Some(e)))?;
+            let name = ServerName::try_from(bare_host).map_err(|_| Error::HttpRequestUriInvalid)?;
+            let stream = tokio::time::timeout(connect_timeout, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
+                .await
+                .map_err(|_| Error::ConnectionTimeout)?
+                .map_err(Error::Tls)?;
+            handshake(stream).await
+        } else {
+            handshake(tcp).await
+        }
     }
 }
 
-type Driver = tokio::task::JoinHandle<std::result::Result<(), Error>>;
-
-/// HTTP/1.1 over a connected stream; the connection is driven by its own task.
-async fn handshake<S>(stream: S) -> std::result::Result<(hyper::client::conn::http1::SendRequest<WasiBody>, Driver), Error>
+/// HTTP/1.1 over a connected stream; the connection is driven by its own
+/// task until it closes.
+async fn handshake<S>(stream: S) -> std::result::Result<Sender, Error>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(Error::from)?;
-    let driver = tokio::spawn(async move { conn.await.map_err(Error::from) });
-    Ok((sender, driver))
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            log::verbose(format_args!("a connection ended: {e}"));
+        }
+    });
+    Ok(sender)
 }
 
 fn connect_error(host: &str, port: u16, e: std::io::Error) -> Error {

@@ -3,7 +3,9 @@
 //! (after reading the request head, so the client is mid-request), answers
 //! others with 503 `SlowDown`, can flip a byte in response bodies, and can
 //! slow every request down. It records the request line of every request
-//! it forwarded, so tests can see what was (not) sent.
+//! it forwarded, so tests can see what was (not) sent. Its faults are per
+//! connection, so every answer it passes on says `Connection: close`: the
+//! client sends one request per connection through it.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -135,38 +137,37 @@ fn handle(n: usize, mut client: TcpStream, upstream: &str, faults: Faults, log: 
         let _ = server_write.shutdown(Shutdown::Write);
     });
     let corrupt = faults.corrupt_get_bodies && request_line.starts_with("GET ");
-    let mut answer_head = Vec::new();
-    let mut body_seen = false;
-    let mut flipped = false;
+    // The answer's head is held until complete, to add `Connection: close`.
+    let mut answer_head: Option<Vec<u8>> = Some(Vec::new());
+    let mut flip_next = false;
     let mut chunk = vec![0u8; 65536];
     loop {
         let k = match server.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(k) => k,
         };
-        let data = &mut chunk[..k];
-        if corrupt && !flipped {
-            if !body_seen {
-                answer_head.extend_from_slice(data);
-                if let Some(end) = answer_head.windows(4).position(|w| w == b"\r\n\r\n") {
-                    body_seen = true;
-                    let ok = answer_head.starts_with(b"HTTP/1.1 200") || answer_head.starts_with(b"HTTP/1.1 206");
-                    let body_start_in_data = (end + 4) - (answer_head.len() - k);
-                    if !ok {
-                        flipped = true; // errors pass through untouched
-                    } else if body_start_in_data < k {
-                        data[body_start_in_data] ^= 0x01;
-                        flipped = true;
-                        count.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            } else {
-                data[0] ^= 0x01;
-                flipped = true;
-                count.fetch_add(1, Ordering::Relaxed);
+        let mut data = chunk[..k].to_vec();
+        if let Some(head) = &mut answer_head {
+            head.extend_from_slice(&data);
+            let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            let ok = head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.1 206");
+            let body = head.split_off(end + 4);
+            head.truncate(end + 2);
+            head.extend_from_slice(b"Connection: close\r\n\r\n");
+            if client.write_all(head).is_err() {
+                break;
             }
+            answer_head = None;
+            // Errors pass through untouched.
+            flip_next = corrupt && ok;
+            data = body;
         }
-        if client.write_all(data).is_err() {
+        if flip_next && !data.is_empty() {
+            data[0] ^= 0x01;
+            flip_next = false;
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        if client.write_all(&data).is_err() {
             break;
         }
     }
