@@ -68,15 +68,17 @@ const KEEP_IDLE_FOR: Duration = Duration::from_secs(4);
 const MAX_IDLE_PER_ENDPOINT: usize = 64;
 
 type Sender = hyper::client::conn::http1::SendRequest<WasiBody>;
+/// TLS or not, host, port.
+type Endpoint = (bool, String, u16);
 
-/// Connections whose last response is fully read, by (TLS, host, port):
+/// Connections whose last response is fully read, by endpoint:
 /// the next request to the same endpoint reuses one, without a new TCP
 /// and TLS handshake.
 #[derive(Default)]
-struct IdleConnections(Mutex<HashMap<(bool, String, u16), Vec<(Sender, Instant)>>>);
+struct IdleConnections(Mutex<HashMap<Endpoint, Vec<(Sender, Instant)>>>);
 
 impl IdleConnections {
-    fn take(&self, endpoint: &(bool, String, u16)) -> Option<Sender> {
+    fn take(&self, endpoint: &Endpoint) -> Option<Sender> {
         let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let kept = idle.get_mut(endpoint)?;
         while let Some((sender, since)) = kept.pop() {
@@ -89,7 +91,7 @@ impl IdleConnections {
 
     /// Keeps the connection once its response is read to the end; one the
     /// server or a partly read body closes is let go.
-    fn give_back(self: Arc<Self>, endpoint: (bool, String, u16), mut sender: Sender) {
+    fn give_back(self: Arc<Self>, endpoint: Endpoint, mut sender: Sender) {
         tokio::spawn(async move {
             if sender.ready().await.is_err() {
                 return;
