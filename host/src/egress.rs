@@ -194,6 +194,7 @@ impl EgressPolicy {
         };
         let _ = tcp.set_nodelay(true);
         log::verbose(format_args!("connected to {host}:{port} ({})", tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default()));
+        let tcp = QuickAck(tcp);
         if use_tls {
             let config = self.tls().map_err(|e| Error::InternalError(Some(e)))?;
             let name = ServerName::try_from(bare_host).map_err(|_| Error::HttpRequestUriInvalid)?;
@@ -205,6 +206,54 @@ impl EgressPolicy {
         } else {
             handshake(tcp).await
         }
+    }
+}
+
+/// A TCP connection that acknowledges what it read at once. A server that
+/// leaves Nagle's algorithm on (s3s-fs does) holds each small write of an
+/// answer until the one before is acknowledged, and Linux delays that
+/// acknowledgement by up to 40 ms once a connection is past its first
+/// exchanges: on a kept-alive connection nearly every small answer would
+/// wait that long.
+struct QuickAck(TcpStream);
+
+impl QuickAck {
+    fn ack_now(&self) {
+        #[cfg(target_os = "linux")]
+        let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
+    }
+}
+
+impl tokio::io::AsyncRead for QuickAck {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.0).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.ack_now();
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for QuickAck {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

@@ -44,6 +44,12 @@ pub fn md5_of_prefix(prefix: Arc<Mutex<PrefixMd5>>, file: File, name: String, le
     // Whether this one can is known only once the earlier ones are done.
     let hash = move || {
         let mut prefix = prefix.lock().unwrap_or_else(|e| e.into_inner());
+        // A prefix that a longer one overtook is hashed afresh, but only if
+        // someone still waits for it: a download drops each prefix it asked
+        // for once it asks for a longer one.
+        if prefix.state.bytes_hashed() > len && done.is_closed() {
+            return;
+        }
         let mut fresh = Md5State::new();
         let state = if prefix.state.bytes_hashed() <= len { &mut prefix.state } else { &mut fresh };
         let mut lane = Lane { span: Span { file, name, offset: 0, len, done }, hashed: state.bytes_hashed(), buf: Vec::new() };
