@@ -22,9 +22,10 @@
 #
 # s3s-fs 0.14.1 leaves Nagle's algorithm on (no TCP_NODELAY) and writes GET
 # bodies 4 KiB at a time: most GETs of a 64 KiB object on a kept-alive
-# connection wait ~40 ms for the client's delayed ACK (PUTs do not). The
-# 1,000-file downloads are bound by that and so mostly measure how many GETs
-# a client keeps in flight (rclone 4, awscli 10); the 1 GiB rows are not.
+# connection wait ~40 ms for the client's delayed ACK (PUTs do not).
+# lakeport acknowledges at once (TCP_QUICKACK); for rclone and awscli the
+# 1,000-file downloads are bound by that wait and so mostly measure how
+# many GETs they keep in flight (rclone 4, awscli 10).
 #
 # Nothing is built here: build lakeport first (cargo build --release -p
 # lakeport). Without a binary that answers `s3 --help` the lakeport column
@@ -360,9 +361,10 @@ PY
     echo
     cat "$scratch/report.md"
     if [ "$server" = s3s-fs ]; then
-        echo "s3s-fs answers most GETs of a 64 KiB object ~40 ms late (Nagle's algorithm on"
-        echo "its side, delayed ACKs on the client's): the 1,000-file downloads mostly measure"
-        echo "how many GETs a client keeps in flight (rclone 4, awscli 10)."
+        echo "s3s-fs answers most GETs of a 64 KiB object ~40 ms late unless the client ACKs"
+        echo "at once (Nagle's algorithm on its side, delayed ACKs on the client's); lakeport"
+        echo "does (TCP_QUICKACK), rclone and awscli wait, so their 1,000-file downloads mostly"
+        echo "measure how many GETs they keep in flight (rclone 4, awscli 10)."
         echo
     fi
     echo "Tools: lakeport: $lakeport_version; $rclone_version; $aws_version; server $server_version."
