@@ -65,12 +65,12 @@ pub fn md5_of_prefix(prefix: Arc<Mutex<PrefixMd5>>, file: File, name: String, le
         let _ = lane.span.done.send(result);
     };
     if std::thread::Builder::new().name("lakeport-md5-prefix".into()).spawn(hash).is_err() {
-        return failed("no thread to hash with");
+        return already_failed("no thread to hash with");
     }
     receiver
 }
 
-fn failed(message: &str) -> oneshot::Receiver<Md5Result> {
+fn already_failed(message: &str) -> oneshot::Receiver<Md5Result> {
     let (done, receiver) = oneshot::channel();
     let _ = done.send(Err(message.into()));
     receiver

@@ -67,7 +67,7 @@ impl TransferError {
     }
 }
 
-/// Bytes a stream or a digest reads from a file per system call.
+/// Bytes a file stream reads or writes per system call.
 const FILE_CHUNK: usize = 1 << 20;
 
 /// An MD5 of a file span, hashed off the component's thread (with other
@@ -80,22 +80,12 @@ enum DigestState {
 }
 
 impl PendingDigest {
-    fn of_file(file: std::result::Result<File, String>, name: String, offset: u64, len: u64) -> Self {
-        PendingDigest(match file {
+    /// A digest being computed, or why it could not start.
+    fn new(started: std::result::Result<oneshot::Receiver<Md5Result>, String>) -> Self {
+        PendingDigest(match started {
+            Ok(receiver) => DigestState::Running(receiver),
             Err(e) => DigestState::Done(Err(e)),
-            Ok(file) => DigestState::Running(md5_of_span(file, name, offset, len)),
         })
-    }
-
-    fn of_prefix(prefix: Arc<Mutex<PrefixMd5>>, file: std::result::Result<File, String>, name: String, len: u64) -> Self {
-        PendingDigest(match file {
-            Err(e) => DigestState::Done(Err(e)),
-            Ok(file) => DigestState::Running(md5_of_prefix(prefix, file, name, len)),
-        })
-    }
-
-    fn failed(message: String) -> Self {
-        PendingDigest(DigestState::Done(Err(message)))
     }
 }
 
@@ -405,8 +395,8 @@ impl files::HostSource for HostState {
 
     fn md5(&mut self, source: Resource<FileSource>, offset: u64, len: u64) -> wasmtime::Result<Resource<PendingDigest>> {
         let digest = match self.table().get_mut(&source) {
-            Ok(source) => PendingDigest::of_file(source.file_handle(), source.name.clone(), offset, len),
-            Err(e) => PendingDigest::failed(e.to_string()),
+            Ok(source) => PendingDigest::new(source.file_handle().map(|file| md5_of_span(file, source.name.clone(), offset, len))),
+            Err(e) => PendingDigest::new(Err(e.to_string())),
         };
         Ok(self.table().push(digest)?)
     }
@@ -476,9 +466,12 @@ impl files::HostSink for HostState {
 
     fn md5(&mut self, sink: Resource<FileSink>, offset: u64, len: u64) -> wasmtime::Result<Resource<PendingDigest>> {
         let digest = match self.table().get_mut(&sink) {
-            Ok(sink) if offset == 0 => PendingDigest::of_prefix(sink.prefix_md5.clone(), sink.file_handle(), sink.name.clone(), len),
-            Ok(sink) => PendingDigest::of_file(sink.file_handle(), sink.name.clone(), offset, len),
-            Err(e) => PendingDigest::failed(e.to_string()),
+            Ok(sink) if offset == 0 => {
+                let prefix = sink.prefix_md5.clone();
+                PendingDigest::new(sink.file_handle().map(|file| md5_of_prefix(prefix, file, sink.name.clone(), len)))
+            }
+            Ok(sink) => PendingDigest::new(sink.file_handle().map(|file| md5_of_span(file, sink.name.clone(), offset, len))),
+            Err(e) => PendingDigest::new(Err(e.to_string())),
         };
         Ok(self.table().push(digest)?)
     }
