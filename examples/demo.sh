@@ -9,10 +9,11 @@
 #   3. downloads the file through a `lakeport presign` URL and compares bytes,
 #   4. lists the bucket with a signed ListObjectsV2,
 #   5. runs the whole token chain, with a local OpenID provider standing in
-#      for INFN IAM and moto (authentication on) for Ceph RGW's STS and S3:
-#      `lakeport token get` (a service account with audience "object"),
-#      `lakeport creds` as awscli's credential_process, then awscli uploads,
-#      lists and downloads through the temporary keys;
+#      for INFN IAM and a real single-node Ceph RADOS Gateway (INFN Cloud's
+#      server type, STS on): `lakeport token get` (a service account with
+#      audience "object"), `lakeport creds` as awscli's credential_process,
+#      then awscli uploads, lists and downloads through the temporary keys,
+#      and `lakeport s3` does a multipart upload and a verified download;
 #   6. shows `lakeport components`.
 # The servers are stopped on exit; any failure exits non-zero.
 #
@@ -197,19 +198,29 @@ wait_http() { # URL PID LOG WHAT
     fail "$4 did not start within 30 s"
 }
 
-step "Start an OpenID provider (for INFN IAM) and moto (for Ceph RGW's STS and S3)"
+step "Start an OpenID provider (for INFN IAM) and a Ceph RADOS Gateway (INFN Cloud's server type) with STS"
 op_port="$(free_port)"
 "$NODE" "$root/tests/peers/oidc-provider.mjs" "$op_port" </dev/null >"$work/op.log" 2>&1 &
 server_pids+=("$!")
 issuer="http://127.0.0.1:$op_port"
 wait_http "$issuer/.well-known/openid-configuration" "$!" "$work/op.log" "the OpenID provider"
 ok "OpenID provider at $issuer"
-moto_port="$(free_port)"
-LAKEPORT_MOTO_ROLES=s3access "$PYTHON" "$root/tests/peers/moto_server.py" -H 127.0.0.1 -p "$moto_port" </dev/null >"$work/moto.log" 2>&1 &
+command -v radosgw >/dev/null 2>&1 || fail "radosgw not found: run ./dev setup"
+rgw_port="$(free_port)"
+mkdir -p "$work/ceph"
+# One monitor, one OSD in memory, radosgw; the issuer registered with it and
+# the role IAMaccess trusting its tokens for audience "object".
+"$PYTHON" "$root/tests/peers/ceph/start.py" --scratch "$work/ceph" --port "$rgw_port" \
+    --oidc-issuer "$issuer" --client-id object </dev/null >"$work/rgw.out" 2>"$work/rgw.err" &
 server_pids+=("$!")
-moto="http://127.0.0.1:$moto_port"
-wait_http "$moto/" "$!" "$work/moto.log" "moto"
-ok "moto at $moto: every S3 request must be signed with keys it issued"
+rgw="http://127.0.0.1:$rgw_port"
+for _ in $(seq 600); do
+    grep -q '^READY ' "$work/rgw.out" 2>/dev/null && break
+    kill -0 "${server_pids[-1]}" 2>/dev/null || { cat "$work/rgw.err" >&2; fail "Ceph RGW did not start"; }
+    sleep 0.1
+done
+grep -q '^READY ' "$work/rgw.out" || { cat "$work/rgw.err" >&2; fail "Ceph RGW did not start within 60 s"; }
+ok "Ceph $(ceph --version | cut -d' ' -f3) RADOS Gateway at $rgw ($(tail -n1 "$work/rgw.err" | sed 's/^ceph peer: //'))"
 
 # This part of the demo has its own lakeport configuration, caches and ~/.aws.
 export LAKEPORT_CONFIG="$work/lakeport.toml" XDG_CACHE_HOME="$work/cache" XDG_DATA_HOME="$work/data-home"
@@ -222,10 +233,10 @@ grant = "client_credentials"
 client_id = "service"
 client_secret = "service-secret"
 audience = "object"
-sts_endpoint = "$moto"
-role_arn = "arn:aws:iam::123456789012:role/s3access"
-region = "$REGION"
-s3_endpoint = "$moto"
+sts_endpoint = "$rgw"
+role_arn = "arn:aws:iam:::role/IAMaccess"
+region = "default"
+s3_endpoint = "$rgw"
 CONF
 info "profile 'infncloud' in $LAKEPORT_CONFIG (service account, audience \"object\")"
 
@@ -252,10 +263,11 @@ aws_s3 ls --recursive s3://chain/ | sed 's/^/      | /'
 aws_s3 cp "s3://chain/$KEY" "$work/chain.bin" --only-show-errors || fail "aws s3 cp (download)"
 cmp -s "$work/upload.bin" "$work/chain.bin" || fail "the bytes awscli downloaded differ"
 ok "downloaded again: identical bytes"
-sts_calls="$(grep -c '"POST / HTTP/1.1" 200' "$work/moto.log" || true)"
+# STS calls in RGW's access log (the IAM set-up calls were made as admin).
+sts_calls="$(grep '"POST / HTTP/1.1" 200' "$work/ceph/log/client.rgw.log" | grep -vc ' - admin \[' || true)"
 ok "$sts_calls STS call for 4 awscli runs: the keys came from lakeport's cache after the first"
 if "$AWS" --profile infncloud s3 ls s3://chain/ --no-sign-request >/dev/null 2>&1; then
-    fail "moto accepted an unsigned request"
+    fail "RGW accepted an unsigned request"
 fi
 ok "the same listing without the keys is refused"
 

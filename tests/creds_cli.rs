@@ -14,6 +14,33 @@ use support::{failed_with, ok, stderr, workspace_root, Peer, UserEnv};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/s3access";
 
+/// An OpenID provider, and an STS service whose keys are for its own S3:
+/// moto (AWS's dialect) or a real Ceph RGW (INFN Cloud's server type).
+struct Chain {
+    op: Peer,
+    sts: Peer,
+    role: &'static str,
+    region: &'static str,
+}
+
+impl Chain {
+    fn moto() -> Chain {
+        Chain { op: Peer::oidc_provider(3600, 3600), sts: Peer::moto(&["s3access"]), role: ROLE, region: "us-east-1" }
+    }
+
+    /// RGW trusts the provider's tokens whose audience is `object`, as INFN
+    /// Cloud's does, and signs with region `default`.
+    fn rgw() -> Chain {
+        let op = Peer::oidc_provider(3600, 3600);
+        let sts = Peer::ceph_rgw(Some((&op.endpoint, &["object"])));
+        Chain { op, sts, role: support::RGW_ROLE, region: "default" }
+    }
+
+    fn profile(&self, extra: &str) -> String {
+        profile(&self.op, &self.sts, extra).replace(ROLE, self.role).replace("region = \"us-east-1\"", &format!("region = \"{}\"", self.region))
+    }
+}
+
 /// A user's machine (see [`UserEnv`]) with ~/.aws and rclone set up from examples/.
 struct Env(UserEnv);
 
@@ -112,32 +139,40 @@ fn credential_process_output_and_its_cache() {
 
 #[test]
 fn awscli_with_credential_process_against_moto_s3() {
-    let op = Peer::oidc_provider(3600, 3600);
-    let moto = Peer::moto(&["s3access"]);
-    let env = Env::new(&profile(&op, &moto, ""));
+    awscli_with_credential_process(&Chain::moto());
+}
+
+#[test]
+fn awscli_with_credential_process_against_ceph_rgw() {
+    awscli_with_credential_process(&Chain::rgw());
+}
+
+fn awscli_with_credential_process(chain: &Chain) {
+    let moto = &chain.sts;
+    let env = Env::new(&chain.profile(""));
     env.install_aws_config();
     // The example is what `--format aws-config` prints, but for the full path.
     let snippet = ok(&env.lakeport(&["creds", "--profile", "infncloud", "--format", "aws-config"]));
     assert!(snippet.contains(&format!("credential_process = {} creds --profile infncloud\n", env!("CARGO_BIN_EXE_lakeport"))), "{snippet}");
     assert!(snippet.contains("request_checksum_calculation = when_required\nresponse_checksum_validation = when_required\n"));
 
-    ok(&env.aws(&moto, &["s3", "mb", "s3://lake"]));
+    ok(&env.aws(moto, &["s3", "mb", "s3://lake"]));
     let data = support::pattern(300 * 1024, 7);
     let file = support::write_file(env.home(), "data.bin", &data);
-    ok(&env.aws(&moto, &["s3", "cp", file.to_str().unwrap(), "s3://lake/run1/data.bin"]));
-    let listing = ok(&env.aws(&moto, &["s3", "ls", "s3://lake/run1/"]));
+    ok(&env.aws(moto, &["s3", "cp", file.to_str().unwrap(), "s3://lake/run1/data.bin"]));
+    let listing = ok(&env.aws(moto, &["s3", "ls", "s3://lake/run1/"]));
     assert!(listing.contains("data.bin") && listing.contains("307200"), "{listing}");
     let back = env.home().join("back.bin");
-    ok(&env.aws(&moto, &["s3", "cp", "s3://lake/run1/data.bin", back.to_str().unwrap()]));
+    ok(&env.aws(moto, &["s3", "cp", "s3://lake/run1/data.bin", back.to_str().unwrap()]));
     assert_eq!(std::fs::read(&back).unwrap(), data);
     assert_eq!(moto.sts_calls(), 1, "four awscli runs, one STS call: the rest came from lakeport's cache");
 
-    // moto checks credentials: keys that are not the assumed role's are refused.
+    // The server checks credentials: keys that are not the assumed role's are refused.
     let forged = env
         .tool(workspace_root().join(".venv/bin/aws"))
         .args(["s3", "ls", "s3://lake/"])
         .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", chain.region)
         .env("AWS_ACCESS_KEY_ID", "ASIAFORGEDFORGEDFORG")
         .env("AWS_SECRET_ACCESS_KEY", "forged")
         .output()
@@ -147,9 +182,17 @@ fn awscli_with_credential_process_against_moto_s3() {
 
 #[test]
 fn rclone_env_auth_lists_and_copies_against_moto_s3() {
-    let op = Peer::oidc_provider(3600, 3600);
-    let moto = Peer::moto(&["s3access"]);
-    let env = Env::new(&profile(&op, &moto, ""));
+    rclone_env_auth_lists_and_copies(&Chain::moto());
+}
+
+#[test]
+fn rclone_env_auth_lists_and_copies_against_ceph_rgw() {
+    rclone_env_auth_lists_and_copies(&Chain::rgw());
+}
+
+fn rclone_env_auth_lists_and_copies(chain: &Chain) {
+    let moto = &chain.sts;
+    let env = Env::new(&chain.profile(""));
     env.install_aws_config();
     let src = env.home().join("src");
     std::fs::create_dir_all(src.join("sub")).unwrap();
@@ -157,14 +200,14 @@ fn rclone_env_auth_lists_and_copies_against_moto_s3() {
     std::fs::write(src.join("a.bin"), &a).unwrap();
     std::fs::write(src.join("sub/b.txt"), b"hello lake\n").unwrap();
 
-    ok(&env.rclone(&moto).args(["mkdir", "infncloud:rclone-lake"]).output().unwrap());
-    ok(&env.rclone(&moto).args(["copy", src.to_str().unwrap(), "infncloud:rclone-lake/in"]).output().unwrap());
-    let listing = ok(&env.rclone(&moto).args(["lsf", "-R", "infncloud:rclone-lake/in"]).output().unwrap());
+    ok(&env.rclone(moto).args(["mkdir", "infncloud:rclone-lake"]).output().unwrap());
+    ok(&env.rclone(moto).args(["copy", src.to_str().unwrap(), "infncloud:rclone-lake/in"]).output().unwrap());
+    let listing = ok(&env.rclone(moto).args(["lsf", "-R", "infncloud:rclone-lake/in"]).output().unwrap());
     let mut names: Vec<&str> = listing.lines().collect();
     names.sort();
     assert_eq!(names, ["a.bin", "sub/", "sub/b.txt"]);
     let dst = env.home().join("dst");
-    ok(&env.rclone(&moto).args(["copy", "infncloud:rclone-lake/in", dst.to_str().unwrap()]).output().unwrap());
+    ok(&env.rclone(moto).args(["copy", "infncloud:rclone-lake/in", dst.to_str().unwrap()]).output().unwrap());
     assert_eq!(std::fs::read(dst.join("a.bin")).unwrap(), a);
     assert_eq!(std::fs::read(dst.join("sub/b.txt")).unwrap(), b"hello lake\n");
     assert_eq!(moto.sts_calls(), 1);
@@ -172,21 +215,29 @@ fn rclone_env_auth_lists_and_copies_against_moto_s3() {
 
 #[test]
 fn restic_backup_and_restore_through_rclone_serve_restic() {
+    restic_backup_and_restore(&Chain::moto());
+}
+
+#[test]
+fn restic_backup_and_restore_on_ceph_rgw() {
+    restic_backup_and_restore(&Chain::rgw());
+}
+
+fn restic_backup_and_restore(chain: &Chain) {
     support::tool_on_path("restic");
-    let op = Peer::oidc_provider(3600, 3600);
-    let moto = Peer::moto(&["s3access"]);
-    let env = Env::new(&profile(&op, &moto, ""));
+    let moto = &chain.sts;
+    let env = Env::new(&chain.profile(""));
     env.install_aws_config();
     let data = env.home().join("results");
     std::fs::create_dir_all(data.join("run-42")).unwrap();
     let big = support::pattern(1 << 20, 42);
     std::fs::write(data.join("run-42/events.root"), &big).unwrap();
     std::fs::write(data.join("notes.txt"), "calibration ok\n").unwrap();
-    ok(&env.rclone(&moto).args(["mkdir", "infncloud:backups"]).output().unwrap());
+    ok(&env.rclone(moto).args(["mkdir", "infncloud:backups"]).output().unwrap());
 
     let script = workspace_root().join("examples/restic-backup.sh");
     let restic = |args: &[&str]| {
-        env.with_rclone_remote(&script, &moto)
+        env.with_rclone_remote(&script, moto)
             .args(args)
             .env("RESTIC_PASSWORD", "restic test password")
             .env("RESTIC_CACHE_DIR", env.home().join("restic-cache"))
@@ -201,7 +252,7 @@ fn restic_backup_and_restore_through_rclone_serve_restic() {
     let back = restored.join(data.strip_prefix("/").unwrap());
     assert_eq!(std::fs::read(back.join("run-42/events.root")).unwrap(), big, "byte-identical");
     assert_eq!(std::fs::read_to_string(back.join("notes.txt")).unwrap(), "calibration ok\n");
-    let objects = ok(&env.rclone(&moto).args(["lsf", "-R", "infncloud:backups/restic"]).output().unwrap());
+    let objects = ok(&env.rclone(moto).args(["lsf", "-R", "infncloud:backups/restic"]).output().unwrap());
     assert!(objects.lines().any(|l| l == "config"), "the repository lives in S3: {objects}");
     assert_eq!(moto.sts_calls(), 1);
 }
@@ -284,4 +335,49 @@ fn verbose_output_has_no_secrets_and_static_keys_need_no_sts() {
     let env = Env::new("[profiles.fixed]\naccess_key_id = \"AKIDSTATIC\"\nsecret_access_key = \"static-secret\"\n");
     let fixed: serde_json::Value = serde_json::from_str(&ok(&env.lakeport(&["creds"]))).unwrap();
     assert_eq!(fixed, serde_json::json!({"Version": 1, "AccessKeyId": "AKIDSTATIC", "SecretAccessKey": "static-secret"}));
+}
+
+#[test]
+fn credential_process_output_from_ceph_rgw() {
+    let chain = Chain::rgw();
+    let env = Env::new(&chain.profile(""));
+    let first = env.creds();
+    let keys: Vec<&str> = first.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["AccessKeyId", "Expiration", "SecretAccessKey", "SessionToken", "Version"]);
+    // RGW writes Expiration with nanoseconds; credential_process wants RFC 3339 seconds.
+    let expiration = first["Expiration"].as_str().unwrap();
+    assert!(expiration.len() == 20 && expiration.ends_with('Z'), "RFC 3339 in UTC: {expiration}");
+    assert_eq!(chain.sts.sts_calls(), 1);
+    assert_eq!(env.creds(), first, "served from the cache");
+    assert_eq!(chain.sts.sts_calls(), 1);
+}
+
+/// What RGW 16.2 says to every refusal: 403 AccessDenied, no message. Each
+/// is one line that names the likely causes once, exit 1, empty stdout.
+#[test]
+fn ceph_rgw_refusals_are_one_line_errors_that_name_the_likely_causes() {
+    let chain = Chain::rgw();
+    let refused = |profile: String, case: &str| {
+        let env = Env::new(&profile);
+        let out = env.lakeport(&["creds", "--profile", "infncloud"]);
+        assert_eq!(out.status.code(), Some(1), "{case}: exit 1");
+        failed_with(&out, "STS refused (HTTP 403, AccessDenied): the token was not accepted for this role; likely causes:");
+        let err = stderr(&out);
+        assert_eq!(err.matches("STS refused").count(), 1, "{case}: said once: {err}");
+        for cause in ["role_arn", "trust policy", "audience", "not registered", "expired"] {
+            assert!(err.contains(cause), "{case}: names {cause}: {err}");
+        }
+        assert!(!env.cache_file().exists(), "{case}: nothing cached");
+    };
+    refused(chain.profile("").replace(support::RGW_ROLE, "arn:aws:iam:::role/NoSuchRole"), "unknown role");
+    refused(chain.profile("").replace("audience = \"object\"", "audience = \"another-service\""), "wrong audience");
+    let stranger = Peer::oidc_provider(3600, 3600);
+    refused(chain.profile("").replace(&format!("issuer = \"{}\"", chain.op.endpoint), &format!("issuer = \"{}\"", stranger.endpoint)), "unknown issuer");
+    // The provider's clock is two hours behind: its one-hour tokens expired
+    // an hour ago for RGW, though `expires_in` tells lakeport they are fresh.
+    let late = Peer::oidc_provider_with_clock(3600, "-2h");
+    let rgw = Peer::ceph_rgw(Some((&late.endpoint, &["object"])));
+    let expired = Chain { op: late, sts: rgw, role: support::RGW_ROLE, region: "default" };
+    refused(expired.profile(""), "expired token");
+    assert_eq!(chain.sts.sts_calls() + expired.sts.sts_calls(), 4, "each case asked STS once");
 }

@@ -23,7 +23,11 @@ struct Lake {
 
 impl Lake {
     fn start() -> Lake {
-        let s3 = Peer::s3s_fs();
+        Lake::on(Peer::s3s_fs())
+    }
+
+    /// A Rucio whose RSEs' S3 protocols point at `s3`.
+    fn on(s3: Peer) -> Lake {
         let rucio = Peer::rucio(&s3.endpoint);
         Lake { rucio, s3 }
     }
@@ -286,8 +290,18 @@ fn sha256_of(path: &std::path::Path) -> String {
 
 #[test]
 fn upload_registers_replicas_and_a_rule_the_python_client_sees() {
-    let lake = Lake::start();
-    let root = uploader(&lake, "root", ROOT_PASSWORD, support::SECRET_KEY);
+    upload_registers_replicas_and_a_rule(&Lake::start());
+}
+
+/// The RSE's S3 protocol points at a real Ceph RGW (INFN Cloud's server
+/// type), whose multipart completion answers no ETag.
+#[test]
+fn upload_to_an_rse_on_ceph_rgw() {
+    upload_registers_replicas_and_a_rule(&Lake::on(Peer::ceph_rgw(None)));
+}
+
+fn upload_registers_replicas_and_a_rule(lake: &Lake) {
+    let root = uploader(lake, "root", ROOT_PASSWORD, support::SECRET_KEY);
     ok(&root.lakeport(&["s3", "mb", "s3://rucio-site-a"]));
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("calib.dat");

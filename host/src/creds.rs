@@ -175,5 +175,5 @@ pub fn forget_cached(profile: &str) {
 }
 
 fn sts_failure(profile: &str, e: &StsError) -> anyhow::Error {
-    anyhow!("profile '{profile}': {}: {}", e.step(), e.message())
+    anyhow!("profile '{profile}': {}", e.sentence())
 }

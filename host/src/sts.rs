@@ -23,21 +23,14 @@ pub use exports::lakeport::plugins::sts::{AssumeRoleRequest, Credentials, StsErr
 const NAME: &str = "sts";
 
 impl StsError {
-    /// The component's message, which already says what to do.
-    pub fn message(&self) -> String {
+    /// The one-line error: the step that failed, then the component's
+    /// message, which already says what to do.
+    pub fn sentence(&self) -> String {
         match self {
-            StsError::Transport(m) | StsError::HostDenied(m) | StsError::InvalidResponse(m) | StsError::InvalidInput(m) => m.clone(),
+            StsError::Transport(m) | StsError::HostDenied(m) => format!("cannot reach STS: {m}"),
+            StsError::InvalidResponse(m) => format!("cannot read the STS answer: {m}"),
+            StsError::InvalidInput(m) => format!("the STS request is not valid: {m}"),
             StsError::Sts(StsRefusal { code, message, status, .. }) => format!("STS refused (HTTP {status}, {code}): {message}"),
-        }
-    }
-
-    /// Which step failed, for the one-line error.
-    pub fn step(&self) -> &'static str {
-        match self {
-            StsError::Transport(_) | StsError::HostDenied(_) => "cannot reach STS",
-            StsError::InvalidResponse(_) => "cannot read the STS answer",
-            StsError::Sts(_) => "STS refused",
-            StsError::InvalidInput(_) => "the STS request is not valid",
         }
     }
 }

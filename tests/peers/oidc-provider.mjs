@@ -6,10 +6,18 @@
 //   - RFC 8693 token exchange (registered as an extension grant, as
 //     deployments such as INDIGO IAM offer it): a valid access token of this
 //     issuer in, a token for another audience with the same subject out;
-//   - test-only routes to approve or deny a device code without a browser.
+//   - test-only routes to approve or deny a device code without a browser;
+//   - one RS256 signing key, fresh per run, published with a self-signed
+//     certificate (`x5c`): Ceph RGW's STS verifies tokens only with the
+//     first JWK's certificate and refuses a JWKS of bare `n`/`e`.
 //
 // Usage: node oidc-provider.mjs PORT   (env: ACCESS_TTL, REFRESH_TTL seconds)
 // Prints "ready <issuer>" on stdout once listening.
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Provider, { errors } from 'oidc-provider';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 
@@ -32,10 +40,26 @@ const clients = [
   { client_id: 'exchanger', client_secret: 'exchanger-secret', token_endpoint_auth_method: 'client_secret_basic', grant_types: [TOKEN_EXCHANGE] },
 ].map((c) => ({ redirect_uris: [], response_types: [], scope: SCOPES, ...c }));
 
+// A new RSA key and a self-signed certificate for it (openssl: node can
+// parse certificates but not make them).
+function signingKey() {
+  const dir = mkdtempSync(join(tmpdir(), 'lakeport-op-key-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'),
+      '-out', join(dir, 'cert.pem'), '-days', '7', '-subj', '/CN=lakeport test OpenID provider'], { stdio: 'ignore' });
+    const jwk = createPrivateKey(readFileSync(join(dir, 'key.pem'))).export({ format: 'jwk' });
+    const cert = new X509Certificate(readFileSync(join(dir, 'cert.pem')));
+    return { ...jwk, kid: cert.fingerprint256.replace(/:/g, '').slice(0, 16).toLowerCase(), use: 'sig', alg: 'RS256', x5c: [cert.raw.toString('base64')] };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const audienceOf = (indicator) => (indicator.startsWith(AUD_PREFIX) ? indicator.slice(AUD_PREFIX.length) : indicator);
 
 const provider = new Provider(issuer, {
   clients,
+  jwks: { keys: [signingKey()] },
   scopes: SCOPES.split(' '),
   extraParams: ['audience'],
   features: {

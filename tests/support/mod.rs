@@ -78,6 +78,18 @@ pub fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// When a starting peer counts as ready.
+#[derive(Clone, Copy, Debug)]
+pub enum Readiness {
+    /// It answers an HTTP request on its port (any status).
+    Http,
+    /// Its output has a line starting with this text.
+    LogLine(&'static str),
+}
+
+/// The role [`Peer::ceph_rgw`] creates for web identities (INFN Cloud's form).
+pub const RGW_ROLE: &str = "arn:aws:iam:::role/IAMaccess";
+
 /// One running peer server.
 pub struct Peer {
     name: &'static str,
@@ -173,9 +185,44 @@ impl Peer {
         })
     }
 
-    /// How many AssumeRole* calls moto has answered (its access log).
+    /// A real Ceph RADOS Gateway 16.2 (tests/peers/ceph/start.py: one
+    /// monitor, one memstore OSD, radosgw with STS on), with the user
+    /// `tester` holding [`ACCESS_KEY`]/[`SECRET_KEY`]. With `oidc =
+    /// Some((issuer, client_ids))` the issuer is registered with the
+    /// gateway and the role [`RGW_ROLE`] trusts its tokens whose `aud` is
+    /// the first client ID. Ready once the script has created the users.
+    pub fn ceph_rgw(oidc: Option<(&str, &[&str])>) -> Peer {
+        Peer::ceph_rgw_sized(oidc, 1024)
+    }
+
+    /// [`Peer::ceph_rgw`] whose OSD holds up to `memstore_mib` MiB.
+    pub fn ceph_rgw_sized(oidc: Option<(&str, &[&str])>, memstore_mib: u32) -> Peer {
+        let python = peer_binary("LAKEPORT_MOTO_PYTHON", ".venv/bin/python");
+        let script = workspace_root().join("tests/peers/ceph/start.py");
+        let mut options: Vec<OsString> = vec!["--memstore-mib".into(), memstore_mib.to_string().into()];
+        if let Some((issuer, client_ids)) = oidc {
+            options.extend(["--oidc-issuer".into(), issuer.into()]);
+            for id in client_ids {
+                options.extend(["--client-id".into(), OsString::from(id)]);
+            }
+        }
+        let radosgw = Path::new("/usr/bin/radosgw");
+        assert!(radosgw.is_file(), "radosgw is not installed: {}", setup_hint());
+        Peer::start_until("ceph rgw", &python, &[], Readiness::LogLine("READY "), |port, dir| {
+            let mut args: Vec<OsString> = vec![script.clone().into(), "--scratch".into(), dir.join("data").into(), "--port".into(), port.to_string().into()];
+            args.extend(options.iter().cloned());
+            args
+        })
+    }
+
+    /// How many AssumeRole* calls moto or the Ceph RGW has answered (their
+    /// access logs; RGW's IAM calls, made as `admin` at start-up, aside).
     pub fn sts_calls(&self) -> usize {
-        self.log().lines().filter(|l| l.contains("\"POST / HTTP/1.1\"")).count()
+        let log = match self.name {
+            "ceph rgw" => std::fs::read_to_string(self.data_dir.join("log/client.rgw.log")).unwrap_or_default(),
+            _ => self.log(),
+        };
+        log.lines().filter(|l| l.contains("\"POST / HTTP/1.1\"") && !l.contains(" - admin [")).count()
     }
 
     /// node `oidc-provider` (tests/peers/oidc-provider.mjs) with access and
@@ -192,6 +239,19 @@ impl Peer {
         Peer::start_with_env("oidc-provider", &node, &env, |port, _| vec![script.clone().into(), port.to_string().into()])
     }
 
+    /// [`Peer::oidc_provider`] whose clock runs `offset` (libfaketime's
+    /// form, e.g. `-2h`) off: its tokens' `iat` and `exp` are that far off.
+    pub fn oidc_provider_with_clock(access_ttl: u64, offset: &str) -> Peer {
+        let faketime = tool_on_path("faketime");
+        let node = tool_on_path("node");
+        let script = workspace_root().join("tests/peers/oidc-provider.mjs");
+        let env = [("ACCESS_TTL", access_ttl.to_string()), ("REFRESH_TTL", "3600".to_string())];
+        let offset = offset.to_string();
+        Peer::start_with_env("oidc-provider", &faketime, &env, |port, _| {
+            vec!["-f".into(), offset.clone().into(), node.clone().into(), script.clone().into(), port.to_string().into()]
+        })
+    }
+
     /// Starts `binary` with the arguments `args(port, tempdir)` and waits
     /// until it answers HTTP on the port.
     pub fn start(name: &'static str, binary: &Path, args: impl Fn(u16, &Path) -> Vec<OsString>) -> Peer {
@@ -200,6 +260,17 @@ impl Peer {
 
     /// [`Peer::start`] with extra environment variables.
     pub fn start_with_env(name: &'static str, binary: &Path, env: &[(&str, String)], args: impl Fn(u16, &Path) -> Vec<OsString>) -> Peer {
+        Peer::start_until(name, binary, env, Readiness::Http, args)
+    }
+
+    /// [`Peer::start_with_env`], ready when `readiness` says so.
+    pub fn start_until(
+        name: &'static str,
+        binary: &Path,
+        env: &[(&str, String)],
+        readiness: Readiness,
+        args: impl Fn(u16, &Path) -> Vec<OsString>,
+    ) -> Peer {
         const ATTEMPTS: usize = 5;
         let mut last_failure = String::new();
         for _ in 0..ATTEMPTS {
@@ -235,7 +306,7 @@ impl Peer {
             }
             let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name} ({}): {e}: {}", binary.display(), setup_hint()));
             let mut peer = Peer { name, child: Some(child), port, endpoint: format!("http://127.0.0.1:{port}"), data_dir, log_path, _dir: dir };
-            match peer.wait_ready() {
+            match peer.wait_ready(readiness) {
                 Ok(()) => return peer,
                 Err(why) => {
                     last_failure = format!("{why}\n--- {name} log ---\n{}", peer.log());
@@ -251,12 +322,22 @@ impl Peer {
 
     /// Polls until the peer answers an HTTP request (any status), it exits,
     /// or the timeout passes.
-    fn wait_ready(&mut self) -> Result<(), String> {
+    fn wait_ready(&mut self, readiness: Readiness) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().map_err(|e| e.to_string())? {
                 return Err(format!("{} exited during startup ({status})", self.name));
+            }
+            if let Readiness::LogLine(prefix) = readiness {
+                if self.log().lines().any(|l| l.starts_with(prefix)) {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!("{} did not print {prefix:?} within {READY_TIMEOUT:?}", self.name));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
             }
             if let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));

@@ -21,7 +21,15 @@ pub enum StsError {
 /// What to do about an STS error code (AWS, Ceph RGW, MinIO and moto codes).
 pub fn hint_for_code(code: &str, status: u16) -> Option<&'static str> {
     let hint = match code {
-        "AccessDenied" | "AccessDeniedException" | "InvalidIdentityToken" | "IDPRejectedClaim" => {
+        // Ceph RGW answers every refusal of the token or role with a bare
+        // AccessDenied and no message: name every likely cause.
+        "AccessDenied" | "AccessDeniedException" => {
+            "the token was not accepted for this role; likely causes: role_arn names no role on this service, \
+             the role's trust policy does not accept this token's issuer or audience (audience), \
+             the issuer is not registered with the STS service, or the token has expired; \
+             check role_arn and audience, and try `lakeport token get` for a fresh token"
+        }
+        "InvalidIdentityToken" | "IDPRejectedClaim" => {
             "check role_arn, and that the role's trust policy accepts this token's issuer and audience (the OIDC provider must be registered with the STS service)"
         }
         "ExpiredToken" | "ExpiredTokenException" => "the OIDC token has expired: get a fresh token and try again",
@@ -70,10 +78,12 @@ impl StsError {
     pub fn message_with_hint(&self) -> String {
         match self {
             StsError::Sts { message, .. } => {
-                let message = if message.is_empty() { "no message" } else { message.as_str() };
-                match self.hint() {
-                    Some(hint) => format!("{}; {hint}", message.trim_end_matches('.')),
-                    None => message.to_string(),
+                let message = message.trim_end_matches('.');
+                match (message.is_empty(), self.hint()) {
+                    (false, Some(hint)) => format!("{message}; {hint}"),
+                    (false, None) => message.to_string(),
+                    (true, Some(hint)) => hint.to_string(),
+                    (true, None) => "the service gave no reason".to_string(),
                 }
             }
             other => other.to_string(),
@@ -137,7 +147,14 @@ mod tests {
              (the OIDC provider must be registered with the STS service) [request id r-1]"
         );
         assert!(sts("ExpiredTokenException", "Token expired", 400).message_with_hint().contains("get a fresh token"));
-        assert!(sts("AccessDenied", "", 403).message_with_hint().starts_with("no message; check role_arn"));
+        // Ceph RGW's bare refusal: no "no message", the likely causes instead, once.
+        let bare = sts("AccessDenied", "", 403);
+        assert!(bare.message_with_hint().starts_with("the token was not accepted for this role; likely causes: role_arn"));
+        for cause in ["role_arn", "trust policy", "audience", "not registered", "expired"] {
+            assert!(bare.message_with_hint().contains(cause), "{cause}");
+        }
+        assert_eq!(bare.to_string().matches("STS refused").count(), 1);
+        assert_eq!(sts("SomethingNew", "", 400).message_with_hint(), "the service gave no reason");
         assert_eq!(sts("SomethingNew", "odd", 400).message_with_hint(), "odd");
         assert!(sts("SomethingNew", "odd", 503).message_with_hint().ends_with("try again later"));
         assert_eq!(StsError::InvalidInput("x".into()).message_with_hint(), "x");

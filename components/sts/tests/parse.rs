@@ -197,7 +197,7 @@ fn error_response_layouts() {
             request_id: Some("tx00000a1b2c3d4e5f60718-0065f1e2d3-4a5b-default".into())
         }
     );
-    assert!(e.to_string().starts_with("STS refused (HTTP 403, AccessDenied): no message; check role_arn"), "{e}");
+    assert!(e.to_string().starts_with("STS refused (HTTP 403, AccessDenied): the token was not accepted for this role; likely causes: role_arn"), "{e}");
 
     let e = parse(400, Some("application/xml"), &fixture("minio-error.xml")).unwrap_err();
     assert_eq!(e.code(), Some("InvalidParameterValue"));

@@ -32,9 +32,9 @@
 use lakeport_http::HttpRequest;
 
 use crate::digest::Md5;
-use crate::error::{invalid_input, Result, TransferError};
-use crate::etag::{etag_kind, multipart_etag, EtagKind};
-use crate::parse::ListedPart;
+use crate::error::{invalid_input, Result, S3ErrorKind, TransferError, TransportKind};
+use crate::etag::{etag_kind, multipart_etag, normalize_etag, EtagKind};
+use crate::parse::{ListedPart, ObjectMetadata};
 use crate::requests::{CompletedPart, S3Requests};
 use crate::retry::{Attempts, RetryDecision, RetryPolicy};
 
@@ -400,6 +400,48 @@ impl MultipartUpload {
         digests.map(|d| multipart_etag(&d))
     }
 
+    /// Settles the answer to CompleteMultipartUpload: the object's ETag
+    /// when the answer names one (checked against the parts sent), `None`
+    /// when it names none and the object must be checked by HEAD
+    /// ([`MultipartUpload::check_assembled`]): Ceph RGW 16.2 answers a
+    /// successful completion with an empty `<ETag></ETag>`.
+    pub fn check_completed(&self, key: &str, answered_etag: Option<&str>) -> Result<Option<String>> {
+        let Some(etag) = answered_etag else { return Ok(None) };
+        if let (Some(expected), EtagKind::Multipart { .. }) = (self.expected_etag(), etag_kind(etag)) {
+            if !normalize_etag(etag).eq_ignore_ascii_case(&expected) {
+                return Err(TransferError::Integrity(format!(
+                    "the server assembled {key} with ETag {} where the parts sent make {expected}: the object is not what was sent; upload it again",
+                    normalize_etag(etag)
+                )));
+            }
+        }
+        Ok(Some(normalize_etag(etag).to_string()))
+    }
+
+    /// Whether the object a HEAD shows is the one this upload assembled:
+    /// its size is the sum of the parts and, when the parts' ETags are
+    /// MD5s and the object's ETag is a multipart one, that ETag is theirs.
+    /// Used when completion gave no ETag, or when its answer was lost and
+    /// the upload may have completed anyway. Returns the object's ETag.
+    pub fn check_assembled(&self, key: &str, head: &ObjectMetadata) -> Result<String> {
+        let size = self.plan.total_size.unwrap_or_default();
+        if head.content_length != size {
+            return Err(TransferError::Integrity(format!(
+                "after completing the upload, {key} has {} bytes where {size} were sent: the object is not what was sent; upload it again",
+                head.content_length
+            )));
+        }
+        let etag = head.etag.as_deref().map(normalize_etag).unwrap_or_default();
+        if let (Some(expected), EtagKind::Multipart { .. }) = (self.expected_etag(), etag_kind(etag)) {
+            if !etag.eq_ignore_ascii_case(&expected) {
+                return Err(TransferError::Integrity(format!(
+                    "after completing the upload, {key} has ETag {etag} where the parts sent make {expected}: another upload may have replaced it; upload it again"
+                )));
+            }
+        }
+        Ok(etag.to_string())
+    }
+
     /// Continues an upload after an interruption. `server_parts` is
     /// everything ListParts returned (all pages). A part is kept when its
     /// size matches the plan and its ETag is the MD5 the caller computes
@@ -461,6 +503,22 @@ impl MultipartUpload {
         report.replaced.sort_unstable();
         report.missing = (1..=count).filter(|n| !seen[*n as usize - 1]).collect();
         Ok((upload, report))
+    }
+}
+
+/// Whether a CompleteMultipartUpload that ended in `error` may still have
+/// assembled the object, so that the upload must not be aborted and the
+/// object is checked by HEAD instead: the answer was lost (a dropped
+/// connection, a timeout), unreadable, a server failure (5xx), or
+/// `NoSuchUpload` (a retry after the server had completed it). A plain
+/// refusal (4xx such as `InvalidPart`) means nothing was assembled.
+pub fn completion_uncertain(error: &TransferError) -> bool {
+    match error {
+        // Even a refused connection: an earlier attempt may have been answered.
+        TransferError::Transport { kind, .. } => *kind != TransportKind::Denied,
+        TransferError::InvalidResponse { .. } => true,
+        TransferError::S3(e) => e.status >= 500 || e.kind() == S3ErrorKind::NoSuchUpload,
+        _ => false,
     }
 }
 

@@ -81,7 +81,9 @@ pub struct ListMultipartUploadsPage {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompleteResult {
-    pub etag: String,
+    /// `None` when the answer has an empty or no ETag (Ceph RGW 16.2
+    /// answers `<ETag></ETag>`): the object is then checked by HEAD.
+    pub etag: Option<String>,
     pub location: Option<String>,
     pub bucket: Option<String>,
     pub key: Option<String>,
@@ -402,7 +404,7 @@ pub fn parse_create_multipart_upload(response: &HttpResponse) -> Result<String> 
 pub fn parse_complete_multipart_upload(response: &HttpResponse) -> Result<CompleteResult> {
     let root = result_document(response, "CompleteMultipartUploadResult")?;
     Ok(CompleteResult {
-        etag: required_text(response, &root, "ETag", "CompleteMultipartUploadResult")?,
+        etag: non_empty(root.text_of("ETag")),
         location: non_empty(root.text_of("Location")),
         bucket: non_empty(root.text_of("Bucket")),
         key: non_empty(root.text_of("Key")),

@@ -371,3 +371,52 @@ fn resume_refuses_a_different_layout() {
     assert_eq!(infer_part_size(&twice), Some(part));
     assert_eq!(infer_part_size(&[]), None);
 }
+
+/// An upload of three parts whose ETags are the MD5s of "part N", all stored.
+fn stored_upload() -> (MultipartUpload, u64, String) {
+    let size = 2 * 5 * MB + 7;
+    let mut up = upload(size, 5 * MB, 3);
+    while let Some(span) = up.next_part_to_send() {
+        up.part_done(span.number, &etag_of(span.number)).unwrap();
+    }
+    assert!(up.is_complete());
+    let digests: Vec<Md5> = (1..=3).map(|n| md5(format!("part {n}").as_bytes())).collect();
+    (up, size, multipart_etag(&digests))
+}
+
+fn head(size: u64, etag: Option<&str>) -> lakeport_transfer::parse::ObjectMetadata {
+    lakeport_transfer::parse::ObjectMetadata { content_length: size, etag: etag.map(str::to_string), ..Default::default() }
+}
+
+#[test]
+fn a_completion_without_etag_is_checked_by_head() {
+    let (up, size, expected) = stored_upload();
+    // Ceph RGW 16.2: `<ETag></ETag>` says nothing; HEAD must.
+    assert_eq!(up.check_completed("k", None).unwrap(), None);
+    assert_eq!(up.check_completed("k", Some(&format!("\"{expected}\""))).unwrap().as_deref(), Some(expected.as_str()));
+    let wrong = up.check_completed("k", Some("\"00000000000000000000000000000000-3\"")).unwrap_err();
+    assert!(matches!(wrong, TransferError::Integrity(_)) && wrong.to_string().contains("upload it again"));
+
+    assert_eq!(up.check_assembled("k", &head(size, Some(&format!("\"{expected}\"")))).unwrap(), expected);
+    // An opaque ETag (SSE, a gateway) can only be checked by size.
+    assert_eq!(up.check_assembled("k", &head(size, Some("\"opaque\""))).unwrap(), "opaque");
+    let short = up.check_assembled("k", &head(size - 1, Some(&format!("\"{expected}\"")))).unwrap_err();
+    assert!(short.to_string().contains(&format!("{} bytes where {size}", size - 1)), "{short}");
+    let replaced = up.check_assembled("k", &head(size, Some("\"11111111111111111111111111111111-3\""))).unwrap_err();
+    assert!(replaced.to_string().contains("another upload may have replaced it"), "{replaced}");
+}
+
+#[test]
+fn only_a_plain_refusal_of_completion_rules_out_a_completed_object() {
+    let reset = TransferError::Transport { kind: TransportKind::ConnectionReset, message: "reset".into() };
+    let timeout = TransferError::Transport { kind: TransportKind::Timeout, message: "timed out".into() };
+    let refused = TransferError::Transport { kind: TransportKind::ConnectionRefused, message: "refused".into() };
+    let denied = TransferError::Transport { kind: TransportKind::Denied, message: "denied".into() };
+    let unreadable = TransferError::InvalidResponse { status: 200, message: "not XML".into() };
+    for uncertain in [reset, timeout, refused, unreadable, S3Error::new(500, "InternalError", "").into(), S3Error::new(404, "NoSuchUpload", "").into()] {
+        assert!(completion_uncertain(&uncertain), "{uncertain:?}");
+    }
+    for certain in [denied, S3Error::new(400, "InvalidPart", "").into(), S3Error::new(403, "AccessDenied", "").into()] {
+        assert!(!completion_uncertain(&certain), "{certain:?}");
+    }
+}

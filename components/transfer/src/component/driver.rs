@@ -19,7 +19,7 @@ use crate::download::{
 };
 use crate::error::{Result, TransferError, TransportKind};
 use crate::etag::{etag_kind, normalize_etag, EtagKind};
-use crate::multipart::{choose_part_size, infer_part_size, plan_upload, MultipartUpload, PartPlan, UploadOptions, UploadPlan, MAX_PART_SIZE, MAX_SINGLE_PUT};
+use crate::multipart::{choose_part_size, completion_uncertain, infer_part_size, plan_upload, MultipartUpload, PartPlan, UploadOptions, UploadPlan, MAX_PART_SIZE, MAX_SINGLE_PUT};
 use crate::parse::{self, ListedPart, ObjectMetadata};
 use crate::requests::{ByteRange, CopyOptions, GetOptions, ListMultipartUploads, PayloadDescriptor, PutOptions, S3Requests};
 use crate::retry::{Attempts, Jitter, RetryDecision, RetryPolicy};
@@ -326,11 +326,20 @@ impl Session {
                 (MultipartUpload::new(&upload_id, plan, self.settings.concurrency, self.settings.retry)?, 0)
             }
         };
-        match self.send_parts(source, &mut upload, first, req).await {
+        let sent = match self.send_parts(source, &mut upload, first, req).await {
+            Ok(()) => self.complete(&upload, bucket, key).await,
+            Err(e) => Err(e),
+        };
+        match sent {
             Ok(etag) => {
                 let size = upload.plan().total_size().unwrap_or_default();
                 Ok(Uploaded { size, etag, parts: upload.plan().part_count().unwrap_or(0), parts_kept: kept })
             }
+            // Completion was attempted and may have succeeded: never abort.
+            Err(e) if upload.is_complete() && completion_uncertain(&e) => Err(with_note(
+                e,
+                &format!("the upload may have completed: check the object; if it is missing, run the same command with --resume (upload ID {})", upload.upload_id()),
+            )),
             Err(e) if req.keep_on_failure => Err(with_note(e, "the parts sent so far are kept on the server: run the same command with --resume to continue")),
             Err(e) => {
                 let id = upload.upload_id().to_string();
@@ -343,9 +352,8 @@ impl Session {
         }
     }
 
-    /// Sends every part not yet stored, `concurrency` at once, then
-    /// completes the upload; the completed object's ETag.
-    async fn send_parts(&self, source: &dyn Source, upload: &mut MultipartUpload, mut first: Option<Vec<u8>>, req: &PutRequest<'_>) -> Result<String> {
+    /// Sends every part not yet stored, `concurrency` at once.
+    async fn send_parts(&self, source: &dyn Source, upload: &mut MultipartUpload, mut first: Option<Vec<u8>>, req: &PutRequest<'_>) -> Result<()> {
         let (bucket, key) = (req.bucket, req.key);
         let upload_id = upload.upload_id().to_string();
         let pipe = upload.plan().total_size().is_none();
@@ -380,19 +388,30 @@ impl Session {
                 },
             }
         }
-        if let Some(failure) = upload.failure() {
-            return Err(failure.clone());
+        match upload.failure() {
+            Some(failure) => Err(failure.clone()),
+            None => Ok(()),
         }
-        let completed = self.call(|r, t| upload.complete_request(r, bucket, key, t), parse::parse_complete_multipart_upload).await?;
-        if let (Some(expected), EtagKind::Multipart { .. }) = (upload.expected_etag(), etag_kind(&completed.etag)) {
-            if !normalize_etag(&completed.etag).eq_ignore_ascii_case(&expected) {
-                return Err(TransferError::Integrity(format!(
-                    "the server assembled {key} with ETag {} where the parts sent make {expected}: the object is not what was sent; upload it again",
-                    normalize_etag(&completed.etag)
-                )));
-            }
+    }
+
+    /// Completes an upload whose parts are all stored; the object's ETag.
+    /// When the answer gives no ETag, or is lost in a way that may hide a
+    /// completion, the object itself is checked by HEAD.
+    async fn complete(&self, upload: &MultipartUpload, bucket: &str, key: &str) -> Result<String> {
+        let answer = self.call(|r, t| upload.complete_request(r, bucket, key, t), parse::parse_complete_multipart_upload).await;
+        let lost = match answer {
+            Ok(completed) => match upload.check_completed(key, completed.etag.as_deref())? {
+                Some(etag) => return Ok(etag),
+                None => None,
+            },
+            Err(e) if completion_uncertain(&e) => Some(e),
+            Err(e) => return Err(e),
+        };
+        match (self.head(bucket, key, None).await, lost) {
+            (Ok(head), _) => upload.check_assembled(key, &head),
+            (Err(_), Some(lost)) => Err(lost),
+            (Err(e), None) => Err(e),
         }
-        Ok(normalize_etag(&completed.etag).to_string())
     }
 
     /// One attempt at a part; the payload comes back for another.
@@ -474,11 +493,10 @@ impl Session {
                 let copied = self.call(part, parse::parse_upload_part_copy).await?;
                 upload.part_done(span.number, &copied.etag)?;
             }
-            let completed = self.call(|r, t| upload.complete_request(r, bucket, key, t), parse::parse_complete_multipart_upload).await?;
-            Ok(normalize_etag(&completed.etag).to_string())
+            self.complete(&upload, bucket, key).await
         }
         .await;
-        if result.is_err() {
+        if result.as_ref().is_err_and(|e| !(upload.is_complete() && completion_uncertain(e))) {
             let _ = self.call(|r, t| r.abort_multipart_upload(bucket, key, &upload_id, t), parse::parse_empty_success).await;
         }
         result
