@@ -1,7 +1,7 @@
 # Sourced by the whole-process benchmarks: local peers on 127.0.0.1 and
 # oidc-agent with a registered account, all stopped on exit.
 # Needs: ./dev setup. Provides: step, die, free_port, start_provider,
-# start_oidc_agent, start_moto, start_s3s_fs, start_rclone_s3, start_rucio, use_bench_profile,
+# start_oidc_agent, start_moto, start_s3s_fs, start_rclone_s3, start_ceph_rgw, start_rucio, use_bench_profile,
 # prepare_bench, busy_cpus, write_report, and $scratch (removed on exit).
 
 step() { printf '\n==> %s\n' "$*" >&2; }
@@ -87,6 +87,34 @@ start_rclone_s3() {
     peer_pids+=($!)
     s3s="http://127.0.0.1:$port"
     wait_http "$s3s/"
+}
+
+# A real single-node Ceph RADOS Gateway (tests/peers/ceph/start.py: one
+# monitor, one memstore OSD of MEMSTORE_MIB, radosgw) with the tests' user,
+# setting the same variables as start_s3s_fs but $s3s_data (objects live in
+# the OSD's memory), plus $rgw_conf (its ceph.conf, for radosgw-admin) and
+# $rgw_daemons (the PIDs of radosgw, ceph-osd and ceph-mon).
+start_ceph_rgw() { # [MEMSTORE_MIB]
+    local port pid
+    command -v radosgw >/dev/null 2>&1 || die "radosgw is missing: run ./dev setup"
+    port=$(free_port)
+    s3s_bin=$(command -v radosgw)
+    s3s_data=""
+    s3s_access_key=lakeportTestAccessKey
+    s3s_secret_key=lakeportTestSecretKey0123456789
+    rgw_conf=$scratch/ceph/ceph.conf
+    setsid .venv/bin/python tests/peers/ceph/start.py --scratch "$scratch/ceph" --port "$port" \
+        --memstore-mib "${1:-1024}" </dev/null >"$scratch/rgw.out" 2>"$scratch/rgw.err" &
+    pid=$!
+    peer_pids+=($pid)
+    for _ in $(seq 600); do
+        grep -q '^READY ' "$scratch/rgw.out" && break
+        kill -0 "$pid" 2>/dev/null || die "Ceph RGW did not start: $(cat "$scratch/rgw.err")"
+        sleep 0.1
+    done
+    s3s=$(sed -n 's/^READY //p' "$scratch/rgw.out")
+    [ "$s3s" = "http://127.0.0.1:$port" ] || die "no Ceph RGW on port $port after 60 s: $(cat "$scratch/rgw.err")"
+    rgw_daemons=$(pgrep -P "$pid" | tr '\n' ' ')
 }
 
 # A real Rucio server (tests/peers/rucio/start.py in .venv-rucio: SQLite,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Whole-process S3 transfers: `lakeport s3 cp` beside `rclone copy` (rclone's
 # S3 backend) and `aws s3 cp` (awscli v1), in one run against one local
-# server on 127.0.0.1, s3s-fs or (SERVER=rclone) `rclone serve s3`:
+# server on 127.0.0.1: s3s-fs, `rclone serve s3` (SERVER=rclone) or a real
+# single-node Ceph RADOS Gateway 16.2 (SERVER=rgw, INFN Cloud's server type):
 #   - one 1 GiB file, uploaded and downloaded;
 #   - a directory of 1,000 files of 64 KiB (10 folders of 100), uploaded and
 #     downloaded recursively.
@@ -13,12 +14,15 @@
 # the tools; each tool starts from an empty server (its own bucket) and an
 # empty download folder. Every upload is compared byte for byte with the
 # files s3s-fs stored, every download with its source; any difference stops
-# the run. Results: target/bench-results/transfer-$SERVER.md (and stdout).
+# the run (on RGW, whose objects live in its OSD's memory, every upload is
+# checked by the download that follows it). Results:
+# target/bench-results/transfer-$SERVER.md (and stdout).
 #
 # The server's work per byte differs, and on 2 cores it bounds every
 # client: s3s-fs re-reads, re-hashes and rewrites all parts when an upload
 # completes, and reads GET bodies 4 KiB per blocking task; rclone serve s3
-# spends its CPU on UploadPart and answers GETs cheaply.
+# spends its CPU on UploadPart and answers GETs cheaply; Ceph RGW's CPU is
+# that of radosgw, ceph-osd and ceph-mon together.
 #
 # s3s-fs 0.14.1 leaves Nagle's algorithm on (no TCP_NODELAY) and writes GET
 # bodies 4 KiB at a time: most GETs of a 64 KiB object on a kept-alive
@@ -34,7 +38,7 @@
 # Needs: ./dev setup (s3s-fs in .tools, rclone and awscli in .venv), GNU time
 # at /usr/bin/time, about 4 GiB free under TMPDIR.
 # Environment: RUNS (default 3), LAKEPORT (default target/release/lakeport),
-# SERVER (s3s-fs, the default, or rclone).
+# SERVER (s3s-fs, the default, rclone or rgw).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,7 +47,7 @@ cd "$root"
 runs=${RUNS:-3}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, not '$runs'"
 server=${SERVER:-s3s-fs}
-case $server in s3s-fs | rclone) ;; *) die "SERVER must be s3s-fs or rclone, not '$server'" ;; esac
+case $server in s3s-fs | rclone | rgw) ;; *) die "SERVER must be s3s-fs, rclone or rgw, not '$server'" ;; esac
 target=${CARGO_TARGET_DIR:-$root/target}
 out=$target/bench-results
 lakeport_bin=${LAKEPORT:-$target/release/lakeport}
@@ -62,11 +66,20 @@ free_kib=$(df -Pk "$scratch" | awk 'NR == 2 { print $4 }')
 [ "$free_kib" -gt $((4 * 1024 * 1024)) ] || die "less than 4 GiB free under $scratch"
 
 step "starting $server"
-if [ "$server" = rclone ]; then start_rclone_s3; else start_s3s_fs; fi
-s3s_pid=${peer_pids[-1]}
+case $server in
+    rclone) start_rclone_s3 ;;
+    # Room for the 1 GiB object and what deleted buckets leave until RGW's
+    # garbage collection has run (reset_state runs it).
+    rgw) start_ceph_rgw 4096 ;;
+    *) start_s3s_fs ;;
+esac
+server_pids=${rgw_daemons:-${peer_pids[-1]}}
 ticks=$(getconf CLK_TCK)
-# CPU seconds the server has used so far.
-server_cpu() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$s3s_pid/stat"; }
+# CPU seconds the server's processes have used so far.
+server_cpu() {
+    local pid
+    for pid in $server_pids; do cat "/proc/$pid/stat"; done | awk -v t="$ticks" '{ s += $14 + $15 } END { printf "%.2f", s / t }'
+}
 
 # Every client on its own configuration only: nothing from the user's
 # home, AWS_*, RCLONE_* or LAKEPORT_* settings, and no proxy for 127.0.0.1.
@@ -129,6 +142,8 @@ rclone_version=$("$rclone_bin" version | head -1)
 aws_version=$("$aws_bin" --version 2>&1)
 if [ "$server" = rclone ]; then
     server_version="rclone serve s3 ($rclone_version)"
+elif [ "$server" = rgw ]; then
+    server_version="Ceph RADOS Gateway $(ceph --version | cut -d' ' -f3) (beast, one memstore OSD)"
 else
     server_version=$("$s3s_bin" --version 2>/dev/null || echo "s3s-fs (version unknown)")
 fi
@@ -200,11 +215,28 @@ same_tree() { # A B WHAT
     }
 }
 
-# An empty server and an empty download folder.
+# An empty server and an empty download folder. RGW: the buckets go, and
+# its garbage collection frees their objects' memory at once.
 reset_state() {
-    find "$s3s_data" -mindepth 1 -delete
+    if [ -n "$s3s_data" ]; then
+        find "$s3s_data" -mindepth 1 -delete
+    else
+        local b
+        for b in $(radosgw-admin -c "$rgw_conf" bucket list 2>/dev/null | python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin)))'); do
+            radosgw-admin -c "$rgw_conf" bucket rm --bucket="$b" --purge-objects --bypass-gc >/dev/null 2>&1 || die "removing bucket $b from RGW"
+        done
+        radosgw-admin -c "$rgw_conf" gc process --include-all >/dev/null 2>&1 || true
+    fi
     rm -rf "$down"
     mkdir -p "$down/one" "$down/many"
+}
+
+# Upload checks against the server's files (not on RGW, see above).
+stored_file() { # A BUCKET/KEY WHAT
+    [ -z "$s3s_data" ] || same_file "$1" "$s3s_data/$2" "$3"
+}
+stored_tree() { # A BUCKET/PREFIX WHAT
+    [ -z "$s3s_data" ] || same_tree "$1" "$s3s_data/$2" "$3"
 }
 
 step "writing the data: one file of 1 GiB, $many_files files of 64 KiB"
@@ -243,7 +275,7 @@ for tool in "${tools[@]}"; do
             warm_down=("$aws_bin" --endpoint-url "$s3s" s3 cp "s3://$bucket/warmup" "$down/warmup") ;;
     esac
     quiet "$tool: warm-up upload" "${warm_up[@]}"
-    same_file "$w" "$s3s_data/$bucket/warmup" "$tool warm-up upload"
+    stored_file "$w" "$bucket/warmup" "$tool warm-up upload"
     quiet "$tool: warm-up download" "${warm_down[@]}"
     same_file "$w" "$down/warmup" "$tool warm-up download"
 done
@@ -262,12 +294,12 @@ for run in $(seq "$runs"); do
         set_cmd "$tool" mb "$bucket" && quiet "$tool: creating $bucket" "${cmd[@]}"
 
         set_cmd "$tool" one-up "$bucket" && timed "$tool" one-up "$run"
-        same_file "$src/one/big.bin" "$s3s_data/$bucket/one/big.bin" "$tool upload of the 1 GiB file"
+        stored_file "$src/one/big.bin" "$bucket/one/big.bin" "$tool upload of the 1 GiB file"
         set_cmd "$tool" one-down "$bucket" && timed "$tool" one-down "$run"
         same_file "$src/one/big.bin" "$down/one/big.bin" "$tool download of the 1 GiB file"
 
         set_cmd "$tool" many-up "$bucket" && timed "$tool" many-up "$run"
-        same_tree "$src/many" "$s3s_data/$bucket/many" "$tool upload of the $many_files files"
+        stored_tree "$src/many" "$bucket/many" "$tool upload of the $many_files files"
         set_cmd "$tool" many-down "$bucket" && timed "$tool" many-down "$run"
         same_tree "$src/many" "$down/many" "$tool download of the $many_files files"
     done
@@ -356,8 +388,12 @@ PY
     echo "One local $server_version on 127.0.0.1 (data under $(dirname "$scratch"), source files in the page cache);"
     echo "$runs run(s) per tool and row, the tools interleaved, each from an empty server;"
     echo "every transfer checked byte for byte. Clients at their default transfer settings."
-    echo "Target: lakeport at least rclone's throughput and 1.5× awscli's on every row,"
-    echo "peak memory under 256 MiB."
+    if [ "$server" = rgw ]; then
+        echo "No throughput target on this server yet; peak memory under 256 MiB."
+    else
+        echo "Target: lakeport at least rclone's throughput and 1.5× awscli's on every row,"
+        echo "peak memory under 256 MiB."
+    fi
     echo
     cat "$scratch/report.md"
     if [ "$server" = s3s-fs ]; then

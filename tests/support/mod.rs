@@ -239,19 +239,6 @@ impl Peer {
         Peer::start_with_env("oidc-provider", &node, &env, |port, _| vec![script.clone().into(), port.to_string().into()])
     }
 
-    /// [`Peer::oidc_provider`] whose clock runs `offset` (libfaketime's
-    /// form, e.g. `-2h`) off: its tokens' `iat` and `exp` are that far off.
-    pub fn oidc_provider_with_clock(access_ttl: u64, offset: &str) -> Peer {
-        let faketime = tool_on_path("faketime");
-        let node = tool_on_path("node");
-        let script = workspace_root().join("tests/peers/oidc-provider.mjs");
-        let env = [("ACCESS_TTL", access_ttl.to_string()), ("REFRESH_TTL", "3600".to_string())];
-        let offset = offset.to_string();
-        Peer::start_with_env("oidc-provider", &faketime, &env, |port, _| {
-            vec!["-f".into(), offset.clone().into(), node.clone().into(), script.clone().into(), port.to_string().into()]
-        })
-    }
-
     /// Starts `binary` with the arguments `args(port, tempdir)` and waits
     /// until it answers HTTP on the port.
     pub fn start(name: &'static str, binary: &Path, args: impl Fn(u16, &Path) -> Vec<OsString>) -> Peer {
