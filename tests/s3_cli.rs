@@ -233,6 +233,41 @@ fn a_corrupted_download_is_caught_and_never_left_as_a_file() {
     assert!(proxy.faults_injected() >= 2);
 }
 
+/// The answer to CompleteMultipartUpload is lost after the server has
+/// assembled the object: the retried completion finds no upload
+/// (`NoSuchUpload`) or none to report, HEAD shows the object is the one
+/// sent, and the upload succeeds; no abort is ever sent for it.
+fn a_lost_completion_answer_is_settled_by_head(server: &Peer) {
+    let upstream = server.endpoint.trim_start_matches("http://");
+    S3Env::new(&server.endpoint).ok(&["mb", "s3://lost"]);
+    let proxy = FaultProxy::start(upstream, Faults { lose_answer_to: Some("?uploadId="), max_faults: 1, ..Faults::default() });
+    // Parts go as `PUT …?partNumber=N&uploadId=…`: only the completion
+    // (and an abort) has the uploadId first.
+    let env = S3Env::new(&proxy.endpoint);
+    let data = pattern(11 * MIB + 5, 21);
+    let local = env.write("data", &data);
+    let out = env.s3(&["cp", "--part-size", "5M", "--output", "json", local.to_str().unwrap(), "s3://lost/data"]);
+    ok(&out);
+    let lines = proxy.forwarded();
+    let completions = lines.iter().filter(|l| l.starts_with("POST ") && l.contains("uploadId=")).count();
+    assert!(completions >= 1, "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("DELETE ")), "an abort was sent: {lines:?}");
+    assert_eq!(proxy.faults_injected(), 1);
+    let back = env.path("back");
+    env.ok(&["cp", "s3://lost/data", back.to_str().unwrap()]);
+    assert_eq!(file_sha(&back), sha256(&data));
+}
+
+#[test]
+fn a_lost_completion_answer_is_settled_by_head_on_s3s_fs() {
+    a_lost_completion_answer_is_settled_by_head(&Peer::s3s_fs());
+}
+
+#[test]
+fn a_lost_completion_answer_is_settled_by_head_on_ceph_rgw() {
+    a_lost_completion_answer_is_settled_by_head(&Peer::ceph_rgw(None));
+}
+
 /// UploadPart request lines: their part numbers.
 fn part_numbers(lines: &[String]) -> Vec<u32> {
     let mut numbers: Vec<u32> = lines

@@ -1,8 +1,9 @@
 //! A test-only TCP proxy on 127.0.0.1 between lakeport and an S3 server
 //! that misbehaves on purpose, within a budget: it resets some connections
 //! (after reading the request head, so the client is mid-request), answers
-//! others with 503 `SlowDown`, can flip a byte in response bodies, and can
-//! slow every request down. It records the request line of every request
+//! others with 503 `SlowDown`, can flip a byte in response bodies, can lose
+//! the answer to a request the server carried out, and can slow every
+//! request down. It records the request line of every request
 //! it forwarded, so tests can see what was (not) sent. Its faults are per
 //! connection, so every answer it passes on says `Connection: close`: the
 //! client sends one request per connection through it.
@@ -26,6 +27,11 @@ pub struct Faults {
     pub corrupt_get_bodies: bool,
     /// Wait this long before forwarding each request.
     pub delay_ms: u64,
+    /// Forward the first request whose request line contains this text,
+    /// let the server answer it, then close the client's connection
+    /// instead of passing the answer on: the request took effect, the
+    /// client never learns it.
+    pub lose_answer_to: Option<&'static str>,
 }
 
 pub struct FaultProxy {
@@ -136,6 +142,7 @@ fn handle(n: usize, mut client: TcpStream, upstream: &str, faults: Faults, log: 
         let _ = std::io::copy(&mut client_read, &mut server_write);
         let _ = server_write.shutdown(Shutdown::Write);
     });
+    let lose_answer = faults.lose_answer_to.is_some_and(|t| request_line.contains(t)) && take_fault(&faults, count);
     let corrupt = faults.corrupt_get_bodies && request_line.starts_with("GET ");
     // The answer's head is held until complete, to add `Connection: close`.
     let mut answer_head: Option<Vec<u8>> = Some(Vec::new());
@@ -146,6 +153,14 @@ fn handle(n: usize, mut client: TcpStream, upstream: &str, faults: Faults, log: 
             Ok(0) | Err(_) => break,
             Ok(k) => k,
         };
+        if lose_answer {
+            // The server has answered: the request is done. Close the
+            // client's connection (both halves: a clone of it is still
+            // reading the request side) before any answer byte.
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = upload.join();
+            return;
+        }
         let mut data = chunk[..k].to_vec();
         if let Some(head) = &mut answer_head {
             head.extend_from_slice(&data);

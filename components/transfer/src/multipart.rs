@@ -506,13 +506,18 @@ impl MultipartUpload {
     }
 }
 
-/// Whether a CompleteMultipartUpload that ended in `error` may still have
-/// assembled the object, so that the upload must not be aborted and the
-/// object is checked by HEAD instead: the answer was lost (a dropped
-/// connection, a timeout), unreadable, a server failure (5xx), or
-/// `NoSuchUpload` (a retry after the server had completed it). A plain
-/// refusal (4xx such as `InvalidPart`) means nothing was assembled.
-pub fn completion_uncertain(error: &TransferError) -> bool {
+/// Whether a CompleteMultipartUpload sent `attempts` times and ending in
+/// `error` may still have assembled the object, so that the upload must not
+/// be aborted and the object is checked by HEAD instead: an earlier attempt
+/// went unanswered (servers answer a retried completion of a finished
+/// upload with `NoSuchUpload`, or, as s3s-fs does, `AccessDenied`), or the
+/// last answer was lost (a dropped connection, a timeout), unreadable, or a
+/// server failure (5xx). Only a plain refusal of the one attempt (4xx such
+/// as `InvalidPart`) means nothing was assembled.
+pub fn completion_uncertain(error: &TransferError, attempts: u64) -> bool {
+    if attempts > 1 {
+        return true;
+    }
     match error {
         // Even a refused connection: an earlier attempt may have been answered.
         TransferError::Transport { kind, .. } => *kind != TransportKind::Denied,

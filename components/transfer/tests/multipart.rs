@@ -414,9 +414,12 @@ fn only_a_plain_refusal_of_completion_rules_out_a_completed_object() {
     let denied = TransferError::Transport { kind: TransportKind::Denied, message: "denied".into() };
     let unreadable = TransferError::InvalidResponse { status: 200, message: "not XML".into() };
     for uncertain in [reset, timeout, refused, unreadable, S3Error::new(500, "InternalError", "").into(), S3Error::new(404, "NoSuchUpload", "").into()] {
-        assert!(completion_uncertain(&uncertain), "{uncertain:?}");
+        assert!(completion_uncertain(&uncertain, 1), "{uncertain:?}");
     }
     for certain in [denied, S3Error::new(400, "InvalidPart", "").into(), S3Error::new(403, "AccessDenied", "").into()] {
-        assert!(!completion_uncertain(&certain), "{certain:?}");
+        assert!(!completion_uncertain(&certain, 1), "{certain:?}");
+        // After a retry, an earlier attempt may have completed it: s3s-fs
+        // answers the second completion of a finished upload AccessDenied.
+        assert!(completion_uncertain(&certain, 2), "{certain:?} on a retry");
     }
 }

@@ -86,6 +86,20 @@ pub struct Settings {
     pub retry: RetryPolicy,
 }
 
+/// A multipart upload that did not end in a checked object.
+struct CompletionFailed {
+    error: TransferError,
+    /// The server may have assembled the object (or did, wrongly): the
+    /// upload must not be aborted.
+    maybe_completed: bool,
+}
+
+impl From<TransferError> for CompletionFailed {
+    fn from(error: TransferError) -> Self {
+        CompletionFailed { error, maybe_completed: false }
+    }
+}
+
 pub struct Uploaded {
     pub size: u64,
     pub etag: String,
@@ -328,20 +342,20 @@ impl Session {
         };
         let sent = match self.send_parts(source, &mut upload, first, req).await {
             Ok(()) => self.complete(&upload, bucket, key).await,
-            Err(e) => Err(e),
+            Err(e) => Err(CompletionFailed { error: e, maybe_completed: false }),
         };
         match sent {
             Ok(etag) => {
                 let size = upload.plan().total_size().unwrap_or_default();
                 Ok(Uploaded { size, etag, parts: upload.plan().part_count().unwrap_or(0), parts_kept: kept })
             }
-            // Completion was attempted and may have succeeded: never abort.
-            Err(e) if upload.is_complete() && completion_uncertain(&e) => Err(with_note(
+            // The server may have assembled the object: never abort.
+            Err(CompletionFailed { error: e, maybe_completed: true }) => Err(with_note(
                 e,
                 &format!("the upload may have completed: check the object; if it is missing, run the same command with --resume (upload ID {})", upload.upload_id()),
             )),
-            Err(e) if req.keep_on_failure => Err(with_note(e, "the parts sent so far are kept on the server: run the same command with --resume to continue")),
-            Err(e) => {
+            Err(CompletionFailed { error: e, .. }) if req.keep_on_failure => Err(with_note(e, "the parts sent so far are kept on the server: run the same command with --resume to continue")),
+            Err(CompletionFailed { error: e, .. }) => {
                 let id = upload.upload_id().to_string();
                 let aborted = self.call(|r, t| r.abort_multipart_upload(bucket, key, &id, t), parse::parse_empty_success).await;
                 Err(match aborted {
@@ -397,20 +411,22 @@ impl Session {
     /// Completes an upload whose parts are all stored; the object's ETag.
     /// When the answer gives no ETag, or is lost in a way that may hide a
     /// completion, the object itself is checked by HEAD.
-    async fn complete(&self, upload: &MultipartUpload, bucket: &str, key: &str) -> Result<String> {
+    async fn complete(&self, upload: &MultipartUpload, bucket: &str, key: &str) -> std::result::Result<String, CompletionFailed> {
+        let sent_before = self.sent.get();
         let answer = self.call(|r, t| upload.complete_request(r, bucket, key, t), parse::parse_complete_multipart_upload).await;
+        let assembled = |error| CompletionFailed { error, maybe_completed: true };
         let lost = match answer {
-            Ok(completed) => match upload.check_completed(key, completed.etag.as_deref())? {
+            Ok(completed) => match upload.check_completed(key, completed.etag.as_deref()).map_err(assembled)? {
                 Some(etag) => return Ok(etag),
                 None => None,
             },
-            Err(e) if completion_uncertain(&e) => Some(e),
-            Err(e) => return Err(e),
+            Err(e) if completion_uncertain(&e, self.sent.get() - sent_before) => Some(e),
+            Err(e) => return Err(CompletionFailed { error: e, maybe_completed: false }),
         };
         match (self.head(bucket, key, None).await, lost) {
-            (Ok(head), _) => upload.check_assembled(key, &head),
-            (Err(_), Some(lost)) => Err(lost),
-            (Err(e), None) => Err(e),
+            (Ok(head), _) => upload.check_assembled(key, &head).map_err(assembled),
+            (Err(_), Some(lost)) => Err(assembled(lost)),
+            (Err(e), None) => Err(assembled(e)),
         }
     }
 
@@ -496,10 +512,14 @@ impl Session {
             self.complete(&upload, bucket, key).await
         }
         .await;
-        if result.as_ref().is_err_and(|e| !(upload.is_complete() && completion_uncertain(e))) {
-            let _ = self.call(|r, t| r.abort_multipart_upload(bucket, key, &upload_id, t), parse::parse_empty_success).await;
+        match result {
+            Ok(etag) => Ok(etag),
+            Err(CompletionFailed { error, maybe_completed: true }) => Err(error),
+            Err(CompletionFailed { error, maybe_completed: false }) => {
+                let _ = self.call(|r, t| r.abort_multipart_upload(bucket, key, &upload_id, t), parse::parse_empty_success).await;
+                Err(error)
+            }
         }
-        result
     }
 
     pub fn presign(&self, method: &'static str, bucket: &str, key: &str, expires: u32, now: i64) -> Result<String> {
