@@ -89,6 +89,18 @@ start_rclone_s3() {
     wait_http "$s3s/"
 }
 
+# Prints the URL of a peer started with stdout to LOG.out and stderr to
+# LOG.err once it prints "READY URL"; dies if PID exits first or SECONDS pass.
+await_ready() { # PID LOG SECONDS WHAT
+    local _i
+    for _i in $(seq $(($3 * 10))); do
+        grep -q '^READY ' "$2.out" && { sed -n 's/^READY //p' "$2.out"; return; }
+        kill -0 "$1" 2>/dev/null || die "$4 did not start: $(cat "$2.err")"
+        sleep 0.1
+    done
+    die "$4 did not start within $3 s: $(cat "$2.err")"
+}
+
 # A real single-node Ceph RADOS Gateway (tests/peers/ceph/start.py: one
 # monitor, one memstore OSD of MEMSTORE_MIB, radosgw) with the tests' user,
 # setting the same variables as start_s3s_fs but $s3s_data (objects live in
@@ -107,13 +119,8 @@ start_ceph_rgw() { # [MEMSTORE_MIB]
         --memstore-mib "${1:-1024}" </dev/null >"$scratch/rgw.out" 2>"$scratch/rgw.err" &
     pid=$!
     peer_pids+=($pid)
-    for _ in $(seq 600); do
-        grep -q '^READY ' "$scratch/rgw.out" && break
-        kill -0 "$pid" 2>/dev/null || die "Ceph RGW did not start: $(cat "$scratch/rgw.err")"
-        sleep 0.1
-    done
-    s3s=$(sed -n 's/^READY //p' "$scratch/rgw.out")
-    [ "$s3s" = "http://127.0.0.1:$port" ] || die "no Ceph RGW on port $port after 60 s: $(cat "$scratch/rgw.err")"
+    s3s=$(await_ready "$pid" "$scratch/rgw" 60 "Ceph RGW")
+    [ "$s3s" = "http://127.0.0.1:$port" ] || die "Ceph RGW is not on port $port: $s3s"
     rgw_daemons=$(pgrep -P "$pid" | tr '\n' ' ')
 }
 
@@ -132,13 +139,8 @@ start_rucio() { # S3_ENDPOINT
         --loglevel WARNING </dev/null >"$scratch/rucio.out" 2>"$scratch/rucio.err" &
     pid=$!
     peer_pids+=($pid)
-    for _ in $(seq 1800); do
-        grep -q '^READY ' "$scratch/rucio.out" && break
-        kill -0 "$pid" 2>/dev/null || die "the Rucio server did not start: $(cat "$scratch/rucio.err")"
-        sleep 0.1
-    done
-    rucio=$(sed -n 's/^READY //p' "$scratch/rucio.out")
-    [ "$rucio" = "http://127.0.0.1:$port" ] || die "no Rucio server on port $port after 180 s: $(cat "$scratch/rucio.err")"
+    rucio=$(await_ready "$pid" "$scratch/rucio" 180 "the Rucio server")
+    [ "$rucio" = "http://127.0.0.1:$port" ] || die "the Rucio server is not on port $port: $rucio"
     rucio_root_password=$(sed -n 's/^password = //p' "$rucio_dir/client-root.cfg")
     [ -n "$rucio_root_password" ] || die "no root password in $rucio_dir/client-root.cfg"
 }

@@ -1,6 +1,7 @@
 //! `lakeport creds` end to end: tokens from a real oidc-provider, STS and S3
-//! from a real moto server that checks every signature, and the clients our
-//! users run (awscli, rclone, restic) configured with the files in examples/.
+//! from a real moto server that checks every signature and from a real Ceph
+//! RGW 16.2 (INFN Cloud's server type), and the clients our users run
+//! (awscli, rclone, restic) configured with the files in examples/.
 
 #[path = "support/mod.rs"]
 #[allow(dead_code)]
@@ -148,7 +149,7 @@ fn awscli_with_credential_process_against_ceph_rgw() {
 }
 
 fn awscli_with_credential_process(chain: &Chain) {
-    let moto = &chain.sts;
+    let s3 = &chain.sts;
     let env = Env::new(&chain.profile(""));
     env.install_aws_config();
     // The example is what `--format aws-config` prints, but for the full path.
@@ -156,22 +157,22 @@ fn awscli_with_credential_process(chain: &Chain) {
     assert!(snippet.contains(&format!("credential_process = {} creds --profile infncloud\n", env!("CARGO_BIN_EXE_lakeport"))), "{snippet}");
     assert!(snippet.contains("request_checksum_calculation = when_required\nresponse_checksum_validation = when_required\n"));
 
-    ok(&env.aws(moto, &["s3", "mb", "s3://lake"]));
+    ok(&env.aws(s3, &["s3", "mb", "s3://lake"]));
     let data = support::pattern(300 * 1024, 7);
     let file = support::write_file(env.home(), "data.bin", &data);
-    ok(&env.aws(moto, &["s3", "cp", file.to_str().unwrap(), "s3://lake/run1/data.bin"]));
-    let listing = ok(&env.aws(moto, &["s3", "ls", "s3://lake/run1/"]));
+    ok(&env.aws(s3, &["s3", "cp", file.to_str().unwrap(), "s3://lake/run1/data.bin"]));
+    let listing = ok(&env.aws(s3, &["s3", "ls", "s3://lake/run1/"]));
     assert!(listing.contains("data.bin") && listing.contains("307200"), "{listing}");
     let back = env.home().join("back.bin");
-    ok(&env.aws(moto, &["s3", "cp", "s3://lake/run1/data.bin", back.to_str().unwrap()]));
+    ok(&env.aws(s3, &["s3", "cp", "s3://lake/run1/data.bin", back.to_str().unwrap()]));
     assert_eq!(std::fs::read(&back).unwrap(), data);
-    assert_eq!(moto.sts_calls(), 1, "four awscli runs, one STS call: the rest came from lakeport's cache");
+    assert_eq!(s3.sts_calls(), 1, "four awscli runs, one STS call: the rest came from lakeport's cache");
 
     // The server checks credentials: keys that are not the assumed role's are refused.
     let forged = env
         .tool(workspace_root().join(".venv/bin/aws"))
         .args(["s3", "ls", "s3://lake/"])
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ENDPOINT_URL", &s3.endpoint)
         .env("AWS_DEFAULT_REGION", chain.region)
         .env("AWS_ACCESS_KEY_ID", "ASIAFORGEDFORGEDFORG")
         .env("AWS_SECRET_ACCESS_KEY", "forged")
@@ -194,7 +195,7 @@ fn rclone_env_auth_lists_and_copies_against_ceph_rgw() {
 }
 
 fn rclone_env_auth_lists_and_copies(chain: &Chain) {
-    let moto = &chain.sts;
+    let s3 = &chain.sts;
     let env = Env::new(&chain.profile(""));
     env.install_aws_config();
     let src = env.home().join("src");
@@ -203,17 +204,17 @@ fn rclone_env_auth_lists_and_copies(chain: &Chain) {
     std::fs::write(src.join("a.bin"), &a).unwrap();
     std::fs::write(src.join("sub/b.txt"), b"hello lake\n").unwrap();
 
-    ok(&env.rclone(moto).args(["mkdir", "infncloud:rclone-lake"]).output().unwrap());
-    ok(&env.rclone(moto).args(["copy", src.to_str().unwrap(), "infncloud:rclone-lake/in"]).output().unwrap());
-    let listing = ok(&env.rclone(moto).args(["lsf", "-R", "infncloud:rclone-lake/in"]).output().unwrap());
+    ok(&env.rclone(s3).args(["mkdir", "infncloud:rclone-lake"]).output().unwrap());
+    ok(&env.rclone(s3).args(["copy", src.to_str().unwrap(), "infncloud:rclone-lake/in"]).output().unwrap());
+    let listing = ok(&env.rclone(s3).args(["lsf", "-R", "infncloud:rclone-lake/in"]).output().unwrap());
     let mut names: Vec<&str> = listing.lines().collect();
     names.sort();
     assert_eq!(names, ["a.bin", "sub/", "sub/b.txt"]);
     let dst = env.home().join("dst");
-    ok(&env.rclone(moto).args(["copy", "infncloud:rclone-lake/in", dst.to_str().unwrap()]).output().unwrap());
+    ok(&env.rclone(s3).args(["copy", "infncloud:rclone-lake/in", dst.to_str().unwrap()]).output().unwrap());
     assert_eq!(std::fs::read(dst.join("a.bin")).unwrap(), a);
     assert_eq!(std::fs::read(dst.join("sub/b.txt")).unwrap(), b"hello lake\n");
-    assert_eq!(moto.sts_calls(), 1);
+    assert_eq!(s3.sts_calls(), 1);
 }
 
 #[test]
@@ -228,7 +229,7 @@ fn restic_backup_and_restore_on_ceph_rgw() {
 
 fn restic_backup_and_restore(chain: &Chain) {
     support::tool_on_path("restic");
-    let moto = &chain.sts;
+    let s3 = &chain.sts;
     let env = Env::new(&chain.profile(""));
     env.install_aws_config();
     let data = env.home().join("results");
@@ -236,11 +237,11 @@ fn restic_backup_and_restore(chain: &Chain) {
     let big = support::pattern(1 << 20, 42);
     std::fs::write(data.join("run-42/events.root"), &big).unwrap();
     std::fs::write(data.join("notes.txt"), "calibration ok\n").unwrap();
-    ok(&env.rclone(moto).args(["mkdir", "infncloud:backups"]).output().unwrap());
+    ok(&env.rclone(s3).args(["mkdir", "infncloud:backups"]).output().unwrap());
 
     let script = workspace_root().join("examples/restic-backup.sh");
     let restic = |args: &[&str]| {
-        env.with_rclone_remote(&script, moto)
+        env.with_rclone_remote(&script, s3)
             .args(args)
             .env("RESTIC_PASSWORD", "restic test password")
             .env("RESTIC_CACHE_DIR", env.home().join("restic-cache"))
@@ -255,9 +256,9 @@ fn restic_backup_and_restore(chain: &Chain) {
     let back = restored.join(data.strip_prefix("/").unwrap());
     assert_eq!(std::fs::read(back.join("run-42/events.root")).unwrap(), big, "byte-identical");
     assert_eq!(std::fs::read_to_string(back.join("notes.txt")).unwrap(), "calibration ok\n");
-    let objects = ok(&env.rclone(moto).args(["lsf", "-R", "infncloud:backups/restic"]).output().unwrap());
+    let objects = ok(&env.rclone(s3).args(["lsf", "-R", "infncloud:backups/restic"]).output().unwrap());
     assert!(objects.lines().any(|l| l == "config"), "the repository lives in S3: {objects}");
-    assert_eq!(moto.sts_calls(), 1);
+    assert_eq!(s3.sts_calls(), 1);
 }
 
 #[test]

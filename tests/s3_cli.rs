@@ -1,7 +1,7 @@
 //! `lakeport s3` end to end against strict S3 servers the tests start
 //! (`rclone serve s3 --auth-key`, `s3s-fs`, which also checks payload
-//! hashes, and moto with STS credentials), through a misbehaving proxy, and
-//! across a `kill -9`. Every download is compared with what was uploaded.
+//! hashes, a real Ceph RGW 16.2, and moto with STS credentials), through a
+//! misbehaving proxy, and across a `kill -9`. Every download is compared with what was uploaded.
 
 #[path = "support/mod.rs"]
 #[allow(dead_code)]
