@@ -2,8 +2,8 @@
 //! that misbehaves on purpose, within a budget: it resets some connections
 //! (after reading the request head, so the client is mid-request), answers
 //! others with 503 `SlowDown`, can flip a byte in response bodies, can lose
-//! the answer to a request the server carried out, and can slow every
-//! request down. It records the request line of every request
+//! the answer to a request the server carried out, can cut GET bodies
+//! short, and can slow every request down. It records the request line of every request
 //! it forwarded, so tests can see what was (not) sent. Its faults are per
 //! connection, so every answer it passes on says `Connection: close`: the
 //! client sends one request per connection through it.
@@ -32,6 +32,9 @@ pub struct Faults {
     /// instead of passing the answer on: the request took effect, the
     /// client never learns it.
     pub lose_answer_to: Option<&'static str>,
+    /// Close the connection after this many bytes of the body of a
+    /// successful GET answer (short of its Content-Length).
+    pub cut_get_bodies_after: Option<usize>,
 }
 
 pub struct FaultProxy {
@@ -144,6 +147,7 @@ fn handle(n: usize, mut client: TcpStream, upstream: &str, faults: Faults, log: 
     });
     let lose_answer = faults.lose_answer_to.is_some_and(|t| request_line.contains(t)) && take_fault(&faults, count);
     let corrupt = faults.corrupt_get_bodies && request_line.starts_with("GET ");
+    let mut cut_after = faults.cut_get_bodies_after.filter(|_| request_line.starts_with("GET "));
     // The answer's head is held until complete, to add `Connection: close`.
     let mut answer_head: Option<Vec<u8>> = Some(Vec::new());
     let mut flip_next = false;
@@ -175,7 +179,17 @@ fn handle(n: usize, mut client: TcpStream, upstream: &str, faults: Faults, log: 
             answer_head = None;
             // Errors pass through untouched.
             flip_next = corrupt && ok;
+            if !ok || !cut_after.is_some_and(|_| take_fault(&faults, count)) {
+                cut_after = None;
+            }
             data = body;
+        }
+        if let Some(left) = cut_after {
+            if data.len() >= left {
+                let _ = client.write_all(&data[..left]);
+                break;
+            }
+            cut_after = Some(left - data.len());
         }
         if flip_next && !data.is_empty() {
             data[0] ^= 0x01;

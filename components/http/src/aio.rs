@@ -210,12 +210,14 @@ async fn splice_all(out: &OutputStream, input: &InputStream, mut len: u64) -> Re
     Ok(())
 }
 
-/// A failure while splicing between a network stream and a local one: an
-/// HTTP error code names the network's side; anything else is the host's
-/// stream of the local file.
-fn splice_failure(e: StreamError, host: &str, doing: &str) -> HttpError {
+/// A failure while splicing between a network stream and a local one (the
+/// host's stream of a file). `local_ok` says whether the local stream still
+/// works when probed after the failure: if it does, the network's side
+/// failed (a connection cut in the middle of a body reaches the guest as an
+/// I/O error without an HTTP error code), and that is retried as a reset.
+fn splice_failure(e: StreamError, host: &str, doing: &str, local_ok: bool) -> HttpError {
     match e {
-        StreamError::LastOperationFailed(ref error) if wasip2::http::types::http_error_code(error).is_none() => {
+        StreamError::LastOperationFailed(ref error) if !local_ok && wasip2::http::types::http_error_code(error).is_none() => {
             HttpError::Local(error.to_debug_string())
         }
         e => stream_failure(e, host, doing),
@@ -281,7 +283,7 @@ impl Response {
         let Some(stream) = &self.stream else { return Ok(0) };
         let mut moved = 0;
         while moved < limit {
-            let permit = out.check_write().map_err(|e| splice_failure(e, &self.host, "storing the answer from"))?;
+            let permit = out.check_write().map_err(|e| splice_failure(e, &self.host, "storing the answer from", false))?;
             if permit == 0 {
                 wait(out.subscribe()).await;
                 continue;
@@ -295,7 +297,8 @@ impl Response {
                 }
                 Err(e) => {
                     self.stream = None;
-                    return Err(splice_failure(e, &self.host, "reading the answer from"));
+                    let local_ok = out.check_write().is_ok();
+                    return Err(splice_failure(e, &self.host, "reading the answer from", local_ok));
                 }
             }
         }
@@ -365,7 +368,10 @@ pub async fn send_body(request: &HttpRequest, body_data: Body<'_>) -> Result<Res
         Ok(stream) => {
             let result = match body_data {
                 Body::Bytes(bytes) => write_all(&stream, bytes).await.map_err(|e| stream_failure(e, &host, sending)),
-                Body::Stream { stream: input, len } => splice_all(&stream, input, len).await.map_err(|e| splice_failure(e, &host, sending)),
+                Body::Stream { stream: input, len } => {
+                    // A file that still reads is not what failed.
+                    splice_all(&stream, input, len).await.map_err(|e| splice_failure(e, &host, sending, input.read(0).is_ok()))
+                }
             };
             drop(stream);
             result
