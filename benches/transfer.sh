@@ -70,7 +70,7 @@ case $server in
     rclone) start_rclone_s3 ;;
     # Room for the 1 GiB object and what deleted buckets leave until RGW's
     # garbage collection has run (reset_state runs it).
-    rgw) start_ceph_rgw 4096 ;;
+    rgw) start_ceph_rgw 8192 ;;
     *) start_s3s_fs ;;
 esac
 server_pids=${rgw_daemons:-${peer_pids[-1]}}
