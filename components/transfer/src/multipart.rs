@@ -406,16 +406,22 @@ impl MultipartUpload {
     /// ([`MultipartUpload::check_assembled`]): Ceph RGW 16.2 answers a
     /// successful completion with an empty `<ETag></ETag>`.
     pub fn check_completed(&self, key: &str, answered_etag: Option<&str>) -> Result<Option<String>> {
-        let Some(etag) = answered_etag else { return Ok(None) };
-        if let (Some(expected), EtagKind::Multipart { .. }) = (self.expected_etag(), etag_kind(etag)) {
-            if !normalize_etag(etag).eq_ignore_ascii_case(&expected) {
-                return Err(TransferError::Integrity(format!(
-                    "the server assembled {key} with ETag {} where the parts sent make {expected}: the object is not what was sent; upload it again",
-                    normalize_etag(etag)
-                )));
-            }
+        let Some(etag) = answered_etag.map(normalize_etag) else { return Ok(None) };
+        if let Some(expected) = self.etag_differs(etag) {
+            return Err(TransferError::Integrity(format!(
+                "the server assembled {key} with ETag {etag} where the parts sent make {expected}: the object is not what was sent; upload it again"
+            )));
         }
-        Ok(Some(normalize_etag(etag).to_string()))
+        Ok(Some(etag.to_string()))
+    }
+
+    /// The ETag the parts make, when `etag` (normalized) is a multipart
+    /// ETag other than it; `None` when it matches or cannot be checked.
+    fn etag_differs(&self, etag: &str) -> Option<String> {
+        match (self.expected_etag(), etag_kind(etag)) {
+            (Some(expected), EtagKind::Multipart { .. }) if !etag.eq_ignore_ascii_case(&expected) => Some(expected),
+            _ => None,
+        }
     }
 
     /// Whether the object a HEAD shows is the one this upload assembled:
@@ -432,12 +438,10 @@ impl MultipartUpload {
             )));
         }
         let etag = head.etag.as_deref().map(normalize_etag).unwrap_or_default();
-        if let (Some(expected), EtagKind::Multipart { .. }) = (self.expected_etag(), etag_kind(etag)) {
-            if !etag.eq_ignore_ascii_case(&expected) {
-                return Err(TransferError::Integrity(format!(
-                    "after completing the upload, {key} has ETag {etag} where the parts sent make {expected}: another upload may have replaced it; upload it again"
-                )));
-            }
+        if let Some(expected) = self.etag_differs(etag) {
+            return Err(TransferError::Integrity(format!(
+                "after completing the upload, {key} has ETag {etag} where the parts sent make {expected}: another upload may have replaced it; upload it again"
+            )));
         }
         Ok(etag.to_string())
     }
@@ -514,12 +518,13 @@ impl MultipartUpload {
 /// last answer was lost (a dropped connection, a timeout), unreadable, or a
 /// server failure (5xx). Only a plain refusal of the one attempt (4xx such
 /// as `InvalidPart`) means nothing was assembled.
-pub fn completion_uncertain(error: &TransferError, attempts: u64) -> bool {
+pub fn completion_uncertain(error: &TransferError, attempts: u32) -> bool {
     if attempts > 1 {
         return true;
     }
     match error {
-        // Even a refused connection: an earlier attempt may have been answered.
+        // A refused connection too: an abort could not get through either,
+        // and the upload is kept for --resume.
         TransferError::Transport { kind, .. } => *kind != TransportKind::Denied,
         TransferError::InvalidResponse { .. } => true,
         TransferError::S3(e) => e.status >= 500 || e.kind() == S3ErrorKind::NoSuchUpload,

@@ -233,7 +233,18 @@ impl Session {
         payload: Option<(&Payload, &dyn Source)>,
         parse: impl Fn(&HttpResponse) -> Result<T>,
     ) -> Result<T> {
-        let mut attempts = Attempts::default();
+        self.call_counting(&mut Attempts::default(), build, payload, parse).await
+    }
+
+    /// [`Session::call_with`], counting the failed attempts in `attempts`
+    /// (all of them, when it ends in an error).
+    async fn call_counting<T>(
+        &self,
+        attempts: &mut Attempts,
+        build: impl Fn(&mut S3Requests, i64) -> Result<HttpRequest>,
+        payload: Option<(&Payload, &dyn Source)>,
+        parse: impl Fn(&HttpResponse) -> Result<T>,
+    ) -> Result<T> {
         loop {
             let request = self.sign(&build)?;
             let answer = match payload {
@@ -247,7 +258,7 @@ impl Session {
                 },
                 Err(e) => e,
             };
-            let decision = self.settings.retry.decide(&mut attempts, &error, now(), self.random());
+            let decision = self.settings.retry.decide(attempts, &error, now(), self.random());
             match self.settle(decision) {
                 Some(wait) => aio::sleep_ms(wait).await,
                 None => return Err(error),
@@ -412,15 +423,16 @@ impl Session {
     /// When the answer gives no ETag, or is lost in a way that may hide a
     /// completion, the object itself is checked by HEAD.
     async fn complete(&self, upload: &MultipartUpload, bucket: &str, key: &str) -> std::result::Result<String, CompletionFailed> {
-        let sent_before = self.sent.get();
-        let answer = self.call(|r, t| upload.complete_request(r, bucket, key, t), parse::parse_complete_multipart_upload).await;
+        let mut attempts = Attempts::default();
+        let build = |r: &mut S3Requests, t| upload.complete_request(r, bucket, key, t);
+        let answer = self.call_counting(&mut attempts, build, None, parse::parse_complete_multipart_upload).await;
         let assembled = |error| CompletionFailed { error, maybe_completed: true };
         let lost = match answer {
             Ok(completed) => match upload.check_completed(key, completed.etag.as_deref()).map_err(assembled)? {
                 Some(etag) => return Ok(etag),
                 None => None,
             },
-            Err(e) if completion_uncertain(&e, self.sent.get() - sent_before) => Some(e),
+            Err(e) if completion_uncertain(&e, attempts.failures) => Some(e),
             Err(e) => return Err(CompletionFailed { error: e, maybe_completed: false }),
         };
         match (self.head(bucket, key, None).await, lost) {
