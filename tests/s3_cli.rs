@@ -1,7 +1,8 @@
 //! `lakeport s3` end to end against strict S3 servers the tests start
 //! (`rclone serve s3 --auth-key`, `s3s-fs`, which also checks payload
 //! hashes, a real Ceph RGW 16.2, and moto with STS credentials), through a
-//! misbehaving proxy, and across a `kill -9`. Every download is compared with what was uploaded.
+//! misbehaving proxy, and across a `kill -9`. Every download is compared
+//! with what was uploaded.
 
 #[path = "support/mod.rs"]
 #[allow(dead_code)]
@@ -240,9 +241,9 @@ fn a_corrupted_download_is_caught_and_never_left_as_a_file() {
 fn a_lost_completion_answer_is_settled_by_head(server: &Peer) {
     let upstream = server.endpoint.trim_start_matches("http://");
     S3Env::new(&server.endpoint).ok(&["mb", "s3://lost"]);
-    let proxy = FaultProxy::start(upstream, Faults { lose_answer_to: Some("?uploadId="), max_faults: 1, ..Faults::default() });
     // Parts go as `PUT …?partNumber=N&uploadId=…`: only the completion
     // (and an abort) has the uploadId first.
+    let proxy = FaultProxy::start(upstream, Faults { lose_answer_to: Some("?uploadId="), max_faults: 1, ..Faults::default() });
     let env = S3Env::new(&proxy.endpoint);
     let data = pattern(11 * MIB + 5, 21);
     let local = env.write("data", &data);

@@ -3,8 +3,8 @@
 //! (after reading the request head, so the client is mid-request), answers
 //! others with 503 `SlowDown`, can flip a byte in response bodies, can lose
 //! the answer to a request the server carried out, can cut GET bodies
-//! short, and can slow every request down. It records the request line of every request
-//! it forwarded, so tests can see what was (not) sent. Its faults are per
+//! short, and can slow every request down. It records the request line of
+//! every request it forwarded, so tests can see what was (not) sent. Its faults are per
 //! connection, so every answer it passes on says `Connection: close`: the
 //! client sends one request per connection through it.
 

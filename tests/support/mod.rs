@@ -192,14 +192,9 @@ impl Peer {
     /// gateway and the role [`RGW_ROLE`] trusts its tokens whose `aud` is
     /// the first client ID. Ready once the script has created the users.
     pub fn ceph_rgw(oidc: Option<(&str, &[&str])>) -> Peer {
-        Peer::ceph_rgw_sized(oidc, 1024)
-    }
-
-    /// [`Peer::ceph_rgw`] whose OSD holds up to `memstore_mib` MiB.
-    pub fn ceph_rgw_sized(oidc: Option<(&str, &[&str])>, memstore_mib: u32) -> Peer {
         let python = peer_binary("LAKEPORT_MOTO_PYTHON", ".venv/bin/python");
         let script = workspace_root().join("tests/peers/ceph/start.py");
-        let mut options: Vec<OsString> = vec!["--memstore-mib".into(), memstore_mib.to_string().into()];
+        let mut options: Vec<OsString> = Vec::new();
         if let Some((issuer, client_ids)) = oidc {
             options.extend(["--oidc-issuer".into(), issuer.into()]);
             for id in client_ids {
