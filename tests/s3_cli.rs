@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fault_proxy::{FaultProxy, Faults};
+use fault_proxy::{Break, Cut, FaultProxy, Faults, Which};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use support::{ok, pattern, stderr, Peer, UserEnv, ACCESS_KEY, SECRET_KEY};
@@ -269,10 +269,11 @@ fn a_lost_completion_answer_is_settled_by_head_on_ceph_rgw() {
     a_lost_completion_answer_is_settled_by_head(&Peer::ceph_rgw(None));
 }
 
-/// Connections cut in the middle of GET bodies, a megabyte in: each cut
-/// range is fetched again and the download completes and verifies (before,
-/// a cut while the host wrote the body to the file was taken for a local
-/// I/O error and ended the download at once).
+/// Every way an answer body can end early: a reset or a clean close short
+/// of its Content-Length, on the first request of a connection or on a
+/// kept-alive one. Each cut range is fetched again and the download
+/// completes and verifies (before, a cut while the host wrote the body to
+/// the file was taken for a local I/O error and ended the download at once).
 #[test]
 fn downloads_survive_bodies_cut_mid_way() {
     let server = Peer::s3s_fs();
@@ -280,12 +281,73 @@ fn downloads_survive_bodies_cut_mid_way() {
     direct.ok(&["mb", "s3://cut"]);
     let data = pattern(23 * MIB + 9, 31);
     direct.ok(&["cp", "--part-size", "5M", direct.write("d", &data).to_str().unwrap(), "s3://cut/d"]);
-    let proxy = FaultProxy::start(server.endpoint.trim_start_matches("http://"), Faults { cut_get_bodies_after: Some(MIB), max_faults: 3, ..Faults::default() });
-    let env = S3Env::new(&proxy.endpoint);
-    let back = env.path("back");
-    env.ok(&["cp", "--part-size", "5M", "s3://cut/d", back.to_str().unwrap()]);
-    assert_eq!(file_sha(&back), sha256(&data));
-    assert_eq!(proxy.faults_injected(), 3, "three bodies were cut");
+    for which in [Which::Fresh, Which::KeptAlive] {
+        for how in [Break::Reset, Break::Close] {
+            let cut = Cut { method: "GET", after: MIB, how, every: 1 };
+            let proxy = FaultProxy::start(server.endpoint.trim_start_matches("http://"), Faults { cut_answers: Some(cut), which, max_faults: 3, ..Faults::default() });
+            let env = S3Env::new(&proxy.endpoint);
+            let back = env.path("back");
+            env.ok(&["cp", "--part-size", "5M", "--concurrency", "2", "s3://cut/d", back.to_str().unwrap()]);
+            assert_eq!(file_sha(&back), sha256(&data), "{which:?} {how:?}");
+            assert!(proxy.faults_injected() >= 1, "{which:?} {how:?}: no body was cut");
+        }
+    }
+}
+
+/// Listings and small objects whose answers are cut a kilobyte in, on
+/// fresh and kept-alive connections: the listing pages and the objects are
+/// asked for again, and every file arrives intact.
+#[test]
+fn listings_and_small_objects_survive_bodies_cut_mid_way() {
+    let server = Peer::s3s_fs();
+    let direct = S3Env::new(&server.endpoint);
+    direct.ok(&["mb", "s3://cutlist"]);
+    let files: Vec<(String, Vec<u8>)> = (0..1100).map(|i| (format!("k{i:04}"), pattern(2000 + i % 300, i as u32))).collect();
+    for (name, bytes) in &files {
+        direct.write(&format!("up/{name}"), bytes);
+    }
+    direct.ok(&["cp", "--recursive", direct.path("up").to_str().unwrap(), "s3://cutlist/many/"]);
+    for (which, how) in [(Which::Fresh, Break::Close), (Which::KeptAlive, Break::Reset), (Which::KeptAlive, Break::Close)] {
+        let cut = Cut { method: "GET", after: 1000, how, every: 3 };
+        let proxy = FaultProxy::start(server.endpoint.trim_start_matches("http://"), Faults { cut_answers: Some(cut), which, max_faults: 8, ..Faults::default() });
+        let env = S3Env::new(&proxy.endpoint);
+        let listed = env.ok(&["ls", "--recursive", "s3://cutlist/many/"]);
+        assert_eq!(listed.lines().count(), files.len(), "{which:?} {how:?}");
+        let back = env.path("back");
+        env.ok(&["cp", "--recursive", "s3://cutlist/many/", back.to_str().unwrap()]);
+        for (name, bytes) in &files {
+            assert_eq!(std::fs::read(back.join(name)).unwrap(), *bytes, "{which:?} {how:?}: {name}");
+        }
+        // Most requests go over kept-alive connections: few are first on theirs.
+        assert!(proxy.faults_injected() >= 1, "{which:?} {how:?}: {} cuts", proxy.faults_injected());
+    }
+}
+
+/// Request bodies cut a megabyte in, by a reset or a clean close, on fresh
+/// and kept-alive connections: the parts and objects are sent again and
+/// the uploads complete and verify.
+#[test]
+fn uploads_survive_request_bodies_cut_mid_way() {
+    let server = Peer::s3s_fs();
+    S3Env::new(&server.endpoint).ok(&["mb", "s3://cutup"]);
+    let big = pattern(17 * MIB + 3, 41);
+    let single = pattern(3 * MIB + 1, 42);
+    for which in [Which::Fresh, Which::KeptAlive] {
+        for how in [Break::Reset, Break::Close] {
+            let cut = Cut { method: "PUT", after: MIB, how, every: 1 };
+            let proxy = FaultProxy::start(server.endpoint.trim_start_matches("http://"), Faults { cut_requests: Some(cut), which, max_faults: 3, ..Faults::default() });
+            let env = S3Env::new(&proxy.endpoint);
+            env.ok(&["cp", "--part-size", "5M", "--concurrency", "2", env.write("big", &big).to_str().unwrap(), "s3://cutup/big"]);
+            env.ok(&["cp", env.write("single", &single).to_str().unwrap(), "s3://cutup/single"]);
+            assert!(proxy.faults_injected() >= 1, "{which:?} {how:?}: no request body was cut");
+            let direct = S3Env::new(&server.endpoint);
+            for (key, bytes) in [("big", &big), ("single", &single)] {
+                let back = direct.path(key);
+                direct.ok(&["cp", &format!("s3://cutup/{key}"), back.to_str().unwrap()]);
+                assert_eq!(file_sha(&back), sha256(bytes), "{which:?} {how:?}: {key}");
+            }
+        }
+    }
 }
 
 /// UploadPart request lines: their part numbers.
