@@ -350,6 +350,30 @@ fn uploads_survive_request_bodies_cut_mid_way() {
     }
 }
 
+/// A slow link: every byte through the proxy paced at 20 KiB/s, so the
+/// 5 MiB part takes minutes to send. No timeout covers a whole request
+/// (before, the 120 s first-byte timeout also ran while the body went out,
+/// and every attempt at the part failed); the upload completes and verifies.
+#[test]
+fn a_slow_link_uploads_parts_that_take_minutes() {
+    let server = Peer::s3s_fs();
+    S3Env::new(&server.endpoint).ok(&["mb", "s3://slow"]);
+    let data = pattern(6 * MIB, 51);
+    let proxy = FaultProxy::start(server.endpoint.trim_start_matches("http://"), Faults { pace_bytes_per_sec: Some(20 * 1024), ..Faults::default() });
+    let env = S3Env::new(&proxy.endpoint);
+    let out = env.ok(&["cp", "--part-size", "5M", "--output", "json", env.write("data", &data).to_str().unwrap(), "s3://slow/data"]);
+    let doc: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(doc["parts"], 2, "{doc}");
+    let sent = part_numbers(&proxy.forwarded());
+    assert_eq!(sent, vec![1, 2]);
+    let parts_sent = proxy.forwarded().iter().filter(|l| l.starts_with("PUT ") && l.contains("partNumber=")).count();
+    assert_eq!(parts_sent, 2, "each part went once: {:?}", proxy.forwarded());
+    let direct = S3Env::new(&server.endpoint);
+    let back = direct.path("back");
+    direct.ok(&["cp", "s3://slow/data", back.to_str().unwrap()]);
+    assert_eq!(file_sha(&back), sha256(&data));
+}
+
 /// UploadPart request lines: their part numbers.
 fn part_numbers(lines: &[String]) -> Vec<u32> {
     let mut numbers: Vec<u32> = lines

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -53,10 +54,16 @@ fn normalize_host(host: &str) -> String {
     host.trim_matches(['[', ']']).trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// Timeouts for one request.
+/// Timeouts for one request. A request never times out as a whole (a
+/// large part over a slow link may take hours): until its answer begins it
+/// fails only when its connection moves no byte either way for
+/// [`IDLE_TIMEOUT`] (wasi:http's first-byte timeout is taken as this idle
+/// limit), then when its answer body stalls for the between-bytes timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often a request waiting for its answer looks at its connection.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// How long a kept-alive connection waits for its next request. Servers
 /// close idle ones after a few seconds to minutes; a request sent just as
@@ -71,19 +78,90 @@ type Sender = hyper::client::conn::http1::SendRequest<WasiBody>;
 /// TLS or not, host, port.
 type Endpoint = (bool, String, u16);
 
+/// An HTTP/1.1 connection: its request sender and its byte activity.
+struct Connection {
+    sender: Sender,
+    activity: Arc<Activity>,
+}
+
+/// When a connection last moved a byte, either way: the clock of the idle
+/// timeout.
+struct Activity {
+    started: Instant,
+    last_ms: AtomicU64,
+    /// The socket, to see how much of what was written the kernel still
+    /// holds: on a slow link a request body sits in the send buffer (megabytes
+    /// on a fast LAN's autotuned socket) long after the last write.
+    socket: std::os::fd::RawFd,
+}
+
+impl Activity {
+    fn new(socket: std::os::fd::RawFd) -> Self {
+        Activity { started: Instant::now(), last_ms: AtomicU64::new(0), socket }
+    }
+
+    fn touch(&self) {
+        self.last_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.started.elapsed().saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Bytes written to the socket and not yet acknowledged by the peer.
+    #[cfg(target_os = "linux")]
+    fn unacknowledged(&self) -> Option<i32> {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ writes one int; the socket is open while its connection lives.
+        let ok = unsafe { libc::ioctl(self.socket, libc::TIOCOUTQ, &mut queued) } == 0;
+        ok.then_some(queued)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn unacknowledged(&self) -> Option<i32> {
+        None
+    }
+}
+
+/// Waits for the answer to a request sent on a connection, failing only
+/// when the connection has moved nothing for `idle`: bytes written, read,
+/// or drained from the socket's send buffer all count as progress.
+async fn answer_unless_idle<F, T>(answer: F, activity: &Activity, idle: Duration) -> std::result::Result<T, Error>
+where
+    F: Future<Output = T>,
+{
+    let mut answer = std::pin::pin!(answer);
+    activity.touch();
+    let mut queued = activity.unacknowledged();
+    loop {
+        let wait = idle.saturating_sub(activity.idle_for()).clamp(Duration::from_millis(1), IDLE_CHECK);
+        if let Ok(answered) = tokio::time::timeout(wait, answer.as_mut()).await {
+            return Ok(answered);
+        }
+        let now_queued = activity.unacknowledged();
+        if now_queued != queued {
+            queued = now_queued;
+            activity.touch();
+        }
+        if activity.idle_for() >= idle {
+            return Err(Error::ConnectionReadTimeout);
+        }
+    }
+}
+
 /// Connections whose last response is fully read, by endpoint:
 /// the next request to the same endpoint reuses one, without a new TCP
 /// and TLS handshake.
 #[derive(Default)]
-struct IdleConnections(Mutex<HashMap<Endpoint, Vec<(Sender, Instant)>>>);
+struct IdleConnections(Mutex<HashMap<Endpoint, Vec<(Connection, Instant)>>>);
 
 impl IdleConnections {
-    fn take(&self, endpoint: &Endpoint) -> Option<Sender> {
+    fn take(&self, endpoint: &Endpoint) -> Option<Connection> {
         let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let kept = idle.get_mut(endpoint)?;
-        while let Some((sender, since)) = kept.pop() {
-            if since.elapsed() < KEEP_IDLE_FOR && sender.is_ready() {
-                return Some(sender);
+        while let Some((connection, since)) = kept.pop() {
+            if since.elapsed() < KEEP_IDLE_FOR && connection.sender.is_ready() {
+                return Some(connection);
             }
         }
         None
@@ -91,16 +169,16 @@ impl IdleConnections {
 
     /// Keeps the connection once its response is read to the end; one the
     /// server or a partly read body closes is let go.
-    fn give_back(self: Arc<Self>, endpoint: Endpoint, mut sender: Sender) {
+    fn give_back(self: Arc<Self>, endpoint: Endpoint, mut connection: Connection) {
         tokio::spawn(async move {
-            if sender.ready().await.is_err() {
+            if connection.sender.ready().await.is_err() {
                 return;
             }
             let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
             let kept = idle.entry(endpoint).or_default();
-            kept.retain(|(sender, since)| since.elapsed() < KEEP_IDLE_FOR && !sender.is_closed());
+            kept.retain(|(connection, since)| since.elapsed() < KEEP_IDLE_FOR && !connection.sender.is_closed());
             if kept.len() < MAX_IDLE_PER_ENDPOINT {
-                kept.push((sender, Instant::now()));
+                kept.push((connection, Instant::now()));
             }
         });
     }
@@ -151,7 +229,7 @@ impl EgressPolicy {
             return Err(Error::HttpRequestDenied);
         }
         let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
-        let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(FIRST_BYTE_TIMEOUT);
+        let idle_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(IDLE_TIMEOUT);
         let between_bytes = options.and_then(|o| o.between_bytes_timeout).unwrap_or(BETWEEN_BYTES_TIMEOUT).max(Duration::from_millis(1));
 
         // The request line carries only the path; the authority is in Host.
@@ -161,23 +239,23 @@ impl EgressPolicy {
             .map_err(|_| Error::HttpRequestUriInvalid)?;
 
         let endpoint = (use_tls, normalize_host(&host), port);
-        let mut sender = match self.idle.take(&endpoint) {
-            Some(sender) => sender,
+        let mut connection = match self.idle.take(&endpoint) {
+            Some(connection) => connection,
             None => self.connect(&host, port, use_tls, connect_timeout).await?,
         };
         // Method and path only: queries may carry upload IDs or, in
         // presigned URLs, signatures.
         let method = request.method().clone();
         let path = uri.path().to_string();
-        let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
+        let response = answer_unless_idle(connection.sender.send_request(request), &connection.activity, idle_timeout)
             .await
-            .map_err(|_| Error::ConnectionReadTimeout)?
+            .inspect_err(|_| log::verbose(format_args!("{method} {host}:{port}{path}: nothing moved for {} s", idle_timeout.as_secs())))?
             .map_err(|e| {
                 log::verbose(format_args!("{method} {host}:{port}{path} failed: {e}"));
                 Error::from(e)
             })?;
         log::verbose(format_args!("{method} {host}:{port}{path}: {}", response.status().as_u16()));
-        self.idle.clone().give_back(endpoint, sender);
+        self.idle.clone().give_back(endpoint, connection);
         let response = response.map(|body| StallGuard::new(body, between_bytes).boxed_unsync());
         // The connection outlives this exchange; its errors reach the
         // component through the response body.
@@ -185,7 +263,7 @@ impl EgressPolicy {
     }
 
     /// A new connection, over TLS for https, driven by its own task.
-    async fn connect(&self, host: &str, port: u16, use_tls: bool, connect_timeout: Duration) -> std::result::Result<Sender, Error> {
+    async fn connect(&self, host: &str, port: u16, use_tls: bool, connect_timeout: Duration) -> std::result::Result<Connection, Error> {
         let bare_host = host.trim_matches(['[', ']']).to_string();
         let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect((bare_host.as_str(), port))).await {
             Err(_) => return Err(Error::ConnectionTimeout),
@@ -194,42 +272,48 @@ impl EgressPolicy {
         };
         let _ = tcp.set_nodelay(true);
         log::verbose(format_args!("connected to {host}:{port} ({})", tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default()));
-        let tcp = QuickAck(tcp);
-        if use_tls {
+        let activity = Arc::new(Activity::new(std::os::fd::AsRawFd::as_raw_fd(&tcp)));
+        let tcp = QuickAck { tcp, activity: activity.clone() };
+        let sender = if use_tls {
             let config = self.tls().map_err(|e| Error::InternalError(Some(e)))?;
             let name = ServerName::try_from(bare_host).map_err(|_| Error::HttpRequestUriInvalid)?;
             let stream = tokio::time::timeout(connect_timeout, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
                 .await
                 .map_err(|_| Error::ConnectionTimeout)?
                 .map_err(Error::Tls)?;
-            handshake(stream).await
+            handshake(stream).await?
         } else {
-            handshake(tcp).await
-        }
+            handshake(tcp).await?
+        };
+        Ok(Connection { sender, activity })
     }
 }
 
-/// A TCP connection that acknowledges what it read at once. A server that
-/// leaves Nagle's algorithm on (s3s-fs does) holds each small write of an
-/// answer until the one before is acknowledged, and Linux delays that
-/// acknowledgement by up to 40 ms once a connection is past its first
-/// exchanges: on a kept-alive connection nearly every small answer would
-/// wait that long.
-struct QuickAck(TcpStream);
+/// A TCP connection that acknowledges what it read at once, and notes
+/// each byte moved in its [`Activity`]. A server that leaves Nagle's
+/// algorithm on (s3s-fs does) holds each small write of an answer until
+/// the one before is acknowledged, and Linux delays that acknowledgement
+/// by up to 40 ms once a connection is past its first exchanges: on a
+/// kept-alive connection nearly every small answer would wait that long.
+struct QuickAck {
+    tcp: TcpStream,
+    activity: Arc<Activity>,
+}
 
 impl QuickAck {
     fn ack_now(&self) {
         #[cfg(target_os = "linux")]
-        let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
+        let _ = socket2::SockRef::from(&self.tcp).set_tcp_quickack(true);
     }
 }
 
 impl tokio::io::AsyncRead for QuickAck {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.0).poll_read(cx, buf);
+        let polled = Pin::new(&mut self.tcp).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.ack_now();
+            self.activity.touch();
         }
         polled
     }
@@ -237,23 +321,31 @@ impl tokio::io::AsyncRead for QuickAck {
 
 impl tokio::io::AsyncWrite for QuickAck {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, data)
+        let polled = Pin::new(&mut self.tcp).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
     }
 
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.tcp.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.tcp).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
 

@@ -355,6 +355,9 @@ pub async fn send_body(request: &HttpRequest, body_data: Body<'_>) -> Result<Res
     outgoing.set_path_with_query(Some(if path.is_empty() { "/" } else { path })).map_err(|_| invalid("path"))?;
     let body = outgoing.body().map_err(|_| invalid("body"))?;
 
+    // lakeport's host takes the first-byte timeout as a limit on a
+    // connection moving no byte either way (a slow link's large part is
+    // never cut off for taking long); other hosts may take it literally.
     let options = RequestOptions::new();
     let _ = options.set_connect_timeout(Some(15 * SECOND_NS));
     let _ = options.set_first_byte_timeout(Some(120 * SECOND_NS));
