@@ -374,6 +374,44 @@ fn a_slow_link_uploads_parts_that_take_minutes() {
     assert_eq!(file_sha(&back), sha256(&data));
 }
 
+/// STS keys refused mid-transfer: the proxy answers `ExpiredToken` to the
+/// first session token once four requests carried it (the bucket, the
+/// upload's start and two parts). lakeport asks STS for new keys once, the
+/// upload goes on with them, and no part that was stored is sent again;
+/// a ranged download refused half way renews the same way.
+#[test]
+fn keys_refused_mid_transfer_are_renewed_and_the_transfer_goes_on() {
+    let op = Peer::oidc_provider(300, 3600);
+    let moto = Peer::moto(&["s3access"]);
+    let proxy = FaultProxy::start(moto.endpoint.trim_start_matches("http://"), Faults { expire_session_token_after: Some(4), ..Faults::default() });
+    let profile = format!(
+        "[profiles.lab]\nissuer = \"{}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\naudience = \"object\"\nsts_endpoint = \"{}\"\nrole_arn = \"arn:aws:iam::123456789012:role/s3access\"\nregion = \"us-east-1\"\ns3_endpoint = \"{}\"\n",
+        op.endpoint, moto.endpoint, proxy.endpoint
+    );
+    let env = S3Env { user: UserEnv::new(&profile), dir: tempfile::tempdir().unwrap() };
+    env.ok(&["mb", "s3://renew"]);
+    let data = pattern(23 * MIB + 5, 61);
+    let out = env.ok(&["cp", "--part-size", "5M", "--concurrency", "2", "--output", "json", env.write("data", &data).to_str().unwrap(), "s3://renew/data"]);
+    let doc: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(doc["parts"], 5, "{doc}");
+    assert!(proxy.expired_refusals() >= 1, "the proxy refused the first keys");
+    assert_eq!(moto.sts_calls(), 2, "one renewal for the parts refused together");
+    let lines = proxy.forwarded();
+    let parts: Vec<&String> = lines.iter().filter(|l| l.starts_with("PUT ") && l.contains("partNumber=")).collect();
+    assert_eq!(parts.len(), 5, "each part was stored once, none sent again: {parts:?}");
+    assert_eq!(part_numbers(&lines), vec![1, 2, 3, 4, 5]);
+
+    // The download: HEAD and one range with the renewed keys, then refused.
+    let second = FaultProxy::start(moto.endpoint.trim_start_matches("http://"), Faults { expire_session_token_after: Some(2), ..Faults::default() });
+    std::fs::write(&env.user.config, profile.replace(&proxy.endpoint, &second.endpoint)).unwrap();
+    let proxy = second;
+    let back = env.path("back");
+    env.ok(&["cp", "--part-size", "5M", "--concurrency", "1", "s3://renew/data", back.to_str().unwrap()]);
+    assert_eq!(file_sha(&back), sha256(&data));
+    assert!(proxy.expired_refusals() >= 1);
+    assert_eq!(moto.sts_calls(), 3);
+}
+
 /// UploadPart request lines: their part numbers.
 fn part_numbers(lines: &[String]) -> Vec<u32> {
     let mut numbers: Vec<u32> = lines
@@ -503,7 +541,7 @@ fn the_component_has_no_filesystem_and_reaches_only_the_endpoint() {
         max_attempts: None,
     };
     let policy = EgressPolicy::new(vec![AllowedHost::from_url(&server.endpoint).unwrap()], None);
-    let mut transfer = Transfer::new(&runtime, policy, &config).unwrap();
+    let mut transfer = Transfer::new(&runtime, policy, &config, None).unwrap();
     match transfer.stat("bucket", "key").unwrap() {
         Err(TransferError::HostDenied(m)) => assert!(m.contains("localhost"), "{m}"),
         other => panic!("expected the host to be denied, got {other:?}"),

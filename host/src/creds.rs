@@ -87,7 +87,22 @@ impl<'a> TokenContext<'a> {
 
     /// Credentials valid for more than [`RENEW_BEFORE`]: cached, or from STS.
     pub fn s3_credentials(&self) -> Result<S3Credentials> {
+        self.credentials_other_than(None)
+    }
+
+    /// Credentials to replace those a server refused mid-transfer (expired
+    /// early, or revoked): newer ones a concurrent run cached, else new
+    /// ones from STS; never the refused ones.
+    pub fn renewed_s3_credentials(&self, refused_access_key_id: &str) -> Result<S3Credentials> {
+        crate::log::verbose(format_args!("{}: the server refused the access key {refused_access_key_id}: renewing", self.name));
+        self.credentials_other_than(Some(refused_access_key_id))
+    }
+
+    fn credentials_other_than(&self, refused_access_key_id: Option<&str>) -> Result<S3Credentials> {
         let (endpoint, role_arn) = match self.credential_source()? {
+            Source::Static { .. } if refused_access_key_id.is_some() => {
+                return Err(anyhow!("profile '{}' has static keys, which cannot be renewed: check them", self.name))
+            }
             Source::Static { access_key_id, secret_access_key } => {
                 return Ok(S3Credentials {
                     access_key_id: access_key_id.into(),
@@ -100,7 +115,8 @@ impl<'a> TokenContext<'a> {
         };
         let settings = self.sts_settings();
         let (cache, lock_path) = cache_paths(&self.name)?;
-        if let Some(hit) = read_fresh(&cache, &settings) {
+        let cached = || read_fresh(&cache, &settings).filter(|c| Some(c.access_key_id.as_str()) != refused_access_key_id);
+        if let Some(hit) = cached() {
             crate::log::verbose(format_args!("{}: using the cached S3 credentials", self.name));
             return Ok(hit);
         }
@@ -115,7 +131,7 @@ impl<'a> TokenContext<'a> {
             .open(&lock_path)
             .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
         lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
-        if let Some(hit) = read_fresh(&cache, &settings) {
+        if let Some(hit) = cached() {
             crate::log::verbose(format_args!("{}: S3 credentials made by a concurrent run", self.name));
             return Ok(hit);
         }
@@ -158,6 +174,42 @@ impl<'a> TokenContext<'a> {
             session_token: Some(creds.session_token),
             expires_at: Some(creds.expiration),
         })
+    }
+}
+
+/// What a transfer needs to renew its profile's credentials by itself, in
+/// the middle of a component call: owned copies of the profile's context
+/// and a runtime of its own for the sts and oidc components.
+pub struct Renewal {
+    name: String,
+    profile: crate::config::Profile,
+    store: crate::store::Store,
+    passphrase: crate::tokens::PassphraseSource,
+    ca_file: Option<PathBuf>,
+}
+
+impl Renewal {
+    pub fn of(ctx: &TokenContext<'_>) -> Self {
+        Renewal {
+            name: ctx.name.clone(),
+            profile: ctx.profile.clone(),
+            store: ctx.store.clone(),
+            passphrase: ctx.passphrase.clone(),
+            ca_file: ctx.ca_file.clone(),
+        }
+    }
+
+    pub fn renew(&self, refused_access_key_id: &str) -> Result<S3Credentials> {
+        let runtime = crate::runtime::Runtime::new()?;
+        let ctx = TokenContext {
+            name: self.name.clone(),
+            profile: &self.profile,
+            runtime: &runtime,
+            store: self.store.clone(),
+            passphrase: self.passphrase.clone(),
+            ca_file: self.ca_file.clone(),
+        };
+        ctx.renewed_s3_credentials(refused_access_key_id)
     }
 }
 

@@ -60,7 +60,13 @@ pub struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     egress: Egress,
+    /// New S3 keys for those a server refused, for a component that signs
+    /// with them (transfer); none for the others.
+    pub renew_s3_keys: Option<RenewS3Keys>,
 }
+
+/// Keys to replace those with the given access key ID, or why there are none.
+pub type RenewS3Keys = Box<dyn FnMut(&str) -> std::result::Result<crate::creds::S3Credentials, String> + Send>;
 
 impl HostState {
     /// The instance's resources (files the host grants, HTTP handles).
@@ -194,7 +200,7 @@ impl Runtime {
         let wasi = WasiCtx::builder().build();
         let policy = loaded.grant.http.clone().unwrap_or_else(|| Arc::new(EgressPolicy::new(Vec::new(), None)));
         let deadline_ticks = (loaded.grant.time_limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        let state = HostState { limits, deadline_ticks, wasi, http: WasiHttpCtx::new(), table: ResourceTable::new(), egress: Egress::new(policy) };
+        let state = HostState { limits, deadline_ticks, wasi, http: WasiHttpCtx::new(), table: ResourceTable::new(), egress: Egress::new(policy), renew_s3_keys: None };
         let engine = self.engine()?;
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);

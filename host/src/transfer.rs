@@ -43,7 +43,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-use self::lakeport::plugins::files;
+use self::lakeport::plugins::{credential_source, files};
 pub use exports::lakeport::plugins::transfer::{
     Addressing, BatchOutcome, ClientConfig, DownloadResult, ListPage, ObjectInfo, ObjectSummary, S3Refusal, TransferError, UploadOptions,
     UploadResult, UploadSummary,
@@ -342,6 +342,14 @@ impl Drop for FileSink {
 
 impl files::Host for HostState {}
 
+impl credential_source::Host for HostState {
+    fn renew(&mut self, refused_access_key_id: String) -> std::result::Result<Credentials, String> {
+        let renew = self.renew_s3_keys.as_mut().ok_or("this transfer has no way to renew its credentials")?;
+        let fresh = renew(&refused_access_key_id)?;
+        Ok(Credentials { access_key_id: fresh.access_key_id, secret_access_key: fresh.secret_access_key, session_token: fresh.session_token })
+    }
+}
+
 impl files::HostPendingDigest for HostState {
     fn subscribe(&mut self, digest: Resource<PendingDigest>) -> wasmtime::Result<Resource<DynPollable>> {
         wasmtime_wasi::p2::subscribe(self.table(), digest)
@@ -504,7 +512,7 @@ impl Transfer {
     /// An instance that may reach only the hosts of `policy`. A transfer is
     /// one call however large, so the per-call limit is generous; stalled
     /// connections end by the HTTP timeouts instead.
-    pub fn new(runtime: &Runtime, policy: EgressPolicy, config: &ClientConfig) -> Result<Self> {
+    pub fn new(runtime: &Runtime, policy: EgressPolicy, config: &ClientConfig, renew_keys: Option<crate::runtime::RenewS3Keys>) -> Result<Self> {
         let parts = u64::from(config.concurrency.unwrap_or(4)) * config.part_size.unwrap_or(16 << 20);
         let grant = Grant {
             max_memory_bytes: (256 << 20).max(3 * parts + (64 << 20)) as usize,
@@ -514,6 +522,8 @@ impl Transfer {
         let loaded = runtime.load(NAME, grant)?;
         let (mut store, mut linker) = runtime.store_for(&loaded)?;
         files::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| call_error(NAME, e))?;
+        credential_source::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| call_error(NAME, e))?;
+        store.data_mut().renew_s3_keys = renew_keys;
         let bindings = TransferComponent::instantiate(&mut store, &loaded.component, &linker).map_err(|e| call_error(NAME, e))?;
         arm_deadline(&mut store);
         let client = bindings

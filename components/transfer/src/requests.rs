@@ -607,13 +607,20 @@ pub fn list_multipart_uploads(endpoint: &S3Endpoint, bucket: &str, p: &ListMulti
 pub struct S3Requests {
     endpoint: S3Endpoint,
     signer: Signer,
+    access_key_id: String,
     clock_offset: i64,
 }
 
 impl S3Requests {
     pub fn new(endpoint: S3Endpoint, credentials: Credentials) -> Result<Self> {
+        let access_key_id = credentials.access_key_id.clone();
         let signer = Signer::new(credentials).map_err(|e| invalid_input(format!("the S3 credentials are not usable: {e}")))?;
-        Ok(S3Requests { endpoint, signer, clock_offset: 0 })
+        Ok(S3Requests { endpoint, signer, access_key_id, clock_offset: 0 })
+    }
+
+    /// The access key ID requests are signed with (not a secret).
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
     }
 
     pub fn endpoint(&self) -> &S3Endpoint {
@@ -622,7 +629,9 @@ impl S3Requests {
 
     /// Renewed credentials (after `ExpiredToken`).
     pub fn set_credentials(&mut self, credentials: Credentials) -> Result<()> {
+        let access_key_id = credentials.access_key_id.clone();
         self.signer = Signer::new(credentials).map_err(|e| invalid_input(format!("the S3 credentials are not usable: {e}")))?;
+        self.access_key_id = access_key_id;
         Ok(())
     }
 

@@ -74,6 +74,21 @@ pub fn classify(error: &TransferError) -> FailureClass {
     }
 }
 
+/// An `InvalidAccessKeyId` answer for keys that already worked in this
+/// session: temporary keys the server forgot once they expired (Ceph RGW
+/// drops an expired STS session's key), renewed like `ExpiredToken`. Keys
+/// that never worked stay a plain refusal: renewing cannot fix a wrong key.
+pub fn forgotten_keys_as_expired(error: TransferError, keys_worked: bool) -> TransferError {
+    match error {
+        TransferError::S3(mut e) if keys_worked && e.kind() == S3ErrorKind::InvalidAccessKeyId => {
+            e.message = format!("{} (InvalidAccessKeyId for keys that worked earlier in this transfer)", e.message.trim_end_matches('.'));
+            e.code = "ExpiredToken".into();
+            TransferError::S3(e)
+        }
+        e => e,
+    }
+}
+
 /// Statuses that say "not now" rather than "no".
 pub fn retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
@@ -203,6 +218,17 @@ mod tests {
 
     fn transport(kind: TransportKind) -> TransferError {
         TransferError::Transport { kind, message: "x".into() }
+    }
+
+    #[test]
+    fn an_unknown_access_key_is_renewed_only_when_it_worked_before() {
+        let p = RetryPolicy::default();
+        let refused = || s3(403, "InvalidAccessKeyId");
+        assert_eq!(p.decide(&mut Attempts::default(), &forgotten_keys_as_expired(refused(), false), 0, 0), RetryDecision::GiveUp);
+        let forgotten = forgotten_keys_as_expired(refused(), true);
+        assert_eq!(p.decide(&mut Attempts::default(), &forgotten, 0, 0), RetryDecision::RenewCredentialsAndRetry);
+        assert!(forgotten.to_string().contains("InvalidAccessKeyId"), "{forgotten}");
+        assert_eq!(forgotten_keys_as_expired(s3(403, "AccessDenied"), true), s3(403, "AccessDenied"));
     }
 
     #[test]

@@ -237,7 +237,9 @@ pub(super) fn transfer_for(
         multipart_threshold: None,
         max_attempts: None,
     };
-    Transfer::new(ctx.runtime, EgressPolicy::new(allowed, ca), &client)
+    let renewal = crate::creds::Renewal::of(ctx);
+    let renew_keys: crate::runtime::RenewS3Keys = Box::new(move |refused| renewal.renew(refused).map_err(|e| format!("{e:#}")));
+    Transfer::new(ctx.runtime, EgressPolicy::new(allowed, ca), &client, Some(renew_keys))
 }
 
 fn failed(e: TransferError) -> anyhow::Error {

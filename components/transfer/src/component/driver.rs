@@ -22,8 +22,8 @@ use crate::etag::{etag_kind, normalize_etag, EtagKind};
 use crate::multipart::{choose_part_size, completion_uncertain, infer_part_size, plan_upload, MultipartUpload, PartPlan, UploadOptions, UploadPlan, MAX_PART_SIZE, MAX_SINGLE_PUT};
 use crate::parse::{self, ListedPart, ObjectMetadata};
 use crate::requests::{ByteRange, CopyOptions, GetOptions, ListMultipartUploads, PayloadDescriptor, PutOptions, S3Requests};
-use crate::retry::{Attempts, Jitter, RetryDecision, RetryPolicy};
-use crate::{HttpRequest, HttpResponse};
+use crate::retry::{forgotten_keys_as_expired, Attempts, Jitter, RetryDecision, RetryPolicy};
+use crate::{Credentials, HttpRequest, HttpResponse};
 
 /// XML and error answers are small; a larger one is not S3's.
 const MAX_DOCUMENT_BYTES: usize = 16 << 20;
@@ -50,6 +50,12 @@ pub trait Sink {
     fn open_at(&self, offset: u64) -> std::result::Result<OutputStream, String>;
     fn md5(&self, offset: u64, len: u64) -> PendingDigest;
     fn commit(&self) -> std::result::Result<(), String>;
+}
+
+/// Where fresh keys come from when the server refuses the ones in use.
+pub trait KeySource {
+    /// Keys other than those of `refused_access_key_id`, or why there are none.
+    fn renew(&self, refused_access_key_id: &str) -> std::result::Result<Credentials, String>;
 }
 
 /// Waits for an MD5 the host computes.
@@ -135,6 +141,12 @@ pub struct Session {
     jitter: RefCell<Jitter>,
     /// Requests sent, for messages.
     sent: Cell<u64>,
+    keys: Box<dyn KeySource>,
+    /// Which keys requests are signed with: bumped on each renewal, so that
+    /// parts refused together renew the keys once.
+    generation: Cell<u32>,
+    /// The keys in use have had a success answer.
+    keys_worked: Cell<bool>,
 }
 
 fn now() -> i64 {
@@ -164,17 +176,38 @@ fn head_only(response: &aio::Response) -> HttpResponse {
 }
 
 impl Session {
-    pub fn new(requests: S3Requests, settings: Settings) -> Self {
+    pub fn new(requests: S3Requests, settings: Settings, keys: Box<dyn KeySource>) -> Self {
         let seed = wasip2::random::random::get_random_u64();
-        Session { requests: RefCell::new(requests), settings, jitter: RefCell::new(Jitter::new(seed)), sent: Cell::new(0) }
+        Session {
+            requests: RefCell::new(requests),
+            settings,
+            jitter: RefCell::new(Jitter::new(seed)),
+            sent: Cell::new(0),
+            keys,
+            generation: Cell::new(0),
+            keys_worked: Cell::new(false),
+        }
     }
 
     fn random(&self) -> u64 {
         self.jitter.borrow_mut().next_u64()
     }
 
-    fn sign(&self, build: &dyn Fn(&mut S3Requests, i64) -> Result<HttpRequest>) -> Result<HttpRequest> {
-        build(&mut self.requests.borrow_mut(), now())
+    /// The request, signed now, and the generation of the keys it is signed with.
+    fn sign(&self, build: &dyn Fn(&mut S3Requests, i64) -> Result<HttpRequest>) -> Result<(HttpRequest, u32)> {
+        Ok((build(&mut self.requests.borrow_mut(), now())?, self.generation.get()))
+    }
+
+    /// Notes that an answer came: a success proves the keys in use.
+    fn answered(&self, status: u16) {
+        if (200..300).contains(&status) {
+            self.keys_worked.set(true);
+        }
+    }
+
+    /// A failed attempt's error, as the retry policy should judge it.
+    fn judged(&self, error: TransferError) -> TransferError {
+        forgotten_keys_as_expired(error, self.keys_worked.get())
     }
 
     /// One attempt: `request` sent with `body` (its own XML, a part, an
@@ -182,7 +215,9 @@ impl Session {
     async fn exchange(&self, request: &HttpRequest, body: Body<'_>) -> Result<HttpResponse> {
         self.sent.set(self.sent.get() + 1);
         let response = aio::send_body(request, body).await.map_err(|e| TransferError::from(&e))?;
-        response.read_all(MAX_DOCUMENT_BYTES).await.map_err(|e| TransferError::from(&e))
+        let response = response.read_all(MAX_DOCUMENT_BYTES).await.map_err(|e| TransferError::from(&e))?;
+        self.answered(response.status);
+        Ok(response)
     }
 
     /// Sends `payload` as the body of `request`: held bytes as they are, a
@@ -206,18 +241,36 @@ impl Session {
         }
     }
 
-    /// Acts on a retry decision taken for a request; true to send it again
-    /// (after the wait in `Retry`).
-    fn settle(&self, decision: RetryDecision) -> Option<u64> {
+    /// Acts on a retry decision taken for a request signed with keys of
+    /// `generation`: the wait before sending it again, or why not (`None`:
+    /// the decision was to give up; else a note on the failed renewal).
+    fn settle(&self, decision: RetryDecision, generation: u32) -> std::result::Result<u64, Option<String>> {
         match decision {
-            RetryDecision::Retry { after_ms } => Some(after_ms),
+            RetryDecision::Retry { after_ms } => Ok(after_ms),
             RetryDecision::FixClockAndRetry { offset_secs } => {
                 self.requests.borrow_mut().set_clock_offset(offset_secs);
-                Some(0)
+                Ok(0)
             }
-            // Credentials are the caller's: the host renews them and runs again.
-            RetryDecision::RenewCredentialsAndRetry | RetryDecision::GiveUp => None,
+            RetryDecision::RenewCredentialsAndRetry => self.renew_keys(generation).map(|()| 0).map_err(Some),
+            RetryDecision::GiveUp => Err(None),
         }
+    }
+
+    /// New keys from the host, unless the ones that signed the refused
+    /// request were replaced already (parts in flight are refused together).
+    fn renew_keys(&self, generation: u32) -> std::result::Result<(), String> {
+        if generation != self.generation.get() {
+            return Ok(());
+        }
+        let refused = self.requests.borrow().access_key_id().to_string();
+        let fresh = self.keys.renew(&refused).map_err(|e| format!("renewing the credentials failed: {e}"))?;
+        if fresh.access_key_id == refused {
+            return Err("renewing the credentials gave the refused keys again".into());
+        }
+        self.requests.borrow_mut().set_credentials(fresh).map_err(|e| e.to_string())?;
+        self.generation.set(generation + 1);
+        self.keys_worked.set(false);
+        Ok(())
     }
 
     /// Sends a request (built afresh, so re-signed, for every attempt) and
@@ -246,7 +299,7 @@ impl Session {
         parse: impl Fn(&HttpResponse) -> Result<T>,
     ) -> Result<T> {
         loop {
-            let request = self.sign(&build)?;
+            let (request, generation) = self.sign(&build)?;
             let answer = match payload {
                 Some((payload, source)) => self.exchange_payload(&request, payload, source).await,
                 None => self.exchange(&request, Body::Bytes(&request.body)).await,
@@ -258,10 +311,11 @@ impl Session {
                 },
                 Err(e) => e,
             };
+            let error = self.judged(error);
             let decision = self.settings.retry.decide(attempts, &error, now(), self.random());
-            match self.settle(decision) {
-                Some(wait) => aio::sleep_ms(wait).await,
-                None => return Err(error),
+            match self.settle(decision, generation) {
+                Ok(wait) => aio::sleep_ms(wait).await,
+                Err(note) => return Err(noted(error, note)),
             }
         }
     }
@@ -404,13 +458,16 @@ impl Session {
             if upload.is_complete() {
                 break;
             }
-            let Some((number, payload, result)) = running.next().await else { break };
+            let Some((number, payload, generation, result)) = running.next().await else { break };
             match result {
                 Ok(etag) => upload.part_done(number, &etag)?,
-                Err(e) => match self.settle(upload.part_failed(number, &e, now(), self.random())) {
-                    Some(wait) => running.push(self.upload_part(source, bucket, key, &upload_id, number, payload, wait)),
-                    None => return Err(upload.failure().cloned().unwrap_or(e)),
-                },
+                Err(e) => {
+                    let e = self.judged(e);
+                    match self.settle(upload.part_failed(number, &e, now(), self.random()), generation) {
+                        Ok(wait) => running.push(self.upload_part(source, bucket, key, &upload_id, number, payload, wait)),
+                        Err(note) => return Err(upload.failure().cloned().unwrap_or_else(|| noted(e, note))),
+                    }
+                }
             }
         }
         match upload.failure() {
@@ -442,7 +499,8 @@ impl Session {
         }
     }
 
-    /// One attempt at a part; the payload comes back for another.
+    /// One attempt at a part; the payload comes back for another, with the
+    /// generation of the keys that signed it.
     #[allow(clippy::too_many_arguments)]
     async fn upload_part(
         &self,
@@ -453,15 +511,17 @@ impl Session {
         number: u32,
         payload: Payload,
         wait_ms: u64,
-    ) -> (u32, Payload, Result<String>) {
+    ) -> (u32, Payload, u32, Result<String>) {
         aio::sleep_ms(wait_ms).await;
+        let mut generation = self.generation.get();
         let result = async {
             let descriptor = PayloadDescriptor::unsigned(payload.len(), self.payload_md5(&payload, source).await?);
-            let request = self.sign(&|r, t| r.upload_part(bucket, key, upload_id, number, &descriptor, t))?;
+            let (request, signed_with) = self.sign(&|r, t| r.upload_part(bucket, key, upload_id, number, &descriptor, t))?;
+            generation = signed_with;
             parse::parse_upload_part(&self.exchange_payload(&request, &payload, source).await?)
         }
         .await;
-        (number, payload, result)
+        (number, payload, generation, result)
     }
 
     /// The newest unfinished upload of exactly `key`.
@@ -609,7 +669,7 @@ impl Session {
                 let Some(range) = download.next_range() else { break };
                 running.push(self.fetch_range(bucket, key, &plan, range, sink, 0));
             }
-            let Some((range, result)) = running.next().await else { break };
+            let Some((range, generation, result)) = running.next().await else { break };
             let prefix_before = download.done_prefix_end();
             match result.and_then(|fetched| download.range_done(range.index, fetched.digest).map(|()| fetched.data)) {
                 Ok(None) => {
@@ -627,10 +687,13 @@ impl Session {
                         next_in_order += 1;
                     }
                 }
-                Err(e) => match self.settle(download.range_failed(range.index, &e, now(), self.random())) {
-                    Some(wait) => running.push(self.fetch_range(bucket, key, &plan, range, sink, wait)),
-                    None => return Err(download.failure().cloned().unwrap_or(e)),
-                },
+                Err(e) => {
+                    let e = self.judged(e);
+                    match self.settle(download.range_failed(range.index, &e, now(), self.random()), generation) {
+                        Ok(wait) => running.push(self.fetch_range(bucket, key, &plan, range, sink, wait)),
+                        Err(note) => return Err(download.failure().cloned().unwrap_or_else(|| noted(e, note))),
+                    }
+                }
             }
         }
         if let Some(failure) = download.failure() {
@@ -649,14 +712,18 @@ impl Session {
         Ok(Downloaded { size, etag: download.plan().etag.clone(), verified_by: verified_by(&verification) })
     }
 
-    /// One attempt at a range. Into a file the body is spliced by the host
-    /// and hashed there; for a pipe the bytes come back to go out in order.
-    async fn fetch_range(&self, bucket: &str, key: &str, plan: &DownloadPlan, range: RangeToFetch, sink: &dyn Sink, wait_ms: u64) -> (RangeToFetch, Result<Fetched>) {
+    /// One attempt at a range, and the generation of the keys that signed
+    /// it. Into a file the body is spliced by the host and hashed there;
+    /// for a pipe the bytes come back to go out in order.
+    async fn fetch_range(&self, bucket: &str, key: &str, plan: &DownloadPlan, range: RangeToFetch, sink: &dyn Sink, wait_ms: u64) -> (RangeToFetch, u32, Result<Fetched>) {
         aio::sleep_ms(wait_ms).await;
+        let mut generation = self.generation.get();
         let result = async {
-            let request = self.sign(&|r, t| r.get_object(bucket, key, &range.options, t))?;
+            let (request, signed_with) = self.sign(&|r, t| r.get_object(bucket, key, &range.options, t))?;
+            generation = signed_with;
             self.sent.set(self.sent.get() + 1);
             let mut response = aio::send(&request).await.map_err(|e| TransferError::from(&e))?;
+            self.answered(response.status);
             if !(200..300).contains(&response.status) {
                 let full = response.read_all(MAX_DOCUMENT_BYTES).await.map_err(|e| TransferError::from(&e))?;
                 return Err(parse::error_from_response(&full, false));
@@ -702,7 +769,7 @@ impl Session {
             Ok(Fetched { digest: hasher.finish(), data: Some(data) })
         }
         .await;
-        (range, result)
+        (range, generation, result)
     }
 }
 
@@ -718,6 +785,14 @@ fn verified_by(v: &Verification) -> &'static str {
         Verification::Md5 => "md5",
         Verification::MultipartEtag { .. } => "multipart-etag",
         Verification::SizeOnlyMultipart { .. } | Verification::SizeOnly => "size",
+    }
+}
+
+/// The error a request gave up with, and why its keys could not be renewed.
+fn noted(error: TransferError, renewal: Option<String>) -> TransferError {
+    match renewal {
+        Some(note) => with_note(error, &note),
+        None => error,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::multipart::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MULTIPART_THRESHOLD};
 use crate::requests::{ListObjectsV2, S3Requests, MAX_DELETE_KEYS};
 use crate::retry::RetryPolicy;
 use crate::{parse, Credentials};
-use driver::{Downloaded, PutRequest, Session, Settings, Uploaded};
+use driver::{Downloaded, KeySource, PutRequest, Session, Settings, Uploaded};
 
 struct Component;
 
@@ -78,6 +78,16 @@ impl driver::Sink for Sink {
     }
     fn commit(&self) -> Result<(), String> {
         Sink::commit(self)
+    }
+}
+
+/// Keys from the host, through the `credential-source` import.
+struct HostKeys;
+
+impl KeySource for HostKeys {
+    fn renew(&self, refused_access_key_id: &str) -> Result<Credentials, String> {
+        let c = lakeport::plugins::credential_source::renew(refused_access_key_id)?;
+        Ok(Credentials { access_key_id: c.access_key_id, secret_access_key: c.secret_access_key, session_token: c.session_token })
     }
 }
 
@@ -167,7 +177,7 @@ impl wit::GuestClient for Client {
             multipart_threshold: config.multipart_threshold.or(config.part_size).unwrap_or(DEFAULT_MULTIPART_THRESHOLD),
             retry,
         };
-        Ok(wit::Client::new(Client { session: Session::new(requests, settings) }))
+        Ok(wit::Client::new(Client { session: Session::new(requests, settings, Box::new(HostKeys)) }))
     }
 
     fn list_objects(
