@@ -6,11 +6,15 @@
 #[path = "support/mod.rs"]
 #[allow(dead_code)]
 mod support;
+#[path = "support/fault_proxy.rs"]
+#[allow(dead_code)]
+mod fault_proxy;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use fault_proxy::{FaultProxy, Faults};
 use support::{ok, peer_binary, stderr, Peer, UserEnv};
 
 const ROOT_PASSWORD: &str = "rucio-root-secret";
@@ -34,15 +38,7 @@ impl Lake {
 
     /// Runs Python with the real Rucio client as `account` (root or jdoe).
     fn python(&self, account: &str, code: &str) -> String {
-        let python = peer_binary("LAKEPORT_RUCIO_PYTHON", ".venv-rucio/bin/python");
-        let out = Command::new(python)
-            .args(["-c", code])
-            .env("RUCIO_CONFIG", self.rucio.data_dir.join(format!("client-{account}.cfg")))
-            .stdin(Stdio::null())
-            .output()
-            .expect("running the Python Rucio client");
-        assert!(out.status.success(), "the Python Rucio client failed: {}\n{}", String::from_utf8_lossy(&out.stderr), self.rucio.log());
-        String::from_utf8(out.stdout).unwrap()
+        rucio_python(&self.rucio, account, code)
     }
 
     /// A lakeport user whose profile logs in to this Rucio as `account`.
@@ -379,6 +375,99 @@ fn a_failed_upload_leaves_no_available_replica() {
     ok(&rucio(&root, &["upload", file.to_str().unwrap(), "--rse", "SITE-B", "--scope", "test", "--dataset", "lostset"]));
     let seen = lake.python("root", "from rucio.client import Client\nprint([f['states'] for f in Client().list_replicas([{'scope': 'test', 'name': 'lost.dat'}])])");
     assert_eq!(seen.trim(), "[{'SITE-B': 'AVAILABLE'}]");
+}
+
+/// Rucio refuses the session token at the last step of an upload (marking
+/// the replicas available), after the bytes went to S3: lakeport logs in
+/// again and repeats only that step. Each file went to S3 once.
+#[test]
+fn a_token_refused_mid_upload_repeats_only_the_refused_call() {
+    let s3 = Peer::s3s_fs();
+    let s3_watch = FaultProxy::start(s3.endpoint.trim_start_matches("http://"), Faults::default());
+    let rucio = Peer::rucio(&s3_watch.endpoint);
+    const REFUSAL: &str = "HTTP/1.1 401 Unauthorized\r\nExceptionClass: CannotAuthenticate\r\nExceptionMessage: Cannot authenticate with given credentials\r\nContent-Type: application/json\r\nContent-Length: 106\r\n\r\n{\"ExceptionClass\": \"CannotAuthenticate\", \"ExceptionMessage\": \"Cannot authenticate with given credentials\"}";
+    assert_eq!(REFUSAL.split("\r\n\r\n").nth(1).unwrap().len(), 106);
+    let rucio_proxy = FaultProxy::start(rucio.endpoint.trim_start_matches("http://"), Faults { answer_instead: Some(("PUT /replicas", REFUSAL)), ..Faults::default() });
+    let user = UserEnv::new(&format!(
+        "[profiles.lake]\nrucio_host = \"{}\"\nrucio_account = \"root\"\nrucio_username = \"root\"\nrucio_password = \"{ROOT_PASSWORD}\"\ns3_endpoint = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nregion = \"us-east-1\"\n",
+        rucio_proxy.endpoint,
+        s3_watch.endpoint,
+        support::ACCESS_KEY,
+        support::SECRET_KEY
+    ));
+    ok(&user.lakeport(&["s3", "mb", "s3://rucio-site-a"]));
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<std::path::PathBuf> = (0..3).map(|i| dir.path().join(format!("refused{i}.dat"))).collect();
+    for (i, f) in files.iter().enumerate() {
+        std::fs::write(f, support::pattern(5000 + i, i as u32)).unwrap();
+    }
+    let mut args = vec!["upload"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    args.extend(["--rse", "SITE-A", "--scope", "test"]);
+    let result = json(&user, &args);
+    assert!(rucio_proxy.answered_instead(), "Rucio's refusal was given");
+    assert!(result["files"].as_array().unwrap().iter().all(|f| f["uploaded"] == true), "{result}");
+    let puts = s3_watch.forwarded().into_iter().filter(|l| l.starts_with("PUT ") && l.contains("refused")).count();
+    assert_eq!(puts, files.len(), "each file went to S3 once: {:?}", s3_watch.forwarded());
+    let logins = rucio_proxy.forwarded().into_iter().filter(|l| l.contains("/auth/userpass")).count();
+    assert_eq!(logins, 2, "one login, and one after the refusal");
+    let states = rucio_python(&rucio, "root", "from rucio.client import Client\nprint(sorted(str(f['states']) for f in Client().list_replicas([{'scope': 'test', 'name': 'refused%d.dat' % i} for i in range(3)])))");
+    assert_eq!(states.trim(), "[\"{'SITE-A': 'AVAILABLE'}\", \"{'SITE-A': 'AVAILABLE'}\", \"{'SITE-A': 'AVAILABLE'}\"]");
+}
+
+/// A file rewritten after lakeport took its checksums and before its bytes
+/// went to S3 (here while Rucio, slowed by a proxy, registers the upload):
+/// it is never marked available with the checksums of other bytes; its
+/// replica stays COPYING and the command says why.
+#[test]
+fn a_file_changed_after_its_checksums_is_not_registered_as_available() {
+    let s3 = Peer::s3s_fs();
+    let rucio = Peer::rucio(&s3.endpoint);
+    let slow = FaultProxy::start(rucio.endpoint.trim_start_matches("http://"), Faults { delay_ms: 700, ..Faults::default() });
+    let user = UserEnv::new(&format!(
+        "[profiles.lake]\nrucio_host = \"{}\"\nrucio_account = \"root\"\nrucio_username = \"root\"\nrucio_password = \"{ROOT_PASSWORD}\"\ns3_endpoint = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nregion = \"us-east-1\"\n",
+        slow.endpoint,
+        s3.endpoint,
+        support::ACCESS_KEY,
+        support::SECRET_KEY
+    ));
+    ok(&user.lakeport(&["s3", "mb", "s3://rucio-site-a"]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("moving.dat");
+    let before = support::pattern(300_000, 8);
+    std::fs::write(&file, &before).unwrap();
+    let child = user
+        .lakeport_command(&["rucio", "upload", file.to_str().unwrap(), "--rse", "SITE-A", "--scope", "test"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first Rucio request comes after the checksums: rewrite the file
+    // while Rucio's answers are held back, before any byte goes to S3.
+    let started = Instant::now();
+    while slow.requests_seen() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "lakeport never reached Rucio");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::write(&file, support::pattern(300_000, 9)).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = failure(&out);
+    assert!(err.contains("moving.dat") && err.contains("changed while it was being uploaded") && err.contains("COPYING"), "{err}");
+    let states = rucio_python(&rucio, "root", "from rucio.client import Client\nprint([f['states'] for f in Client().list_replicas([{'scope': 'test', 'name': 'moving.dat'}], all_states=True)])");
+    assert_eq!(states.trim(), "[{'SITE-A': 'COPYING'}]", "not available with the checksums of other bytes");
+}
+
+/// Runs Python with the real Rucio client of `rucio` as `account` (root or jdoe).
+fn rucio_python(rucio: &Peer, account: &str, code: &str) -> String {
+    let python = peer_binary("LAKEPORT_RUCIO_PYTHON", ".venv-rucio/bin/python");
+    let out = Command::new(python)
+        .args(["-c", code])
+        .env("RUCIO_CONFIG", rucio.data_dir.join(format!("client-{account}.cfg")))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running the Python Rucio client");
+    assert!(out.status.success(), "the Python Rucio client failed: {}\n{}", String::from_utf8_lossy(&out.stderr), rucio.log());
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -87,6 +87,9 @@ pub struct Faults {
     /// with 400 `ExpiredToken` once this many requests carrying it have
     /// been forwarded.
     pub expire_session_token_after: Option<usize>,
+    /// Answer the first request whose request line contains `.0` with `.1`
+    /// (a whole HTTP/1.1 answer) instead of forwarding it.
+    pub answer_instead: Option<(&'static str, &'static str)>,
 }
 
 pub struct FaultProxy {
@@ -102,6 +105,7 @@ struct Shared {
     injected: AtomicUsize,
     requests: AtomicUsize,
     expired_refusals: AtomicUsize,
+    answered_instead: AtomicBool,
     session: Mutex<SessionTokens>,
     pace: Mutex<Instant>,
 }
@@ -124,6 +128,7 @@ impl FaultProxy {
             injected: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
             expired_refusals: AtomicUsize::new(0),
+            answered_instead: AtomicBool::new(false),
             session: Mutex::new(SessionTokens::default()),
             pace: Mutex::new(Instant::now()),
         });
@@ -151,6 +156,16 @@ impl FaultProxy {
 
     pub fn faults_injected(&self) -> usize {
         self.shared.injected.load(Ordering::Relaxed)
+    }
+
+    /// Requests whose head reached the proxy, forwarded or not.
+    pub fn requests_seen(&self) -> usize {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Whether the `answer_instead` answer was given.
+    pub fn answered_instead(&self) -> bool {
+        self.shared.answered_instead.load(Ordering::Relaxed)
     }
 
     /// Requests answered `ExpiredToken` by the proxy itself.
@@ -418,6 +433,13 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             copy_body(&mut from_client, &mut std::io::sink(), framing, Tamper::default(), shared)?;
             to_client.write_all(&error_answer("503 Service Unavailable", "SlowDown", "Please reduce your request rate."))?;
             continue;
+        }
+        if let Some((_, answer)) = faults.answer_instead.filter(|(line, _)| head.start.contains(line)) {
+            if !shared.answered_instead.swap(true, Ordering::Relaxed) {
+                copy_body(&mut from_client, &mut std::io::sink(), framing, Tamper::default(), shared)?;
+                to_client.write_all(answer.as_bytes())?;
+                continue;
+            }
         }
         if expired(&head, shared) {
             copy_body(&mut from_client, &mut std::io::sink(), framing, Tamper::default(), shared)?;

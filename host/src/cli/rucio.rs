@@ -3,7 +3,6 @@
 //! picks the credentials (userpass, or the profile's OIDC token), caches
 //! the session token, and prints.
 
-use std::cell::RefCell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -763,8 +762,46 @@ fn checksums(path: &Path) -> Result<(u64, String, String)> {
 struct Uploaded {
     path: PathBuf,
     file: UploadFile,
+    /// The file as it was when its checksums were taken.
+    state: FileState,
     target: Option<UploadTarget>,
     error: Option<String>,
+}
+
+/// What changes when a file's bytes change: size, modification and change
+/// times, and which file it is.
+#[derive(PartialEq, Eq)]
+struct FileState {
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+    inode: (u64, u64),
+}
+
+impl FileState {
+    fn of(path: &Path) -> Result<FileState> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !m.is_file() {
+            bail!("{} is not a regular file", path.display());
+        }
+        Ok(FileState { len: m.len(), modified: (m.mtime(), m.mtime_nsec()), changed: (m.ctime(), m.ctime_nsec()), inode: (m.dev(), m.ino()) })
+    }
+}
+
+/// Why an uploaded file must not be registered with the checksums taken
+/// before: it changed since, or the server stored other bytes than those
+/// checksummed. Rucio would then vouch for an adler32 and MD5 the replica
+/// does not have.
+fn changed_since_checksummed(item: &Uploaded, sent: &crate::transfer::UploadResult) -> Option<String> {
+    let changed = "changed while it was being uploaded: its checksums no longer describe the bytes sent, so it is not registered as available (run the upload again once the file no longer changes)";
+    if FileState::of(&item.path).ok().as_ref() != Some(&item.state) || sent.size != item.file.bytes {
+        return Some(changed.into());
+    }
+    // A single PUT's ETag is the MD5 of the bytes the server stored.
+    let etag = sent.etag.trim_matches('"');
+    let plain_md5 = sent.parts == 0 && etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit());
+    (plain_md5 && !etag.eq_ignore_ascii_case(&item.file.md5)).then(|| changed.into())
 }
 
 fn upload(s: &mut Session, args: UploadArgs, output: Output) -> Result<()> {
@@ -776,36 +813,34 @@ fn upload(s: &mut Session, args: UploadArgs, output: Output) -> Result<()> {
     let lifetime = args.lifetime.as_deref().map(|l| s.lifetime(l)).transpose()?.flatten();
     let mut items = Vec::new();
     for path in &args.files {
-        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-        if !meta.is_file() {
-            bail!("{} is not a regular file", path.display());
-        }
+        let state = FileState::of(path)?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| anyhow::anyhow!("{} has no file name", path.display()))?;
         let did = s.did(&format!("{}:{name}", args.scope))?;
         if items.iter().any(|u: &Uploaded| u.file.did.name == did.name) {
             bail!("two files are named {name}: each becomes the DID {}:{name}", args.scope);
         }
         let (bytes, adler32, md5) = checksums(path)?;
-        items.push(Uploaded { path: path.clone(), file: UploadFile { did, bytes, adler32, md5 }, target: None, error: None });
+        if FileState::of(path)? != state || bytes != state.len {
+            bail!("{} changed while its checksums were computed: upload it once it no longer changes", path.display());
+        }
+        items.push(Uploaded { path: path.clone(), file: UploadFile { did, bytes, adler32, md5 }, state, target: None, error: None });
     }
 
     // The S3 side: the profile's endpoint and credentials.
     let ctx = &s.ctx;
     let endpoint = ctx.profile.require("s3_endpoint", &ctx.profile.s3_endpoint, &ctx.name)?.trim_end_matches('/').to_string();
     let (endpoint_scheme, endpoint_authority) = endpoint.split_once("://").unwrap_or(("", ""));
-    let transfer = RefCell::new(super::s3::transfer_for(ctx, args.profile.ca_file.clone(), &[], None, None)?);
-    let items = RefCell::new(items);
+    let mut transfer = super::s3::transfer_for(ctx, args.profile.ca_file.clone(), &[], None, None)?;
     let quiet = args.quiet || output == Output::Json;
 
-    let rules = s.call(|r, _| {
-        let files: Vec<UploadFile> = items.borrow().iter().map(|u| u.file.clone()).collect();
-        let targets = match r.begin_upload(&args.rse, &files, dataset.as_ref(), lifetime)? {
-            Ok(t) => t,
-            Err(e) => return Ok(Err(e)),
-        };
+    // Each Rucio step is its own call: a refused session token re-runs
+    // only the step it refused, never the S3 transfers between them.
+    let files: Vec<UploadFile> = items.iter().map(|u| u.file.clone()).collect();
+    let targets = s.call(|r, _| r.begin_upload(&args.rse, &files, dataset.as_ref(), lifetime))?;
+    let mut done = Vec::new();
+    {
         // Every file Rucio puts on the profile's endpoint, `concurrency` at
         // once per bucket through the transfer component.
-        let mut items = items.borrow_mut();
         let mut by_bucket: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
         for (i, (item, target)) in items.iter_mut().zip(targets).enumerate() {
             let elsewhere = target.authority != endpoint_authority || (target.scheme != "s3" && target.scheme != endpoint_scheme);
@@ -820,7 +855,6 @@ fn upload(s: &mut Session, args: UploadArgs, output: Output) -> Result<()> {
             item.target = Some(target);
         }
         let options = crate::transfer::UploadOptions { content_type: None, resume: false, resume_upload_id: None, keep_on_failure: false };
-        let mut done = Vec::new();
         for (bucket, indexes) in by_bucket {
             let mut batch = Vec::with_capacity(indexes.len());
             for &i in &indexes {
@@ -828,25 +862,27 @@ fn upload(s: &mut Session, args: UploadArgs, output: Output) -> Result<()> {
                 let source = crate::transfer::FileSource::file(&item.path, crate::progress::Progress::new(Some(item.file.bytes)))?;
                 batch.push((source, item.target.as_ref().expect("set above").key.clone()));
             }
-            let outcomes = transfer.borrow_mut().put_many(batch, &bucket, &options)?;
+            let outcomes = transfer.put_many(batch, &bucket, &options)?;
             for (i, outcome) in indexes.into_iter().zip(outcomes) {
                 let item = &mut items[i];
                 match outcome {
                     crate::transfer::BatchOutcome::Failed((_, e)) => item.error = Some(e.message()),
-                    _ => {
-                        if !quiet {
-                            eprintln!("lakeport: uploaded {} to {}", item.path.display(), item.target.as_ref().map_or("", |t| t.pfn.as_str()));
+                    crate::transfer::BatchOutcome::Uploaded(sent) => match changed_since_checksummed(item, &sent) {
+                        Some(why) => item.error = Some(why),
+                        None => {
+                            if !quiet {
+                                eprintln!("lakeport: uploaded {} to {}", item.path.display(), item.target.as_ref().map_or("", |t| t.pfn.as_str()));
+                            }
+                            done.push(item.file.did.clone());
                         }
-                        done.push(item.file.did.clone());
-                    }
+                    },
+                    crate::transfer::BatchOutcome::Downloaded(_) => item.error = Some("the transfer component answered an upload with a download".into()),
                 }
             }
         }
-        drop(items);
-        r.finish_upload(&args.rse, &done, dataset.as_ref(), lifetime)
-    })?;
+    }
+    let rules = s.call(|r, _| r.finish_upload(&args.rse, &done, dataset.as_ref(), lifetime))?;
 
-    let items = items.into_inner();
     let failed: Vec<&Uploaded> = items.iter().filter(|u| u.error.is_some()).collect();
     if output == Output::Json {
         let files: Vec<Value> = items
