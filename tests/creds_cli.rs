@@ -398,3 +398,19 @@ fn ceph_rgw_refusals_are_one_line_errors_that_name_the_likely_causes() {
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
     assert_eq!(short.sts.sts_calls(), 1);
 }
+
+/// Tokens go to plain-http endpoints only on this machine: a profile whose
+/// sts_endpoint is plain http on another host is refused before any token
+/// is fetched or sent, and says how to allow it.
+#[test]
+fn tokens_are_not_sent_over_plain_http_to_other_machines() {
+    let user = UserEnv::new(
+        "[profiles.lab]\nissuer = \"http://iam.example.org\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\nsts_endpoint = \"https://sts.example.org\"\nrole_arn = \"arn:aws:iam::123456789012:role/r\"\n",
+    );
+    let out = user.lakeport(&["creds"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("http://iam.example.org:80 is plain http") && err.contains("allow_insecure_http = true"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!err.contains("service-secret"));
+}

@@ -577,3 +577,16 @@ fn a_skewed_clock_is_corrected_from_the_server_date() {
     ok(&skewed(&["cp", "s3://skewed/data", down.to_str().unwrap()]));
     assert_eq!(file_sha(&down), sha256(&data));
 }
+
+/// An endpoint at a link-local address (where cloud metadata services
+/// hand out credentials) is never connected to, whatever the profile says.
+#[test]
+fn link_local_endpoints_are_never_reached() {
+    let env = S3Env::new("http://169.254.169.254");
+    let out = env.s3(&["ls", "s3://bucket/"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("169.254.169.254") && err.contains("not allowed"), "{err}");
+    let verbose = env.user.lakeport(&["-v", "s3", "ls", "s3://bucket/"]);
+    assert!(stderr(&verbose).contains("a link-local address"), "{}", stderr(&verbose));
+}

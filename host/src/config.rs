@@ -66,6 +66,10 @@ pub struct Profile {
     // TLS
     /// Extra CA certificates (PEM) to trust besides the system store.
     pub ca_file: Option<PathBuf>,
+    /// Let tokens and passwords go to plain-http endpoints on other
+    /// machines (by default only https, or http to this machine).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -148,7 +148,8 @@ impl<'a> TokenContext<'a> {
         let token = self.access_token(60).context("getting the OIDC token for STS")?;
         let host = AllowedHost::from_url(endpoint).with_context(|| format!("profile '{}': bad sts_endpoint", self.name))?;
         let ca = self.ca_file.clone().or_else(|| self.profile.ca_file.clone());
-        let mut sts = Sts::new(self.runtime, EgressPolicy::new(vec![host], ca))?;
+        let policy = EgressPolicy::for_secrets(vec![host], ca, self.profile.allow_insecure_http).with_context(|| format!("profile '{}'", self.name))?;
+        let mut sts = Sts::new(self.runtime, policy)?;
         let request = AssumeRoleRequest {
             endpoint: endpoint.into(),
             role_arn: role_arn.into(),

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,28 +26,60 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::log;
 
-/// One host a component may reach; `port: None` allows any port.
+/// One origin a component may reach: scheme, host and port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllowedHost {
+    tls: bool,
     host: String,
-    port: Option<u16>,
+    port: u16,
 }
 
 impl AllowedHost {
-    /// From a URL (`https://iam.example/`): its host and effective port.
+    /// From a URL (`https://iam.example/`): its scheme, host and effective port.
     pub fn from_url(url: &str) -> Result<Self> {
         let uri: http::Uri = url.parse().with_context(|| format!("'{url}' is not a valid URL"))?;
         let host = uri.host().ok_or_else(|| anyhow!("'{url}' has no host"))?;
-        let default_port = match uri.scheme_str() {
-            Some("https") => 443,
-            Some("http") => 80,
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
             _ => return Err(anyhow!("'{url}' must be an http or https URL")),
         };
-        Ok(AllowedHost { host: normalize_host(host), port: Some(uri.port_u16().unwrap_or(default_port)) })
+        Ok(AllowedHost { tls, host: normalize_host(host), port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }) })
     }
 
-    fn matches(&self, host: &str, port: u16) -> bool {
-        self.host == host && self.port.is_none_or(|p| p == port)
+    fn matches(&self, tls: bool, host: &str, port: u16) -> bool {
+        self.tls == tls && self.host == host && self.port == port
+    }
+
+    /// This machine by name or address: where plain http carries nothing
+    /// across a network, and where a name may resolve to loopback.
+    fn is_loopback(&self) -> bool {
+        self.host == "localhost" || self.host.ends_with(".localhost") || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
+    fn origin(&self) -> String {
+        format!("{}://{}:{}", if self.tls { "https" } else { "http" }, self.host, self.port)
+    }
+}
+
+/// Why a resolved address may not be connected to, if it may not:
+/// link-local addresses (cloud metadata services answer there, with
+/// credentials) never; loopback only when the configured host is this
+/// machine, so a name cannot be pointed at local services by DNS.
+fn refused_address(ip: IpAddr, loopback_configured: bool) -> Option<&'static str> {
+    let ip = ip.to_canonical();
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    if link_local {
+        Some("a link-local address")
+    } else if ip.is_unspecified() || ip.is_multicast() {
+        Some("not a host address")
+    } else if ip.is_loopback() && !loopback_configured {
+        Some("this machine, though the configured host is not")
+    } else {
+        None
     }
 }
 
@@ -199,16 +232,27 @@ impl EgressPolicy {
         EgressPolicy { allowed, extra_ca, tls: OnceLock::new(), idle: Arc::default() }
     }
 
-    pub fn allows(&self, host: &str, port: u16) -> bool {
+    /// [`EgressPolicy::new`] for a component that sends tokens or
+    /// passwords: plain http only to this machine (a local test server),
+    /// unless the profile says `allow_insecure_http = true`.
+    pub fn for_secrets(allowed: Vec<AllowedHost>, extra_ca: Option<PathBuf>, allow_insecure_http: bool) -> Result<Self> {
+        if let Some(plain) = allowed.iter().find(|a| !a.tls && !a.is_loopback()).filter(|_| !allow_insecure_http) {
+            return Err(anyhow!(
+                "{} is plain http: tokens and passwords would cross the network unencrypted; use https, or set allow_insecure_http = true in the profile",
+                plain.origin()
+            ));
+        }
+        Ok(Self::new(allowed, extra_ca))
+    }
+
+    /// The allowed origin `host:port` over TLS or not belongs to, if any.
+    fn allowed(&self, tls: bool, host: &str, port: u16) -> Option<&AllowedHost> {
         let host = normalize_host(host);
-        self.allowed.iter().any(|a| a.matches(&host, port))
+        self.allowed.iter().find(|a| a.matches(tls, &host, port))
     }
 
     pub fn allowed_hosts(&self) -> impl Iterator<Item = String> + '_ {
-        self.allowed.iter().map(|a| match a.port {
-            Some(p) => format!("{}:{p}", a.host),
-            None => a.host.clone(),
-        })
+        self.allowed.iter().map(AllowedHost::origin)
     }
 
     fn tls(&self) -> std::result::Result<Arc<rustls::ClientConfig>, String> {
@@ -224,10 +268,12 @@ impl EgressPolicy {
         let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_string();
         let use_tls = uri.scheme() == Some(&Scheme::HTTPS);
         let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
-        if !self.allows(&host, port) {
-            log::verbose(format_args!("denied an outgoing request to {host}:{port} (allowed: {})", self.allowed_hosts().collect::<Vec<_>>().join(", ")));
+        let Some(origin) = self.allowed(use_tls, &host, port) else {
+            let scheme = if use_tls { "https" } else { "http" };
+            log::verbose(format_args!("denied an outgoing request to {scheme}://{host}:{port} (allowed: {})", self.allowed_hosts().collect::<Vec<_>>().join(", ")));
             return Err(Error::HttpRequestDenied);
-        }
+        };
+        let loopback_configured = origin.is_loopback();
         let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
         let idle_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(IDLE_TIMEOUT);
         let between_bytes = options.and_then(|o| o.between_bytes_timeout).unwrap_or(BETWEEN_BYTES_TIMEOUT).max(Duration::from_millis(1));
@@ -241,7 +287,7 @@ impl EgressPolicy {
         let endpoint = (use_tls, normalize_host(&host), port);
         let mut connection = match self.idle.take(&endpoint) {
             Some(connection) => connection,
-            None => self.connect(&host, port, use_tls, connect_timeout).await?,
+            None => self.connect(&host, port, use_tls, loopback_configured, connect_timeout).await?,
         };
         // Method and path only: queries may carry upload IDs or, in
         // presigned URLs, signatures.
@@ -263,13 +309,25 @@ impl EgressPolicy {
     }
 
     /// A new connection, over TLS for https, driven by its own task.
-    async fn connect(&self, host: &str, port: u16, use_tls: bool, connect_timeout: Duration) -> std::result::Result<Connection, Error> {
+    async fn connect(&self, host: &str, port: u16, use_tls: bool, loopback_configured: bool, connect_timeout: Duration) -> std::result::Result<Connection, Error> {
         let bare_host = host.trim_matches(['[', ']']).to_string();
-        let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect((bare_host.as_str(), port))).await {
-            Err(_) => return Err(Error::ConnectionTimeout),
-            Ok(Err(e)) => return Err(connect_error(host, port, e)),
-            Ok(Ok(s)) => s,
+        let connecting = async {
+            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((bare_host.as_str(), port)).await.map_err(|e| connect_error(host, port, e))?.collect();
+            let mut last = Error::DnsError { rcode: Some("no address".into()), info_code: None };
+            for address in addresses {
+                if let Some(why) = refused_address(address.ip(), loopback_configured) {
+                    log::verbose(format_args!("not connecting to {host}:{port} at {}: {why}", address.ip()));
+                    last = Error::HttpRequestDenied;
+                    continue;
+                }
+                match TcpStream::connect(address).await {
+                    Ok(tcp) => return Ok(tcp),
+                    Err(e) => last = connect_error(host, port, e),
+                }
+            }
+            Err(last)
         };
+        let tcp = tokio::time::timeout(connect_timeout, connecting).await.map_err(|_| Error::ConnectionTimeout)??;
         let _ = tcp.set_nodelay(true);
         log::verbose(format_args!("connected to {host}:{port} ({})", tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default()));
         let activity = Arc::new(Activity::new(std::os::fd::AsRawFd::as_raw_fd(&tcp)));
@@ -514,4 +572,44 @@ pub fn ping(url: &str, extra_ca: Option<&Path>) -> Result<u16> {
             Err(e) => Err(anyhow!("ping: the request to {authority} failed: {e}")),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn link_local_addresses_are_never_reached_and_loopback_only_when_configured() {
+        for metadata in ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254"] {
+            assert!(refused_address(ip(metadata), true).is_some(), "{metadata}");
+        }
+        assert!(refused_address(ip("127.0.0.1"), false).is_some());
+        assert!(refused_address(ip("::1"), false).is_some());
+        assert!(refused_address(ip("127.0.0.1"), true).is_none());
+        assert!(refused_address(ip("0.0.0.0"), true).is_some());
+        assert!(refused_address(ip("192.0.2.7"), false).is_none());
+        assert!(refused_address(ip("2001:db8::7"), false).is_none());
+    }
+
+    #[test]
+    fn allowed_origins_match_scheme_host_and_port() {
+        let policy = EgressPolicy::new(vec![AllowedHost::from_url("https://IAM.example./x").unwrap()], None);
+        assert!(policy.allowed(true, "iam.example", 443).is_some());
+        assert!(policy.allowed(false, "iam.example", 443).is_none(), "plain http to an https origin");
+        assert!(policy.allowed(true, "iam.example", 8443).is_none());
+        assert!(policy.allowed(true, "other.example", 443).is_none());
+    }
+
+    #[test]
+    fn secrets_go_over_plain_http_only_to_this_machine_unless_allowed() {
+        let origins = |urls: &[&str]| urls.iter().map(|u| AllowedHost::from_url(u).unwrap()).collect::<Vec<_>>();
+        assert!(EgressPolicy::for_secrets(origins(&["https://iam.example", "http://127.0.0.1:8080", "http://localhost:9"]), None, false).is_ok());
+        let err = EgressPolicy::for_secrets(origins(&["https://iam.example", "http://sts.example:8000"]), None, false).err().unwrap();
+        assert!(err.to_string().contains("http://sts.example:8000 is plain http") && err.to_string().contains("allow_insecure_http"), "{err}");
+        assert!(EgressPolicy::for_secrets(origins(&["http://sts.example:8000"]), None, true).is_ok());
+    }
 }

@@ -144,7 +144,8 @@ impl<'a> TokenContext<'a> {
             hosts.push(AllowedHost::from_url(url).with_context(|| format!("profile '{}': bad allowed_hosts entry", self.name))?);
         }
         let ca = self.ca_file.clone().or_else(|| self.profile.ca_file.clone());
-        Oidc::new(self.runtime, EgressPolicy::new(hosts, ca))
+        let policy = EgressPolicy::for_secrets(hosts, ca, self.profile.allow_insecure_http).with_context(|| format!("profile '{}'", self.name))?;
+        Oidc::new(self.runtime, policy)
     }
 
     /// The issuer's metadata, from the discovery cache (a day) or fetched

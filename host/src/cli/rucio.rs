@@ -274,7 +274,8 @@ fn session<'a>(config: &'a Config, profile: &ProfileArgs, runtime: &'a Runtime, 
         other => bail!("profile '{}': Rucio authentication '{other}' is not one lakeport does: use userpass or oidc", ctx.name),
     };
     let ca = profile.ca_file.clone().or_else(|| p.ca_file.clone()).or_else(|| from_cfg("ca_cert").map(std::path::PathBuf::from));
-    let rucio = Rucio::new(runtime, EgressPolicy::new(allowed, ca))?;
+    let policy = EgressPolicy::for_secrets(allowed, ca, p.allow_insecure_http).with_context(|| format!("profile '{}'", ctx.name))?;
+    let rucio = Rucio::new(runtime, policy)?;
     Ok(Session { target: Target { host, auth_host, account, login }, rucio, open: false, ctx })
 }
 
