@@ -189,6 +189,72 @@ fn revoked_refresh_token_asks_to_log_in_again() {
 }
 
 #[test]
+fn concurrent_refreshes_with_rotation_all_succeed() {
+    // The provider rotates refresh tokens and, shown a spent one, revokes the
+    // login: two refreshes with the same token would break the profile.
+    let op = Peer::oidc_provider(300, 3600);
+    let env = Env::new(&device_profile(&op));
+    assert!(env.login(&op, "lab").status.success());
+    // No cached access token: each run needs a refresh unless another's is there.
+    std::fs::remove_file(env.cache_file("lab")).unwrap();
+    let runs: Vec<_> = (0..4)
+        .map(|_| env.command(&["token", "get", "--min-valid", "200"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
+    let tokens: Vec<String> = runs.into_iter().map(|run| ok(&run.wait_with_output().unwrap())).collect();
+    assert_eq!(tokens[0].trim().split('.').count(), 3, "a JWT: {}", tokens[0]);
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "one refresh, shared through the cache: {tokens:?}");
+    // The stored refresh token is still alive.
+    std::fs::remove_file(env.cache_file("lab")).unwrap();
+    let after = ok(&env.run(&["token", "get", "--min-valid", "200"]));
+    assert_ne!(after, tokens[0], "a fresh access token");
+}
+
+#[test]
+fn unsavable_rotated_refresh_token_fails_and_keeps_nothing_stale() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    let op = Peer::oidc_provider(300, 3600);
+    let env = Env::new(&device_profile(&op));
+    assert!(env.login(&op, "lab").status.success());
+    let store = env.store_file("lab");
+    let stored = std::fs::read(&store).unwrap();
+    // A token store the runs below cannot write: its directory read-only.
+    // Root writes there anyway, so under root they run as nobody, who owns
+    // the rest of the home.
+    let nobody = (std::fs::metadata(env.home()).unwrap().uid() == 0).then_some(65534);
+    if let Some(uid) = nobody {
+        let chown = Command::new("chown").arg("-R").arg(format!("{uid}:{uid}")).arg(env.home()).status().unwrap();
+        assert!(chown.success());
+    }
+    std::fs::set_permissions(store.parent().unwrap(), std::fs::Permissions::from_mode(0o500)).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = env.command(args);
+        if let Some(uid) = nobody {
+            cmd.uid(uid).gid(uid);
+        }
+        cmd.output().unwrap()
+    };
+
+    let out = run(&["token", "get", "--min-valid", "400"]);
+    failed_with(&out, "the new one could not be saved");
+    failed_with(&out, "cannot write the token store");
+    failed_with(&out, "run `lakeport token login --profile lab`");
+    assert_eq!(std::fs::read(&store).unwrap(), stored, "the store is as it was");
+    assert!(!env.cache_file("lab").exists(), "no access token cached");
+    // The stored refresh token is spent: not presented again, and not by
+    // `get` without --min-valid either (no cached token to fall back on).
+    let again = run(&["token", "get"]);
+    failed_with(&again, "was spent by a refresh whose new token could not be saved: run `lakeport token login --profile lab`");
+    assert_eq!(std::fs::read(&store).unwrap(), stored);
+
+    // A new login (the store writable again) works as before.
+    std::fs::set_permissions(store.parent().unwrap(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(env.login(&op, "lab").status.success());
+    std::fs::remove_file(env.cache_file("lab")).unwrap();
+    ok(&env.run(&["token", "get"]));
+}
+
+#[test]
 fn denied_login_fails_cleanly() {
     let op = Peer::oidc_provider(300, 3600);
     let env = Env::new(&device_profile(&op));

@@ -4,7 +4,6 @@
 //! [`RENEW_BEFORE`] remain; a file lock makes concurrent invocations on an
 //! empty cache share one STS call (rclone and restic start several at once).
 
-use std::fs::File;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
@@ -56,9 +55,8 @@ enum Source<'p> {
     Sts { endpoint: &'p str, role_arn: &'p str },
 }
 
-fn cache_paths(profile: &str) -> Result<(PathBuf, PathBuf)> {
-    let dir = crate::paths::cache_dir().map(|d| d.join("creds")).ok_or_else(|| anyhow!("cannot find the cache directory: set XDG_CACHE_HOME or HOME"))?;
-    Ok((dir.join(format!("{profile}.json")), dir.join(format!("{profile}.lock"))))
+fn cache_path(profile: &str) -> Result<PathBuf> {
+    crate::paths::cache_dir().map(|d| d.join("creds").join(format!("{profile}.json"))).ok_or_else(|| anyhow!("cannot find the cache directory: set XDG_CACHE_HOME or HOME"))
 }
 
 impl<'a> TokenContext<'a> {
@@ -114,23 +112,17 @@ impl<'a> TokenContext<'a> {
             Source::Sts { endpoint, role_arn } => (endpoint, role_arn),
         };
         let settings = self.sts_settings();
-        let (cache, lock_path) = cache_paths(&self.name)?;
+        let cache = cache_path(&self.name)?;
         let cached = || read_fresh(&cache, &settings).filter(|c| Some(c.access_key_id.as_str()) != refused_access_key_id);
         if let Some(hit) = cached() {
             crate::log::verbose(format_args!("{}: using the cached S3 credentials", self.name));
             return Ok(hit);
         }
         // One STS call among concurrent invocations: the first takes the lock
-        // and fills the cache; the others wait, then find it filled.
-        let dir = cache.parent().expect("cache files live in a directory");
-        crate::paths::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
-        lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        // and fills the cache; the others wait, then find it filled. The lock
+        // is held while the OIDC token is got, a passphrase prompt included:
+        // concurrent runs wait for one prompt rather than each asking.
+        let lock = crate::paths::profile_lock("creds", &self.name)?;
         if let Some(hit) = cached() {
             crate::log::verbose(format_args!("{}: S3 credentials made by a concurrent run", self.name));
             return Ok(hit);
@@ -222,7 +214,7 @@ fn read_fresh(cache: &std::path::Path, settings: &str) -> Option<S3Credentials> 
 
 /// Removes a profile's cached credentials (e.g. on logout).
 pub fn forget_cached(profile: &str) {
-    if let Ok((cache, _)) = cache_paths(profile) {
+    if let Ok(cache) = cache_path(profile) {
         let _ = std::fs::remove_file(cache);
     }
 }

@@ -56,3 +56,23 @@ pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// An exclusive lock on one profile's `kind` of cached state (`tokens`,
+/// `creds`) shared by all lakeport processes: `<cache>/<kind>/<profile>.lock`,
+/// held until the file is dropped. Where both are needed they are taken
+/// `creds` first, then `tokens` (STS needs a token; a token never needs S3
+/// keys), so two processes never wait on each other.
+pub fn profile_lock(kind: &str, profile: &str) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context;
+    let dir = cache_dir().map(|d| d.join(kind)).ok_or_else(|| anyhow::anyhow!("cannot find the cache directory: set XDG_CACHE_HOME or HOME"))?;
+    create_private_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{profile}.lock"));
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    lock.lock().with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(lock)
+}

@@ -101,10 +101,27 @@ fn write_cache(profile: &str, token: &AccessToken) -> Result<()> {
     crate::paths::write_private(&path, &serde_json::to_vec(token)?).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Removes the cached access token and any mark of a spent refresh token.
 pub fn forget_cached(profile: &str) {
-    if let Ok(path) = cache_path(profile) {
+    for path in [cache_path(profile), spent_mark_path(profile)].into_iter().flatten() {
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// Marks a profile's stored refresh token as spent when the store cannot
+/// take its successor: the SHA-256 of the spent token, in the cache (which is
+/// writable when the store is not).
+fn spent_mark_path(profile: &str) -> Result<PathBuf> {
+    cache_path(profile).map(|p| p.with_extension("spent"))
+}
+
+fn fingerprint(refresh_token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(refresh_token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_marked_spent(profile: &str, refresh_token: &str) -> bool {
+    spent_mark_path(profile).ok().and_then(|p| std::fs::read_to_string(p).ok()).is_some_and(|mark| mark.trim() == fingerprint(refresh_token))
 }
 
 impl<'a> TokenContext<'a> {
@@ -170,29 +187,72 @@ impl<'a> TokenContext<'a> {
     }
 
     /// A valid access token, valid for at least `min_valid` seconds.
+    ///
+    /// Getting one from the issuer is serialized per profile by the token
+    /// lock, and the cache is read again once the lock is held: with
+    /// refresh-token rotation two concurrent refreshes would present the same
+    /// refresh token, the second would be refused and, on issuers that detect
+    /// reuse, the whole login revoked.
     pub fn access_token(&self, min_valid: i64) -> Result<AccessToken> {
         if self.grant() != GrantKind::OidcAgent {
             self.issuer()?;
             self.profile.require("client_id", &self.profile.client_id, &self.name)?;
         }
-        let client_id = self.cache_owner();
-        if let Some(cached) = read_cached(&self.name) {
-            let same_issuer = self.grant() == GrantKind::OidcAgent || Some(cached.issuer.as_str()) == self.profile.issuer.as_deref();
-            if cached.valid_for(min_valid) && cached.client_id == client_id && same_issuer {
-                crate::log::verbose(format_args!("{}: using the cached access token", self.name));
-                return Ok(cached);
-            }
+        if let Some(cached) = self.cached(min_valid) {
+            crate::log::verbose(format_args!("{}: using the cached access token", self.name));
+            return Ok(cached);
         }
-        let token = match self.grant() {
-            GrantKind::ClientCredentials => self.client_credentials()?,
-            GrantKind::Device => self.refresh()?,
-            GrantKind::OidcAgent => self.from_oidc_agent(min_valid)?,
+        if self.grant() == GrantKind::OidcAgent {
+            // The agent keeps and rotates its own refresh token, and may wait
+            // for its user to confirm: no lock of ours around it.
+            let token = self.from_oidc_agent(min_valid)?;
+            return self.keep(token, min_valid);
+        }
+        // The passphrase before the lock: no other run waits while a person
+        // types it.
+        let passphrase = if self.grant() == GrantKind::Device { Some(self.store_passphrase()?) } else { None };
+        let _lock = self.lock_tokens()?;
+        if let Some(cached) = self.cached(min_valid) {
+            crate::log::verbose(format_args!("{}: using the access token of a concurrent run", self.name));
+            return Ok(cached);
+        }
+        let token = match passphrase {
+            Some(passphrase) => self.refresh(&passphrase)?,
+            None => self.client_credentials()?,
         };
+        // Cached before the lock is released, for the runs waiting on it.
+        self.keep(token, min_valid)
+    }
+
+    /// The cached access token, if it is this profile's and valid long enough.
+    fn cached(&self, min_valid: i64) -> Option<AccessToken> {
+        let cached = read_cached(&self.name)?;
+        let same_issuer = self.grant() == GrantKind::OidcAgent || Some(cached.issuer.as_str()) == self.profile.issuer.as_deref();
+        (cached.valid_for(min_valid) && cached.client_id == self.cache_owner() && same_issuer).then_some(cached)
+    }
+
+    /// Caches a token just obtained, if it lives as long as asked.
+    fn keep(&self, token: AccessToken, min_valid: i64) -> Result<AccessToken> {
         if !token.valid_for(min_valid) && token.expires_at.is_some() {
             bail!("the issuer returned a token valid for less than the {min_valid} s asked for");
         }
         write_cache(&self.name, &token)?;
         Ok(token)
+    }
+
+    /// Held by whatever reads and writes the profile's token store or access
+    /// token (refresh, login, logout, `rucio login`): see
+    /// [`crate::paths::profile_lock`] for the order with the S3 keys' lock.
+    pub fn lock_tokens(&self) -> Result<std::fs::File> {
+        crate::paths::profile_lock("tokens", &self.name)
+    }
+
+    /// The passphrase of a logged-in profile's token store.
+    fn store_passphrase(&self) -> Result<String> {
+        if !self.store.exists(&self.name) {
+            bail!("profile '{}' is not logged in: run `lakeport token login --profile {}`", self.name, self.name);
+        }
+        self.passphrase.get(&format!("the token store of profile '{}'", self.name))
     }
 
     /// Who a cached token belongs to: the client, or the oidc-agent account.
@@ -257,26 +317,21 @@ impl<'a> TokenContext<'a> {
         self.describe(&mut oidc, &tokens)
     }
 
-    fn refresh(&self) -> Result<AccessToken> {
-        if !self.store.exists(&self.name) {
-            bail!("profile '{}' is not logged in: run `lakeport token login --profile {}`", self.name, self.name);
+    /// Refreshes with the stored refresh token, keeping a rotated one. The
+    /// caller holds the token lock.
+    fn refresh(&self, passphrase: &str) -> Result<AccessToken> {
+        let login = format!("run `lakeport token login --profile {}`", self.name);
+        let mut secrets = self.store.load(&self.name, passphrase)?.unwrap_or_default();
+        let refresh_token = secrets.refresh_token.clone().ok_or_else(|| anyhow!("profile '{}' has no refresh token: {login}", self.name))?;
+        if is_marked_spent(&self.name, &refresh_token) {
+            bail!("the stored refresh token of profile '{}' was spent by a refresh whose new token could not be saved: {login}", self.name);
         }
-        let passphrase = self.passphrase.get(&format!("the token store of profile '{}'", self.name))?;
-        let mut secrets = self.store.load(&self.name, &passphrase)?.unwrap_or_default();
-        let refresh_token = secrets
-            .refresh_token
-            .clone()
-            .ok_or_else(|| anyhow!("profile '{}' has no refresh token: run `lakeport token login --profile {}`", self.name, self.name))?;
         let mut oidc = self.oidc()?;
         let meta = self.discover(&mut oidc)?;
         let client = self.client(secrets.client_secret.clone().or_else(|| self.profile.client_secret.clone()))?;
         let tokens = oidc.refresh(&meta, &client, &refresh_token)?.map_err(|e| {
             if e.oauth_code() == Some("invalid_grant") {
-                anyhow!(
-                    "the refresh token of profile '{}' was rejected (expired or revoked): run `lakeport token login --profile {}`",
-                    self.name,
-                    self.name
-                )
+                anyhow!("the refresh token of profile '{}' was rejected (expired or revoked): {login}", self.name)
             } else {
                 explain(e, &self.name, "refresh")
             }
@@ -286,9 +341,32 @@ impl<'a> TokenContext<'a> {
             secrets.refresh_token = Some(rotated.clone());
             secrets.refresh_expires_at = self.refresh_expiry(&mut oidc, rotated, now())?;
             secrets.obtained_at = Some(now());
-            self.store.save(&self.name, &passphrase, &secrets)?;
+            match self.store.save(&self.name, passphrase, &secrets) {
+                Err(e) if *rotated != refresh_token => return Err(self.spent(&refresh_token, e)),
+                saved => saved?,
+            }
         }
         self.describe(&mut oidc, &tokens)
+    }
+
+    /// The issuer rotated the refresh token and the store could not take the
+    /// new one. What is stale then: the refresh token left in the store is
+    /// spent (presenting it again is refused, and issuers that detect reuse
+    /// revoke the login for it), and a cached access token would hide that
+    /// until it expires. So the cached token goes, the fresh one is not
+    /// cached, and the spent one is marked so that the next refresh asks for
+    /// a login instead of presenting it.
+    fn spent(&self, refresh_token: &str, cause: anyhow::Error) -> anyhow::Error {
+        forget_cached(&self.name);
+        let marked = spent_mark_path(&self.name).and_then(|p| Ok(crate::paths::write_private(&p, fingerprint(refresh_token).as_bytes())?));
+        if let Err(e) = marked {
+            crate::log::verbose(format_args!("cannot mark the spent refresh token: {e:#}"));
+        }
+        anyhow!(
+            "profile '{}': the issuer replaced the refresh token but the new one could not be saved ({cause:#}), and the stored one is spent: make the token store writable and run `lakeport token login --profile {}`",
+            self.name,
+            self.name
+        )
     }
 
     /// When a refresh token expires: its JWT `exp`, else the profile's
@@ -319,6 +397,9 @@ impl<'a> TokenContext<'a> {
             .clone()
             .ok_or_else(|| anyhow!("the issuer returned no refresh token: add offline_access to the profile's scopes"))?;
         let refresh_expires_at = self.refresh_expiry(oidc, &refresh_token, now())?;
+        let token = self.describe(oidc, tokens)?;
+        // No refresh may save the old login's rotated token over this one.
+        let _lock = self.lock_tokens()?;
         let secrets = Secrets {
             issuer: self.profile.issuer.clone(),
             client_id: self.profile.client_id.clone(),
@@ -330,7 +411,8 @@ impl<'a> TokenContext<'a> {
             rucio_password: self.store.load(&self.name, passphrase).ok().flatten().and_then(|s| s.rucio_password),
         };
         self.store.save(&self.name, passphrase, &secrets)?;
-        let token = self.describe(oidc, tokens)?;
+        // A spent-token mark belongs to the login this one replaces.
+        forget_cached(&self.name);
         write_cache(&self.name, &token)?;
         Ok(token)
     }

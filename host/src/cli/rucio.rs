@@ -943,9 +943,12 @@ fn login(config: &Config, profile: &ProfileArgs, rt: &Runtime, password_stdin: b
     let who = s.rucio.whoami()?.map_err(failed)?;
     let ctx = &s.ctx;
     let passphrase = ctx.passphrase.get(&format!("the token store of profile '{}'", ctx.name))?;
+    // A refresh between the load and the save would lose its rotated token.
+    let lock = ctx.lock_tokens()?;
     let mut secrets = ctx.store.load(&ctx.name, &passphrase)?.unwrap_or_default();
     secrets.rucio_password = Some(password);
     ctx.store.save(&ctx.name, &passphrase, &secrets)?;
+    drop(lock);
     if output == Output::Json {
         println!("{}", json!({"account": who.account, "username": username, "stored": true}));
     } else {

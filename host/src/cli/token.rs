@@ -291,7 +291,10 @@ fn logout(args: &ProfileArgs) -> Result<()> {
     let mut revoked = "no refresh token stored";
     if ctx.store.exists(&ctx.name) {
         revoked = "not revoked (no passphrase given)";
-        if let Ok(pass) = ctx.passphrase.get(&format!("the token store of profile '{}'", ctx.name)) {
+        let pass = ctx.passphrase.get(&format!("the token store of profile '{}'", ctx.name));
+        // No refresh may store a rotated token between revocation and removal.
+        let _lock = ctx.lock_tokens()?;
+        if let Ok(pass) = pass {
             let secrets = ctx.store.load(&ctx.name, &pass)?;
             if let Some(refresh) = secrets.as_ref().and_then(|s| s.refresh_token.clone()) {
                 let mut oidc = ctx.oidc()?;
