@@ -106,7 +106,7 @@ fn check_plan(plan: &DownloadPlan, size: u64, etag: Option<&str>) {
     if let EtagCheck::PartMd5s { part_sizes, .. } = &plan.etag_check {
         let Some(EtagKind::Multipart { parts, .. }) = etag.map(etag_kind) else { panic!("part MD5s without a multipart ETag") };
         for &p in part_sizes {
-            assert!(p > 0 && plan.range_size % p == 0, "part size {p}, range size {}", plan.range_size);
+            assert!(p > 0 && plan.range_size.is_multiple_of(p), "part size {p}, range size {}", plan.range_size);
             assert_eq!(size.div_ceil(p).max(1), u64::from(parts), "part size {p} does not make {parts} parts of {size} bytes");
         }
     }
