@@ -19,7 +19,13 @@ pub fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
-/// Days since 1970-01-01 of a date (month 1–12, day 1–31, not checked).
+/// Years [`unix_seconds`] takes, either side of year 0: far beyond any
+/// timestamp's (parsers read at most ten digits), and near enough that
+/// the day and second counts cannot overflow.
+pub const MAX_YEAR: i64 = 10_000_000_000;
+
+/// Days since 1970-01-01 of a date (month 1–12, day 1–31, |year| up to
+/// [`MAX_YEAR`]; none of these checked).
 pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -46,7 +52,7 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// Seconds since the epoch of a valid date and time of day, else `None`.
 /// A leap second (`:60`) counts as the next second, as clocks do.
 pub fn unix_seconds(year: i64, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> Option<i64> {
-    let valid = (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month) && hour < 24 && minute < 60 && second <= 60;
+    let valid = (-MAX_YEAR..=MAX_YEAR).contains(&year) && (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month) && hour < 24 && minute < 60 && second <= 60;
     valid.then(|| days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
 }
 
@@ -63,6 +69,10 @@ mod tests {
         assert_eq!(unix_seconds(2013, 5, 24, 0, 0, 0), Some(1_369_353_600));
         assert_eq!(unix_seconds(2023, 2, 29, 0, 0, 0), None);
         assert_eq!(unix_seconds(2024, 2, 29, 23, 59, 60), Some(1_709_251_200));
+        // Years whose seconds overflow an i64 are no dates (they overflowed).
+        assert_eq!(unix_seconds(7_885_385_481_164_165_137, 8, 29, 10, 14, 25), None);
+        assert_eq!(unix_seconds(i64::MIN, 1, 1, 0, 0, 0), None);
+        assert_eq!(unix_seconds(MAX_YEAR, 12, 31, 23, 59, 59), Some(days_from_civil(MAX_YEAR + 1, 1, 1) * 86_400 - 1));
     }
 
     #[test]

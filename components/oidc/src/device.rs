@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use crate::discovery::ProviderMetadata;
+use crate::error::{excerpt_without_tokens, json_problem};
 use crate::grants::{error_from, parse_token_response, Client, TokenSet};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::OidcError;
@@ -39,7 +40,7 @@ pub fn parse_device_authorization(response: &HttpResponse) -> Result<DeviceAutho
         return Err(error_from("device authorization endpoint", response));
     }
     serde_json::from_slice(&response.body).map_err(|e| {
-        OidcError::InvalidResponse(format!("invalid device authorization response ({e}): {}", response.excerpt()))
+        OidcError::InvalidResponse(format!("invalid device authorization response ({}): {}", json_problem(&e), excerpt_without_tokens(response)))
     })
 }
 
@@ -67,7 +68,7 @@ impl DeviceFlow {
         DeviceFlow {
             device_code: authorization.device_code.clone(),
             interval: authorization.interval.unwrap_or(DEFAULT_INTERVAL).max(1),
-            deadline: now.saturating_add(authorization.expires_in as i64),
+            deadline: now.saturating_add(i64::try_from(authorization.expires_in).unwrap_or(i64::MAX)),
             done: false,
         }
     }
@@ -101,7 +102,7 @@ impl DeviceFlow {
         match err.oauth_code() {
             Some("authorization_pending") => Ok(DevicePoll::Pending { retry_after: self.interval }),
             Some("slow_down") => {
-                self.interval += SLOW_DOWN_STEP;
+                self.interval = self.interval.saturating_add(SLOW_DOWN_STEP);
                 Ok(DevicePoll::Pending { retry_after: self.interval })
             }
             _ => {

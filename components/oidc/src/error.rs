@@ -1,5 +1,7 @@
 use std::fmt;
 
+use crate::http::HttpResponse;
+
 /// Everything that can go wrong getting a token. The host turns these into
 /// advice (e.g. `invalid_grant` on refresh means: log in again).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,3 +42,53 @@ impl fmt::Display for OidcError {
 }
 
 impl std::error::Error for OidcError {}
+
+/// Characters of bearer tokens, device codes and JWTs (base64, base64url,
+/// RFC 6750's b64token).
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=')
+}
+
+/// Runs of token characters this long are taken for secrets: no word of
+/// a proxy's error page is that long.
+const TOKEN_RUN: usize = 24;
+
+/// [`HttpResponse::excerpt`] for answers that may hold tokens or device
+/// codes (a server that answers an error status with a token document, a
+/// mangled success answer): long token-like runs become `…`.
+pub fn excerpt_without_tokens(response: &HttpResponse) -> String {
+    let excerpt = response.excerpt();
+    let mut out = String::with_capacity(excerpt.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        out.push_str(if run.chars().count() >= TOKEN_RUN { "…" } else { run.as_str() });
+        run.clear();
+    };
+    for c in excerpt.chars() {
+        if is_token_char(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// What is wrong with a JSON answer, without quoting it: serde's messages
+/// quote values of the wrong type, and such a value may be a token.
+pub fn json_problem(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let message = e.to_string();
+    let what = match e.classify() {
+        Category::Io | Category::Syntax => "not JSON",
+        Category::Eof => "cut short",
+        // These name a field, never a value.
+        Category::Data if message.starts_with("missing field") || message.starts_with("duplicate field") => {
+            return message;
+        }
+        Category::Data => "a field with a value of the wrong type",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}

@@ -5,6 +5,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::discovery::ProviderMetadata;
+use crate::error::{excerpt_without_tokens, json_problem};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::OidcError;
 
@@ -188,7 +189,7 @@ pub fn error_from(endpoint: &str, response: &HttpResponse) -> OidcError {
         Err(_) => OidcError::InvalidResponse(format!(
             "the {endpoint} answered HTTP {} without an OAuth error: {}",
             response.status,
-            response.excerpt()
+            excerpt_without_tokens(response)
         )),
     }
 }
@@ -200,7 +201,7 @@ pub fn parse_token_response(response: &HttpResponse) -> Result<TokenSet, OidcErr
     // No excerpt of the body here: a malformed success answer may still
     // hold tokens, and error messages must never carry them.
     let tokens: TokenSet = serde_json::from_slice(&response.body)
-        .map_err(|e| OidcError::InvalidResponse(format!("the token endpoint answered with an invalid token response ({e})")))?;
+        .map_err(|e| OidcError::InvalidResponse(format!("the token endpoint answered with an invalid token response ({})", json_problem(&e))))?;
     if tokens.access_token.is_empty() {
         return Err(OidcError::InvalidResponse("the token endpoint returned an empty access token".into()));
     }

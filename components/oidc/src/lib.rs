@@ -26,7 +26,7 @@ pub fn access_token_expiry(tokens: &TokenSet, now: i64) -> Option<i64> {
     decode_claims(&tokens.access_token)
         .ok()
         .and_then(|c| c.expires_at)
-        .or_else(|| tokens.expires_in.map(|s| now.saturating_add(s as i64)))
+        .or_else(|| tokens.expires_in.map(|s| now.saturating_add(i64::try_from(s).unwrap_or(i64::MAX))))
 }
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]

@@ -19,7 +19,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use lakeport_sts::{parse_assume_role_response, StsError};
-use lakeport_testkit::{markup_corpus, mutate_markup, Rng};
+use lakeport_testkit::{fixture_corpus, fuzz_settings, mutate, Rng};
 
 const DEFAULT_ITERATIONS: u64 = 200_000;
 const DEFAULT_SEED: u64 = 0x5354_535f_4655_5a5a; // "STS_FUZZ"
@@ -93,13 +93,12 @@ const CONTENT_TYPES: &[Option<&str>] = &[
 ];
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
-    markup_corpus(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"), 10)
+    fixture_corpus(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"), &["xml", "html"], 10)
 }
 
 #[test]
 fn parser_survives_mutated_answers() {
-    let iterations = std::env::var("LAKEPORT_FUZZ_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_ITERATIONS);
-    let seed = std::env::var("LAKEPORT_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED);
+    let (iterations, seed) = fuzz_settings(DEFAULT_ITERATIONS, DEFAULT_SEED);
     let corpus = corpus();
     let bodies: Vec<Vec<u8>> = corpus.iter().map(|(_, body)| body.clone()).collect();
 
@@ -120,7 +119,7 @@ fn parser_survives_mutated_answers() {
     for iteration in 0..iterations {
         let mut input = rng.pick(&corpus).1.clone();
         for _ in 0..1 + rng.below(4) {
-            mutate_markup(&mut input, TOKENS, &bodies, &mut rng);
+            mutate(&mut input, TOKENS, &bodies, &mut rng);
         }
         let status = *rng.pick(STATUSES);
         let content_type = *rng.pick(CONTENT_TYPES);

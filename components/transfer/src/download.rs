@@ -30,6 +30,10 @@ pub const DEFAULT_RANGE_SIZE: u64 = 16 * MIB;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 /// Part sizes hashed at once per range, at most.
 const MAX_GUESSES: usize = 3;
+/// Ranges of one download, at most: its state is a few dozen bytes per
+/// range. The default range size grows to stay within it (beyond 16 TiB);
+/// a range size the user chose that needs more is refused.
+pub const MAX_RANGES: u64 = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DownloadOptions {
@@ -79,8 +83,8 @@ pub fn candidate_part_sizes(object_size: u64, parts: u32, max: usize) -> Vec<u64
     let mut out: Vec<u64> = Vec::new();
     let lakeport = choose_part_size(object_size, None).ok();
     let common = [8, 16, 5, 64, 32, 10, 15, 50, 100, 128, 256, 512, 1024].map(|m| m * MIB);
-    let smallest_mib = object_size.div_ceil(n).div_ceil(MIB) * MIB;
-    for p in lakeport.into_iter().chain(common).chain([smallest_mib]) {
+    let smallest_mib = object_size.div_ceil(n).div_ceil(MIB).checked_mul(MIB);
+    for p in lakeport.into_iter().chain(common).chain(smallest_mib) {
         if out.len() < max && fits(p) && !out.contains(&p) {
             out.push(p);
         }
@@ -102,23 +106,40 @@ impl DownloadPlan {
         let etag_check = match etag.map(etag_kind) {
             Some(EtagKind::Md5(_)) => EtagCheck::WholeMd5,
             Some(EtagKind::Multipart { parts, .. }) => {
+                // A "known" part size that does not cut the object into the
+                // ETag's part count (0, a stale note after a copy) is not the
+                // upload's: guess instead of failing the check for certain.
                 let (part_sizes, certain) = match options.known_part_size {
-                    Some(p) => (vec![p], true),
-                    None => (candidate_part_sizes(size, parts, MAX_GUESSES), false),
+                    Some(p) if p > 0 && size.div_ceil(p).max(1) == u64::from(parts) => (vec![p], true),
+                    _ => (candidate_part_sizes(size, parts, MAX_GUESSES), false),
                 };
                 EtagCheck::PartMd5s { part_sizes, certain }
             }
             _ => EtagCheck::None,
         };
-        let range_size = match (&etag_check, options.range_size) {
-            (_, Some(r)) => r,
-            // A multiple of the likeliest part size near the default, so its
-            // chunks align with ranges.
-            (EtagCheck::PartMd5s { part_sizes, .. }, None) if !part_sizes.is_empty() => {
-                let p = part_sizes[0];
-                p * (DEFAULT_RANGE_SIZE / p).max(1)
+        // Ranges of the default size are cut in whole MiB, or in multiples
+        // of the likeliest part size so that its chunks align with ranges.
+        let unit = match &etag_check {
+            EtagCheck::PartMd5s { part_sizes, .. } if !part_sizes.is_empty() => part_sizes[0],
+            _ => MIB,
+        };
+        let fewest_bytes = size.div_ceil(MAX_RANGES);
+        let range_size = match options.range_size {
+            Some(r) if size.div_ceil(r) > MAX_RANGES => {
+                let suggestion = fewest_bytes.div_ceil(MIB).saturating_mul(MIB);
+                return Err(invalid_input(format!(
+                    "{size} bytes in ranges of {r} bytes would be more than {MAX_RANGES} ranges: use a part size of at least {suggestion} bytes"
+                )));
             }
-            _ => DEFAULT_RANGE_SIZE,
+            Some(r) => r,
+            None => {
+                let near_default = unit.saturating_mul((DEFAULT_RANGE_SIZE / unit).max(1));
+                if near_default >= fewest_bytes {
+                    near_default
+                } else {
+                    fewest_bytes.div_ceil(unit).saturating_mul(unit)
+                }
+            }
         };
         // Only part sizes that divide the range size can be hashed per range.
         let etag_check = match etag_check {
@@ -136,7 +157,8 @@ impl DownloadPlan {
         })
     }
 
-    /// Ranged GETs (at least one: an empty object is one plain GET).
+    /// Ranged GETs (at least one: an empty object is one plain GET), at
+    /// most [`MAX_RANGES`].
     pub fn range_count(&self) -> u32 {
         self.size.div_ceil(self.range_size).max(1) as u32
     }
@@ -153,7 +175,8 @@ impl DownloadPlan {
 
     /// Offset and length of range `index` in the object.
     pub fn span(&self, index: u32) -> (u64, u64) {
-        let start = u64::from(index) * self.range_size;
+        // Past the last range: nothing (an index beyond it may not overflow).
+        let start = u64::from(index).saturating_mul(self.range_size);
         (start, self.size.saturating_sub(start).min(self.range_size))
     }
 

@@ -269,3 +269,31 @@ fn the_done_prefix_grows_only_over_ranges_done_from_the_first() {
     d.range_done(0, digest(&ranges[0])).unwrap();
     assert_eq!(d.done_prefix_end(), object.len() as u64);
 }
+
+#[test]
+fn plans_survive_what_a_head_answer_may_say() {
+    let etag = "\"9b2cf535f27731c974343645a3985328-7\"";
+    // A part size of 0 (from `x-amz-meta-lakeport-part-size: 0` or an
+    // empty part 1) divided by zero; one that does not make the ETag's 7
+    // parts was taken for certain and failed good data as damaged.
+    for known in [0, 1, 5 * MB, 100 * MB] {
+        let plan = DownloadPlan::new(100 * MB, Some(etag), &DownloadOptions { known_part_size: Some(known), ..Default::default() }).unwrap();
+        assert_eq!(plan.etag_check, EtagCheck::PartMd5s { part_sizes: vec![16 * MB], certain: false }, "{known}");
+    }
+    // A one-part ETag on an object of 2^64 - 1 bytes overflowed the guess
+    // of the smallest whole-MiB part size.
+    let huge = DownloadPlan::new(u64::MAX, Some("\"9b2cf535f27731c974343645a3985328-1\""), &DownloadOptions::default()).unwrap();
+    // Sizes beyond 2^32 ranges wrapped the range count (2^63 bytes: 0
+    // ranges, a download that ends at once); the default range size grows instead.
+    for size in [u64::MAX, 1 << 63, 5 << 40, 17 << 40] {
+        let plan = DownloadPlan::new(size, None, &DownloadOptions::default()).unwrap();
+        assert!(u64::from(plan.range_count()) <= MAX_RANGES && plan.range_size.is_multiple_of(MB), "{size}");
+        let last = plan.range_count() - 1;
+        assert_eq!(plan.span(last).0 + plan.span(last).1, size, "{size}");
+    }
+    assert_eq!(DownloadPlan::new(5 << 40, None, &DownloadOptions::default()).unwrap().range_size, DEFAULT_RANGE_SIZE);
+    assert_eq!(huge.range_count() as u64, MAX_RANGES);
+    // A range size chosen by the user that needs too many ranges is refused, saying what works.
+    let err = DownloadPlan::new(5 << 40, None, &DownloadOptions { range_size: Some(1 << 20), ..Default::default() }).unwrap_err();
+    assert!(err.to_string().contains("use a part size of at least 5242880 bytes"), "{err}");
+}

@@ -19,7 +19,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use lakeport_testkit::{markup_corpus, mutate_markup, Rng};
+use lakeport_testkit::{fixture_corpus, fuzz_settings, mutate, Rng};
 use lakeport_transfer::parse::*;
 use lakeport_transfer::{ByteRange, HttpResponse, TransferError};
 
@@ -42,7 +42,7 @@ const CONTENT_TYPES: &[Option<&str>] =
     &[None, Some("application/xml"), Some("text/xml"), Some("text/html"), Some("text/html; charset=utf-8"), Some("application/json"), Some("")];
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
-    markup_corpus(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"), 30)
+    fixture_corpus(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"), &["xml", "html"], 30)
 }
 
 fn matching_parser(body: &[u8]) -> Option<usize> {
@@ -99,8 +99,7 @@ fn run(parser: usize, response: &HttpResponse) -> (Result<(), TransferError>, St
 
 #[test]
 fn parsers_survive_mutated_answers() {
-    let iterations = std::env::var("LAKEPORT_FUZZ_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_ITERATIONS);
-    let seed = std::env::var("LAKEPORT_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED);
+    let (iterations, seed) = fuzz_settings(DEFAULT_ITERATIONS, DEFAULT_SEED);
     let corpus = corpus();
     let bodies: Vec<Vec<u8>> = corpus.iter().map(|(_, body)| body.clone()).collect();
     assert!(corpus.iter().any(|(_, body)| String::from_utf8_lossy(body).contains(TOKEN)), "the corpus hides no token");
@@ -112,7 +111,7 @@ fn parsers_survive_mutated_answers() {
         let (name, original) = rng.pick(&corpus);
         let mut body = original.clone();
         for _ in 0..1 + rng.below(4) {
-            mutate_markup(&mut body, TOKENS, &bodies, &mut rng);
+            mutate(&mut body, TOKENS, &bodies, &mut rng);
         }
         let status = *rng.pick(STATUSES);
         let mut headers = Vec::new();
