@@ -20,8 +20,12 @@ pub fn now() -> i64 {
 }
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+/// A time as RFC 3339 for people and for tools such as botocore: a time a
+/// server put beyond year 9999 (or before 1970) is written as the nearest
+/// one the format and its readers take.
 pub fn rfc3339(secs: i64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64)).to_string()
+    let (y, mo, d, h, mi, s) = lakeport_calendar::civil_from_unix(secs.clamp(0, lakeport_calendar::MAX_RFC3339_SECONDS));
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// An access token as cached (0600) and as `token get --output json` shows it.
@@ -474,4 +478,16 @@ pub fn explain(e: OidcError, profile: &str, step: &str) -> anyhow::Error {
         _ => "",
     };
     anyhow!("profile '{profile}': {step} failed: {}{hint}", e.message())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn any_time_a_server_gives_is_written_as_rfc3339() {
+        assert_eq!(rfc3339(1_369_353_600), "2013-05-24T00:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
+    }
 }

@@ -49,6 +49,16 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
+/// The last second RFC 3339's four-digit years can write: 9999-12-31T23:59:59Z.
+pub const MAX_RFC3339_SECONDS: i64 = 253_402_300_799;
+
+/// UTC (year, month, day, hour, minute, second) of `secs` since the epoch.
+pub fn civil_from_unix(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let in_day = secs.rem_euclid(86_400) as u32;
+    (year, month, day, in_day / 3600, in_day / 60 % 60, in_day % 60)
+}
+
 /// Seconds since the epoch of a valid date and time of day, else `None`.
 /// A leap second (`:60`) counts as the next second, as clocks do.
 pub fn unix_seconds(year: i64, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> Option<i64> {
@@ -59,6 +69,14 @@ pub fn unix_seconds(year: i64, month: u32, day: u32, hour: u32, minute: u32, sec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_of_day() {
+        assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(civil_from_unix(MAX_RFC3339_SECONDS), (9999, 12, 31, 23, 59, 59));
+        assert_eq!(civil_from_unix(-1), (1969, 12, 31, 23, 59, 59));
+        assert_eq!(civil_from_unix(1_369_353_600 + 3661), (2013, 5, 24, 1, 1, 1));
+    }
 
     #[test]
     fn known_days() {
