@@ -590,3 +590,68 @@ fn link_local_endpoints_are_never_reached() {
     let verbose = env.user.lakeport(&["-v", "s3", "ls", "s3://bucket/"]);
     assert!(stderr(&verbose).contains("a link-local address"), "{}", stderr(&verbose));
 }
+
+/// A server whose listing names keys outside the prefix asked for: a
+/// recursive delete refuses the whole listing and deletes nothing, and a
+/// recursive download takes nothing from it (before, a key shorter than
+/// the prefix panicked on slicing, and `rm --recursive` deleted what it was
+/// told).
+#[test]
+fn a_listing_outside_the_prefix_is_refused_and_nothing_is_deleted() {
+    let server = Peer::s3s_fs();
+    let direct = S3Env::new(&server.endpoint);
+    direct.ok(&["mb", "s3://lying"]);
+    for key in ["keep/a", "keep/b", "gone/x"] {
+        direct.ok(&["cp", direct.write("f", b"data").to_str().unwrap(), &format!("s3://lying/{key}")]);
+    }
+    // Every listing answer claims `keep/a` is `k` (outside `keep/`).
+    let proxy = FaultProxy::start(server.endpoint.trim_start_matches("http://"), Faults { rewrite_answers: Some(("list-type=2", "<Key>keep/a</Key>", "<Key>k</Key>")), ..Faults::default() });
+    let env = S3Env::new(&proxy.endpoint);
+    for args in [vec!["rm", "--recursive", "s3://lying/keep/"], vec!["cp", "--recursive", "s3://lying/keep/", env.path("down").to_str().unwrap()]] {
+        let out = env.s3(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("\"k\"") && err.contains("cannot be trusted") && err.lines().count() == 1, "{args:?}: {err}");
+    }
+    assert!(!proxy.forwarded().iter().any(|l| l.starts_with("DELETE ") || l.starts_with("POST ")), "nothing was deleted: {:?}", proxy.forwarded());
+    let left = direct.ok(&["ls", "--recursive", "s3://lying/"]);
+    assert_eq!(left.lines().count(), 3, "{left}");
+}
+
+/// A server that hands back the same continuation token forever: the
+/// listing stops with an error instead of looping.
+#[test]
+fn a_repeated_continuation_token_ends_the_listing_with_an_error() {
+    let server = Peer::s3s_fs();
+    let direct = S3Env::new(&server.endpoint);
+    direct.ok(&["mb", "s3://looping"]);
+    direct.ok(&["cp", direct.write("f", b"data").to_str().unwrap(), "s3://looping/a"]);
+    let proxy = FaultProxy::start(
+        server.endpoint.trim_start_matches("http://"),
+        Faults { rewrite_answers: Some(("list-type=2", "<IsTruncated>false</IsTruncated>", "<IsTruncated>true</IsTruncated><NextContinuationToken>again</NextContinuationToken>")), ..Faults::default() },
+    );
+    let env = S3Env::new(&proxy.endpoint);
+    let out = env.s3(&["ls", "--recursive", "s3://looping/"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("continuation token it gave before"), "{}", stderr(&out));
+    let pages = proxy.forwarded().iter().filter(|l| l.contains("list-type=2")).count();
+    assert_eq!(pages, 2, "{:?}", proxy.forwarded());
+}
+
+/// Keys with terminal control characters (a hostile server or uploader
+/// can make them) are printed escaped: listing a bucket cannot retitle the
+/// terminal, move the cursor or hide text.
+#[test]
+fn control_characters_from_the_server_are_printed_escaped() {
+    let server = Peer::s3s_fs();
+    let env = S3Env::new(&server.endpoint);
+    env.ok(&["mb", "s3://ctl"]);
+    let evil = "evil\u{1b}]0;pwned\u{7}\u{1b}[2Jname\u{9b}x";
+    env.ok(&["cp", env.write("f", b"data").to_str().unwrap(), &format!("s3://ctl/{evil}")]);
+    let listed = env.ok(&["ls", "s3://ctl/"]);
+    assert!(!listed.chars().any(|c| c.is_control() && c != '\n'), "{listed:?}");
+    assert!(listed.contains("evil\\u{1b}]0;pwned\\u{7}\\u{1b}[2Jname\\u{9b}x"), "{listed:?}");
+    let out = env.s3(&["stat", &format!("s3://ctl/{evil}.missing")]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && !err.trim_end().chars().any(|c| c.is_control()), "{err:?}");
+}

@@ -90,6 +90,9 @@ pub struct Faults {
     /// Answer the first request whose request line contains `.0` with `.1`
     /// (a whole HTTP/1.1 answer) instead of forwarding it.
     pub answer_instead: Option<(&'static str, &'static str)>,
+    /// In the answers to requests whose request line contains `.0`,
+    /// replace `.1` with `.2` in the body (a server that lies).
+    pub rewrite_answers: Option<(&'static str, &'static str, &'static str)>,
 }
 
 pub struct FaultProxy {
@@ -489,6 +492,21 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             copy_body(from_server, &mut std::io::sink(), answer_framing, Tamper::default(), shared)?;
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
+        }
+        if let Some((_, from, to)) = faults.rewrite_answers.filter(|(line, _, _)| head.start.contains(line)) {
+            let mut body = Vec::new();
+            copy_body(from_server, &mut body, answer_framing, Tamper::default(), shared)?;
+            let body = String::from_utf8_lossy(&body).replace(from, to);
+            let mut rewritten = Vec::new();
+            for line in String::from_utf8_lossy(&answer.raw).split("\r\n").filter(|l| !l.is_empty()) {
+                let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+                if name != "content-length" && name != "transfer-encoding" {
+                    rewritten.extend_from_slice(format!("{line}\r\n").as_bytes());
+                }
+            }
+            rewritten.extend_from_slice(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+            to_client.write_all(&rewritten)?;
+            continue;
         }
         let ok = matches!(answer.status(), 200 | 206);
         let long_enough = |after: usize| match answer_framing {

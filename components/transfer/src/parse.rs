@@ -44,6 +44,24 @@ pub struct ListObjectsV2Page {
     pub key_count: Option<u64>,
 }
 
+impl ListObjectsV2Page {
+    /// Refuses a page listing anything outside `prefix`: acting on such a
+    /// key (a server or proxy bug) could make a recursive delete or copy
+    /// touch objects the user never named.
+    pub fn check_under(&self, prefix: &str) -> Result<()> {
+        let stray = self.objects.iter().map(|o| o.key.as_str()).chain(self.common_prefixes.iter().map(String::as_str)).find(|k| !k.starts_with(prefix));
+        match stray {
+            Some(key) => Err(TransferError::InvalidResponse {
+                status: 200,
+                message: format!(
+                    "the server listed {key:?} when asked for keys under {prefix:?}: its listing cannot be trusted, so nothing was done with it (a server or proxy bug)"
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One stored part of a multipart upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListedPart {

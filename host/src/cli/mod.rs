@@ -75,7 +75,7 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // One line: the context chain joined, outermost first.
             let line = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-            eprintln!("lakeport: error: {}", line.replace('\n', " "));
+            eprintln!("lakeport: error: {}", crate::log::printable(&line.replace('\n', " ")));
             ExitCode::from(1)
         }
     }

@@ -376,6 +376,9 @@ fn replicas_json(f: &FileReplicas) -> Value {
 
 /// Prints rows under a header, each column as wide as its widest cell.
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    // Cells hold server text: escaped before their widths are measured.
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| crate::log::printable(c).into_owned()).collect()).collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

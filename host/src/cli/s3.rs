@@ -6,6 +6,8 @@
 use std::path::{Component as PathPart, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+
+use crate::log::printable;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
@@ -298,16 +300,16 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
             if output == Output::Json {
                 println!("{doc}");
             } else {
-                println!("key:           {}", url.key);
+                println!("key:           {}", printable(&url.key));
                 println!("size:          {} ({})", info.size, bytes(info.size));
-                println!("etag:          {}", info.etag.as_deref().unwrap_or("-"));
+                println!("etag:          {}", printable(info.etag.as_deref().unwrap_or("-")));
                 println!("last modified: {}", info.last_modified.map(crate::tokens::rfc3339).unwrap_or_else(|| "-".into()));
-                println!("content type:  {}", info.content_type.as_deref().unwrap_or("-"));
+                println!("content type:  {}", printable(info.content_type.as_deref().unwrap_or("-")));
                 if let Some(n) = info.parts_count {
                     println!("parts:         {n}");
                 }
                 for (k, v) in &info.metadata {
-                    println!("meta {k}: {v}");
+                    println!("meta {}: {}", printable(k), printable(v));
                 }
             }
             Ok(())
@@ -335,7 +337,7 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
                 println!("{}", Value::Array(list));
             } else {
                 for u in &uploads {
-                    println!("{}  {}  {}", u.initiated.map(crate::tokens::rfc3339).unwrap_or_else(|| "-".into()), u.upload_id, u.key);
+                    println!("{}  {}  {}", u.initiated.map(crate::tokens::rfc3339).unwrap_or_else(|| "-".into()), printable(&u.upload_id), printable(&u.key));
                 }
             }
             Ok(())
@@ -362,7 +364,7 @@ impl Session {
     fn say(&self, text: &str, doc: Value) {
         match self.output {
             Output::Json => println!("{doc}"),
-            Output::Text if !self.quiet => println!("{text}"),
+            Output::Text if !self.quiet => println!("{}", crate::log::printable(text)),
             Output::Text => {}
         }
     }
@@ -370,11 +372,15 @@ impl Session {
 
 fn list_all(s: &mut Session, url: &S3Url, delimiter: Option<&str>) -> Result<(Vec<ObjectSummary>, Vec<String>)> {
     let (mut objects, mut prefixes, mut token) = (Vec::new(), Vec::new(), None::<String>);
+    let mut seen = std::collections::HashSet::new();
     loop {
         let page = s.transfer.list(&url.bucket, &url.key, delimiter, token.as_deref())?.map_err(failed)?;
         objects.extend(page.objects);
         prefixes.extend(page.common_prefixes);
         match page.next_continuation {
+            Some(next) if !seen.insert(next.clone()) => {
+                bail!("listing s3://{}/{}: the server gave a continuation token it gave before, so its listing would never end (a server bug)", url.bucket, url.key)
+            }
             Some(next) => token = Some(next),
             None => return Ok((objects, prefixes)),
         }
@@ -397,11 +403,11 @@ fn ls(s: &mut Session, url: &S3Url, recursive: bool) -> Result<()> {
         return Ok(());
     }
     for p in &prefixes {
-        println!("{:>20} {:>12} {p}", "", "PRE");
+        println!("{:>20} {:>12} {}", "", "PRE", printable(p));
     }
     for o in &objects {
         let when = o.last_modified.map(crate::tokens::rfc3339).unwrap_or_default();
-        println!("{when:>20} {:>12} {}", o.size, o.key);
+        println!("{when:>20} {:>12} {}", o.size, printable(&o.key));
     }
     Ok(())
 }
@@ -517,7 +523,7 @@ fn report(s: &Session, outcomes: Vec<BatchOutcome>, local: &[String]) -> Result<
             ),
             BatchOutcome::Failed((key, e)) => {
                 failures += 1;
-                eprintln!("lakeport: failed: {key}: {}", e.message());
+                eprintln!("lakeport: failed: {}: {}", printable(&key), printable(&e.message()));
             }
         }
     }
@@ -610,7 +616,7 @@ fn rm(s: &mut Session, url: &S3Url, recursive: bool) -> Result<()> {
     let keys: Vec<String> = objects.into_iter().map(|o| o.key).collect();
     let failures = s.transfer.delete_many(&url.bucket, &keys)?.map_err(failed)?;
     for (key, e) in &failures {
-        eprintln!("lakeport: failed: {key}: {}", e.message());
+        eprintln!("lakeport: failed: {}: {}", printable(key), printable(&e.message()));
     }
     for key in keys.iter().filter(|k| !failures.iter().any(|(f, _)| f == *k)) {
         s.say(&format!("delete: {}", url.show(key)), json!({"deleted": key}));

@@ -100,10 +100,10 @@ fn get(args: &ProfileArgs, min_valid: i64, output: Output) -> Result<()> {
 }
 
 fn show_login_prompt(uri: &str, code: &str, complete: Option<&str>, expires_in: u64, no_qr: bool) {
-    eprintln!("To log in, open {uri}");
-    eprintln!("and enter the code: {code}");
+    eprintln!("To log in, open {}", crate::log::printable(uri));
+    eprintln!("and enter the code: {}", crate::log::printable(code));
     if let Some(complete) = complete {
-        eprintln!("(or open {complete})");
+        eprintln!("(or open {})", crate::log::printable(complete));
         if !no_qr && std::io::stderr().is_terminal() {
             if let Ok(qr) = qrcode::QrCode::new(complete.as_bytes()) {
                 eprintln!("{}", qr.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());

@@ -199,6 +199,7 @@ impl wit::GuestClient for Client {
             ..Default::default()
         };
         let page = block_on(self.session.call(|r, t| r.list_objects_v2(&bucket, &params, t), parse::parse_list_objects_v2)).map_err(error)?;
+        page.check_under(params.prefix.as_deref().unwrap_or("")).map_err(error)?;
         Ok(wit::ListPage {
             objects: page
                 .objects
