@@ -43,6 +43,13 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The mode the umask lakeport inherits from this process gives a new file.
+fn new_file_mode() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let umask = status.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap();
+    0o666 & !u32::from_str_radix(umask.trim(), 8).unwrap()
+}
+
 /// The old, predictable name of a download's temporary file.
 fn old_partial(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{}.lakeport-partial", dest.file_name().unwrap().to_string_lossy()))
@@ -86,6 +93,7 @@ fn a_symlink_planted_at_every_name_a_download_writes_leaves_its_target_untouched
             assert!(!never.exists(), "{key}/{case}: nothing is created through a link");
             assert!(!std::fs::symlink_metadata(&dest).unwrap().file_type().is_symlink(), "{key}/{case}: the link was replaced, not followed");
             assert!(std::fs::read(&dest).unwrap() == *data, "{key}/{case}: the destination holds the object");
+            assert_eq!(std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777, new_file_mode(), "{key}/{case}: private only while partial");
             assert_eq!(std::fs::read_link(old_partial(&dest)).unwrap(), *target, "{key}/{case}: the old temporary name is left alone");
             assert_eq!(names_in(&dir), [".out.bin.lakeport-partial", "out.bin"], "{key}/{case}: no temporary file is left");
         }
