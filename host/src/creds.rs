@@ -207,7 +207,7 @@ impl Renewal {
 }
 
 fn read_fresh(cache: &std::path::Path, settings: &str) -> Option<S3Credentials> {
-    let entry: CacheEntry = serde_json::from_slice(&std::fs::read(cache).ok()?).ok()?;
+    let entry: CacheEntry = serde_json::from_slice(&crate::paths::read_cache(cache)?).ok()?;
     let fresh = entry.settings == settings && entry.credentials.expires_at.is_some_and(|e| e - now() > RENEW_BEFORE);
     fresh.then_some(entry.credentials)
 }

@@ -84,7 +84,7 @@ fn token_cache(profile: &str) -> Option<PathBuf> {
 /// A cached token of `profile` for this host, account and user, valid for
 /// at least another minute.
 pub fn cached_token(profile: &str, host: &str, account: &str, username: &str) -> Option<String> {
-    let cached: CachedToken = serde_json::from_slice(&std::fs::read(token_cache(profile)?).ok()?).ok()?;
+    let cached: CachedToken = serde_json::from_slice(&crate::paths::read_cache(&token_cache(profile)?)?).ok()?;
     let fresh = cached.expires_at - crate::tokens::now() > 60;
     (fresh && cached.host == host && cached.account == account && cached.username == username).then_some(cached.token)
 }

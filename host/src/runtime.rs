@@ -158,10 +158,19 @@ impl Runtime {
         let started = Instant::now();
         let engine = self.engine()?;
         let path = self.cache_path(info)?;
-        if let Some(path) = path.as_ref().filter(|p| p.exists()) {
+        // Native code is run only from a file nobody else could have written.
+        let cached = path.as_ref().and_then(|p| match crate::paths::open_trusted(p) {
+            Ok(file) => file,
+            Err(e) => {
+                log::verbose(format_args!("{name}: ignoring the cached compiled component: {e}; compiling again"));
+                None
+            }
+        });
+        if let (Some(path), Some(file)) = (&path, cached) {
             // SAFETY: the file was written by `precompile_component` of an engine with
-            // the same compatibility hash, in a directory only this user can write (0700).
-            match unsafe { Component::deserialize_file(engine, path) } {
+            // the same compatibility hash (its name says so), and is one only this user
+            // (or root) owns and can write, in such a directory.
+            match unsafe { deserialize_opened(engine, file) } {
                 Ok(component) => {
                     log::verbose(format_args!("{name}: loaded compiled component from cache {} in {:.2?}", path.display(), started.elapsed()));
                     return Ok(Loaded { component, info, grant });
@@ -213,6 +222,27 @@ impl Runtime {
         }
         Ok((store, linker))
     }
+}
+
+/// Loads a compiled component from the very file that was checked: mapped
+/// through its descriptor's `/proc/self/fd` link (no copy, and a file put
+/// at the same name since is not the one mapped), or read where there is
+/// no /proc.
+///
+/// # Safety
+/// As [`Component::deserialize`]: the file holds what `precompile_component`
+/// of a compatible engine wrote.
+unsafe fn deserialize_opened(engine: &Engine, mut file: std::fs::File) -> wasmtime::Result<Component> {
+    use std::os::fd::AsRawFd;
+    let by_descriptor = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    if by_descriptor.exists() {
+        // SAFETY: the caller's promise, about the file this link leads to.
+        return unsafe { Component::deserialize_file(engine, &by_descriptor) };
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    // SAFETY: the caller's promise.
+    unsafe { Component::deserialize(engine, &bytes) }
 }
 
 /// Starts the time limit for one call. Epochs tick with wall-clock time, so

@@ -125,15 +125,25 @@ impl Store {
         self.path(profile).exists()
     }
 
-    pub fn load(&self, profile: &str, passphrase: &str) -> Result<Option<Secrets>> {
+    /// The profile's store file, if there is one, refused unless only this
+    /// user could have written it (see `paths::read_trusted`): a planted
+    /// file could hold a refresh token of someone else's choosing.
+    fn read(&self, profile: &str) -> Result<Option<(PathBuf, Envelope)>> {
         let path = self.path(profile);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("cannot read the token store {}", path.display())),
+        let bytes = match crate::paths::read_trusted(&path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(e @ crate::paths::Untrusted::Exposed(_)) => bail!("refusing the token store: {e}"),
+            Err(e) => bail!("{e}"),
         };
+        let envelope = serde_json::from_slice(&bytes)
+            .map_err(|_| anyhow!("the token store file {} is damaged; run `lakeport token logout` and log in again", path.display()))?;
+        Ok(Some((path, envelope)))
+    }
+
+    pub fn load(&self, profile: &str, passphrase: &str) -> Result<Option<Secrets>> {
+        let Some((path, envelope)) = self.read(profile)? else { return Ok(None) };
         let damaged = || anyhow!("the token store file {} is damaged; run `lakeport token logout` and log in again", path.display());
-        let envelope: Envelope = serde_json::from_str(&text).map_err(|_| damaged())?;
         if envelope.format != FORMAT || envelope.cipher != "xchacha20poly1305" {
             bail!("the token store file {} has an unknown format", path.display());
         }
@@ -182,16 +192,7 @@ impl Store {
     /// The unencrypted part: when the stored refresh token was obtained and
     /// when it expires, if known. None when nothing is stored.
     pub fn info(&self, profile: &str) -> Result<Option<PublicInfo>> {
-        let path = self.path(profile);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let envelope: Envelope = serde_json::from_str(&text)
-                    .map_err(|_| anyhow!("the token store file {} is damaged; run `lakeport token logout` and log in again", path.display()))?;
-                Ok(Some(envelope.public))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read the token store {}", path.display())),
-        }
+        Ok(self.read(profile)?.map(|(_, envelope)| envelope.public))
     }
 
     pub fn remove(&self, profile: &str) -> Result<bool> {
@@ -243,5 +244,21 @@ mod tests {
         assert!(store.info("missing").unwrap().is_none());
         std::fs::write(store.path("a"), "{not json").unwrap();
         assert!(store.load("a", "correct horse").unwrap_err().to_string().contains("damaged"));
+    }
+
+    #[test]
+    fn a_store_others_could_write_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(&dir.path().join("secrets"));
+        store.save("a", "pass", &Secrets { refresh_token: Some("RT".into()), ..Default::default() }).unwrap();
+        let file = store.path("a");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        for err in [store.load("a", "pass").unwrap_err(), store.info("a").unwrap_err()] {
+            let err = err.to_string();
+            assert!(err.starts_with("refusing the token store: "), "{err}");
+            assert!(err.contains(&format!("run `chmod go-w {}`", file.display())), "{err}");
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(store.load("a", "pass").unwrap().is_some(), "fixed as told, it opens again");
     }
 }

@@ -96,7 +96,7 @@ fn cache_path(profile: &str) -> Result<PathBuf> {
 }
 
 pub fn read_cached(profile: &str) -> Option<AccessToken> {
-    let text = std::fs::read(cache_path(profile).ok()?).ok()?;
+    let text = crate::paths::read_cache(&cache_path(profile).ok()?)?;
     serde_json::from_slice(&text).ok()
 }
 
@@ -174,7 +174,7 @@ impl<'a> TokenContext<'a> {
     pub fn discover(&self, oidc: &mut Oidc) -> Result<ProviderMetadata> {
         let issuer = self.issuer()?;
         let path = discovery_cache_path(issuer);
-        if let Some(cached) = path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice::<CachedDiscovery>(&b).ok()) {
+        if let Some(cached) = path.as_deref().and_then(crate::paths::read_cache).and_then(|b| serde_json::from_slice::<CachedDiscovery>(&b).ok()) {
             if cached.issuer == issuer && now() - cached.fetched_at < DISCOVERY_TTL {
                 crate::log::verbose(format_args!("issuer metadata from the discovery cache"));
                 return Ok(cached.into_metadata());

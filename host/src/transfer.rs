@@ -178,6 +178,9 @@ impl OutputStream for FileRangeWriter {
 pub struct FileSource {
     name: String,
     path: Option<PathBuf>,
+    /// False for files found by walking a directory: a link there is not
+    /// the user's choice, so one that appears after the walk is refused.
+    follow_links: bool,
     size: Option<u64>,
     file: Option<File>,
     /// For stdin: where the next read must start.
@@ -186,39 +189,76 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// A file the user named (a link to a file is followed, as `cp` does).
     pub fn file(path: &Path, progress: Arc<Progress>) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        Self::at(path, true, progress)
+    }
+
+    /// A file found under a directory given to `--recursive`.
+    pub fn walked(path: &Path, progress: Arc<Progress>) -> Result<Self> {
+        Self::at(path, false, progress)
+    }
+
+    fn at(path: &Path, follow_links: bool, progress: Arc<Progress>) -> Result<Self> {
+        let meta = if follow_links { std::fs::metadata(path) } else { std::fs::symlink_metadata(path) };
+        let meta = meta.map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
         if !meta.is_file() {
             anyhow::bail!("{} is not a regular file", path.display());
         }
-        Ok(FileSource { name: path.display().to_string(), path: Some(path.to_path_buf()), size: Some(meta.len()), file: None, position: 0, progress })
+        Ok(FileSource {
+            name: path.display().to_string(),
+            path: Some(path.to_path_buf()),
+            follow_links,
+            size: Some(meta.len()),
+            file: None,
+            position: 0,
+            progress,
+        })
     }
 
     pub fn stdin(progress: Arc<Progress>) -> Self {
-        FileSource { name: "stdin".into(), path: None, size: None, file: None, position: 0, progress }
+        FileSource { name: "stdin".into(), path: None, follow_links: true, size: None, file: None, position: 0, progress }
     }
 
     pub fn size(&self) -> Option<u64> {
         self.size
     }
 
-    /// A handle of its own on the file, for a stream or a digest.
-    fn file_handle(&mut self) -> std::result::Result<File, String> {
+    /// The file, opened on first use.
+    fn opened(&mut self) -> std::result::Result<&File, String> {
         let Some(path) = &self.path else { return Err(format!("{} is a pipe: it is read in order, not by range", self.name)) };
         if self.file.is_none() {
-            self.file = Some(File::open(path).map_err(|e| format!("opening {}: {e}", self.name))?);
+            let file = if self.follow_links {
+                File::open(path).map_err(|e| format!("opening {}: {e}", self.name))?
+            } else {
+                use std::os::unix::fs::OpenOptionsExt;
+                // O_NONBLOCK: a FIFO swapped in since the walk must not hang the open.
+                let file = File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).map_err(|e| match e.raw_os_error() {
+                    Some(libc::ELOOP) => format!("{} became a symbolic link after the directory was read; links are not followed", self.name),
+                    _ => format!("opening {}: {e}", self.name),
+                })?;
+                match file.metadata() {
+                    Ok(meta) if meta.is_file() => file,
+                    Ok(_) => return Err(format!("{} is no longer a regular file", self.name)),
+                    Err(e) => return Err(format!("opening {}: {e}", self.name)),
+                }
+            };
+            self.file = Some(file);
         }
-        self.file.as_ref().unwrap().try_clone().map_err(|e| format!("opening {}: {e}", self.name))
+        Ok(self.file.as_ref().unwrap())
+    }
+
+    /// A handle of its own on the file, for a stream or a digest.
+    fn file_handle(&mut self) -> std::result::Result<File, String> {
+        let name = self.name.clone();
+        self.opened()?.try_clone().map_err(|e| format!("opening {name}: {e}"))
     }
 
     fn read(&mut self, offset: u64, len: u32) -> std::result::Result<Vec<u8>, String> {
         let mut buf = vec![0u8; len as usize];
-        let filled = match &self.path {
-            Some(path) => {
-                if self.file.is_none() {
-                    self.file = Some(File::open(path).map_err(|e| e.to_string())?);
-                }
-                let file = self.file.as_ref().unwrap();
+        let filled = match self.path {
+            Some(_) => {
+                let file = self.opened()?;
                 let mut filled = 0;
                 while filled < buf.len() {
                     match file.read_at(&mut buf[filled..], offset + filled as u64) {
@@ -254,27 +294,89 @@ impl FileSource {
     }
 }
 
-/// Where a download goes: `NAME.lakeport-partial` beside the destination,
-/// renamed over it on commit, deleted when dropped uncommitted; or stdout.
+/// Where a download goes: a temporary file of its own beside the
+/// destination (see [`create_partial`]), renamed over it on commit and
+/// deleted when dropped uncommitted; or stdout.
 pub struct FileSink {
     name: String,
-    /// (final path, temporary path); none for stdout.
-    paths: Option<(PathBuf, PathBuf)>,
-    file: Option<File>,
+    /// The final path; none for stdout.
+    target: Option<PathBuf>,
+    /// The temporary file, once created.
+    temp: Option<(PathBuf, File)>,
     committed: bool,
     progress: Arc<Progress>,
     /// The MD5 of the longest prefix asked for so far.
     prefix_md5: Arc<Mutex<PrefixMd5>>,
 }
 
+/// What names every temporary download file: `.NAME` + this + the hex of
+/// [`PARTIAL_RANDOM_BYTES`] random bytes + [`PARTIAL_SUFFIX`].
+const PARTIAL_MARK: &str = ".lakeport-";
+const PARTIAL_RANDOM_BYTES: usize = 6;
+const PARTIAL_SUFFIX: &str = ".partial";
+/// The fixed name earlier versions used, `.NAME.lakeport-partial`.
+const OLD_PARTIAL_SUFFIX: &str = ".lakeport-partial";
+/// Bytes of a destination's name kept in its temporary file's name, so the
+/// additions never push it past the usual 255-byte limit.
+const PARTIAL_NAME_KEEP: usize = 200;
+
+/// Whether `name` is one lakeport gives an unfinished download (now or in
+/// earlier versions): such files are never uploaded by `--recursive`.
+pub fn is_partial_download(name: &std::ffi::OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    if !name.starts_with(b".") {
+        return false;
+    }
+    if name.ends_with(OLD_PARTIAL_SUFFIX.as_bytes()) {
+        return true;
+    }
+    let Some(rest) = name.strip_suffix(PARTIAL_SUFFIX.as_bytes()) else { return false };
+    let Some((before, random)) = rest.split_at_checked(rest.len().saturating_sub(2 * PARTIAL_RANDOM_BYTES)) else { return false };
+    before.ends_with(PARTIAL_MARK.as_bytes()) && random.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+/// Creates the temporary file of a download to `target`, in its directory
+/// (so the final rename is atomic), under a name nobody can predict, with
+/// O_CREAT|O_EXCL|O_NOFOLLOW: a link or file planted at any name is never
+/// written through, and two downloads to one name never share a file.
+/// Mode 0600 until the download is complete and verified.
+fn create_partial(target: &Path) -> std::result::Result<(PathBuf, File), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "download".into());
+    let mut keep = name.len().min(PARTIAL_NAME_KEEP);
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    for _ in 0..16 {
+        let mut random = [0u8; PARTIAL_RANDOM_BYTES];
+        getrandom::getrandom(&mut random).map_err(|e| format!("no randomness from the OS for a temporary file name: {e}"))?;
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let temp = target.with_file_name(format!(".{}{PARTIAL_MARK}{hex}{PARTIAL_SUFFIX}", &name[..keep]));
+        // Readable too: the host hashes what was written.
+        let opened = File::options().read(true).write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&temp);
+        match opened {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("creating {}: {e}", temp.display())),
+        }
+    }
+    Err(format!("cannot create a temporary file beside {}: every name tried was taken", target.display()))
+}
+
+/// The mode a plain `creat(…, 0666)` would give a file: what the process's
+/// umask allows (from /proc, since umask(2) cannot read it without setting it).
+fn default_file_mode() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let umask = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    Some(0o666 & !u32::from_str_radix(umask.trim(), 8).ok()?)
+}
+
 impl FileSink {
     pub fn file(path: &Path, progress: Arc<Progress>) -> Self {
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "download".into());
-        let temp = path.with_file_name(format!(".{file_name}.lakeport-partial"));
         FileSink {
             name: path.display().to_string(),
-            paths: Some((path.to_path_buf(), temp)),
-            file: None,
+            target: Some(path.to_path_buf()),
+            temp: None,
             committed: false,
             progress,
             prefix_md5: Arc::default(),
@@ -282,32 +384,33 @@ impl FileSink {
     }
 
     pub fn stdout(progress: Arc<Progress>) -> Self {
-        FileSink { name: "stdout".into(), paths: None, file: None, committed: false, progress, prefix_md5: Arc::default() }
+        FileSink { name: "stdout".into(), target: None, temp: None, committed: false, progress, prefix_md5: Arc::default() }
     }
 
     fn open(&mut self) -> std::result::Result<&File, String> {
-        if self.file.is_none() {
-            let (final_path, temp) = self.paths.as_ref().expect("only file sinks are opened");
-            if let Some(dir) = final_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if self.temp.is_none() {
+            let target = self.target.as_ref().expect("only file sinks are opened");
+            // Directories on the way are followed like any path the user gives
+            // (one may be a link to another disk); only the file's own name,
+            // the last part, is never followed.
+            if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
             }
-            // Readable too: the host hashes what was written.
-            let file = File::options().read(true).write(true).create(true).truncate(true).open(temp).map_err(|e| e.to_string())?;
-            self.file = Some(file);
+            self.temp = Some(create_partial(target)?);
         }
-        Ok(self.file.as_ref().unwrap())
+        Ok(&self.temp.as_ref().unwrap().1)
     }
 
     /// A handle of its own on the temporary file.
     fn file_handle(&mut self) -> std::result::Result<File, String> {
-        if self.paths.is_none() {
+        if self.target.is_none() {
             return Err("stdout is written in order, not at offsets".into());
         }
         self.open()?.try_clone().map_err(|e| format!("opening {}: {e}", self.name))
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) -> std::result::Result<(), String> {
-        if self.paths.is_none() {
+        if self.target.is_none() {
             let mut out = std::io::stdout().lock();
             out.write_all(data).map_err(|e| e.to_string())?;
         } else {
@@ -318,13 +421,21 @@ impl FileSink {
     }
 
     fn commit(&mut self) -> std::result::Result<(), String> {
-        match &self.paths {
+        match self.target {
             None => std::io::stdout().flush().map_err(|e| e.to_string())?,
             Some(_) => {
+                use std::os::unix::fs::PermissionsExt;
                 // An empty object never wrote: the file is created now.
-                self.open()?.sync_all().map_err(|e| e.to_string())?;
-                let (final_path, temp) = self.paths.as_ref().expect("a file sink");
-                std::fs::rename(temp, final_path).map_err(|e| format!("renaming into place: {e}"))?;
+                let file = self.open()?;
+                // Complete and verified: the mode any new file would have.
+                if let Some(mode) = default_file_mode() {
+                    file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
+                }
+                file.sync_all().map_err(|e| e.to_string())?;
+                let (target, (temp, _)) = (self.target.as_ref().expect("a file sink"), self.temp.as_ref().expect("opened above"));
+                // rename(2) replaces whatever is at the target, a link
+                // included, and never writes through it.
+                std::fs::rename(temp, target).map_err(|e| format!("renaming into place: {e}"))?;
             }
         }
         self.committed = true;
@@ -334,7 +445,7 @@ impl FileSink {
 
 impl Drop for FileSink {
     fn drop(&mut self) {
-        if let (false, Some((_, temp)), Some(_)) = (self.committed, &self.paths, &self.file) {
+        if let (false, Some((temp, _))) = (self.committed, &self.temp) {
             let _ = std::fs::remove_file(temp);
         }
     }
@@ -441,7 +552,7 @@ fn upload_note(bucket: &str, key: &str, path: &Path) -> Option<PathBuf> {
 
 /// The upload ID noted for `path` → `bucket/key`, if an upload of it was interrupted.
 pub fn noted_upload(bucket: &str, key: &str, path: &Path) -> Option<String> {
-    let id = std::fs::read_to_string(upload_note(bucket, key, path)?).ok()?;
+    let id = String::from_utf8(crate::paths::read_cache(&upload_note(bucket, key, path)?)?).ok()?;
     Some(id.trim().to_string()).filter(|id| !id.is_empty())
 }
 
@@ -458,7 +569,7 @@ impl files::HostSink for HostState {
     }
 
     fn random_access(&mut self, sink: Resource<FileSink>) -> bool {
-        self.table().get(&sink).is_ok_and(|s| s.paths.is_some())
+        self.table().get(&sink).is_ok_and(|s| s.target.is_some())
     }
 
     fn write(&mut self, sink: Resource<FileSink>, offset: u64, data: Vec<u8>) -> std::result::Result<(), String> {
@@ -607,5 +718,32 @@ impl Transfer {
 
     pub fn abort_upload(&mut self, bucket: &str, key: &str, upload_id: &str) -> Result<Result<(), TransferError>> {
         call!(self, call_abort_upload, bucket, key, upload_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn temporary_download_names_are_unpredictable_and_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("data.h5");
+        let (a, _) = create_partial(&target).unwrap();
+        let (b, _) = create_partial(&target).unwrap();
+        assert_ne!(a, b, "two downloads to one name get two files");
+        for temp in [&a, &b] {
+            let name = temp.file_name().unwrap();
+            assert!(name.to_str().unwrap().starts_with(".data.h5.lakeport-"), "{name:?}");
+            assert!(is_partial_download(name), "{name:?}");
+        }
+        assert!(is_partial_download(OsStr::new(".data.h5.lakeport-partial")), "earlier versions' name");
+        for name in ["data.h5", ".data.h5", "x.lakeport-0123456789ab.partial", ".x.lakeport-0123456789AB.partial", ".x.lakeport-0123.partial", ".x.partial"] {
+            assert!(!is_partial_download(OsStr::new(name)), "{name}");
+        }
+        let long = dir.path().join("ü".repeat(127));
+        let (temp, _) = create_partial(&long).expect("a 254-byte name still gets a temporary file");
+        assert!(is_partial_download(temp.file_name().unwrap()));
     }
 }

@@ -487,26 +487,41 @@ fn download(s: &mut Session, from: &S3Url, destination: &str) -> Result<()> {
     Ok(())
 }
 
-/// Regular files under `dir`, with their paths relative to it.
-fn walk(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
-    let mut out = Vec::new();
+/// What a walk of a directory found: its regular files, with their paths
+/// relative to it, and what it passed over and why.
+struct Walked {
+    files: Vec<(PathBuf, String)>,
+    skipped: Vec<(PathBuf, &'static str)>,
+}
+
+/// The regular files under `dir`. Links are not followed (one may lead
+/// anywhere, and whoever can write in the tree could have put it there),
+/// and lakeport's own unfinished downloads are not data.
+fn walk(dir: &Path) -> Result<Walked> {
+    let mut walked = Walked { files: Vec::new(), skipped: Vec::new() };
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).with_context(|| format!("cannot read the directory {}", d.display()))? {
             let entry = entry?;
+            // The entry's own type: a link is a link here, not what it points to.
             let kind = entry.file_type()?;
             let path = entry.path();
-            if kind.is_dir() {
+            if kind.is_symlink() {
+                walked.skipped.push((path, "a symbolic link (links are not followed)"));
+            } else if kind.is_dir() {
                 stack.push(path);
+            } else if kind.is_file() && crate::transfer::is_partial_download(&entry.file_name()) {
+                walked.skipped.push((path, "an unfinished lakeport download"));
             } else if kind.is_file() {
                 let rel = path.strip_prefix(dir).expect("walked from dir");
                 let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-                out.push((path, parts.join("/")));
+                walked.files.push((path, parts.join("/")));
             }
         }
     }
-    out.sort_by(|a, b| a.1.cmp(&b.1));
-    Ok(out)
+    walked.files.sort_by(|a, b| a.1.cmp(&b.1));
+    walked.skipped.sort();
+    Ok(walked)
 }
 
 fn report(s: &Session, outcomes: Vec<BatchOutcome>, local: &[String]) -> Result<()> {
@@ -538,12 +553,17 @@ fn upload_tree(s: &mut Session, dir: &Path, to: &S3Url, options: &UploadOptions)
         bail!("{} is not a directory (drop --recursive to copy one file)", dir.display());
     }
     let prefix = if to.key.is_empty() || to.key.ends_with('/') { to.key.clone() } else { format!("{}/", to.key) };
-    let files = walk(dir)?;
+    let Walked { files, skipped } = walk(dir)?;
+    if !s.quiet {
+        for (path, why) in &skipped {
+            eprintln!("lakeport: skipping {}: {why}", path.display());
+        }
+    }
     let progress = Progress::new(None);
     let mut items = Vec::with_capacity(files.len());
     let mut names = Vec::with_capacity(files.len());
     for (path, rel) in &files {
-        let source = FileSource::file(path, progress.clone())?;
+        let source = FileSource::walked(path, progress.clone())?;
         progress.add_total(source.size().unwrap_or(0));
         items.push((source, format!("{prefix}{rel}")));
         names.push(path.display().to_string());
