@@ -62,12 +62,16 @@ pub struct DeviceFlow {
 pub const DEFAULT_INTERVAL: u64 = 5;
 /// RFC 8628 §3.5: on `slow_down` the interval grows by 5 seconds.
 pub const SLOW_DOWN_STEP: u64 = 5;
+/// The longest wait between polls, whatever the server asks: a user who
+/// approved the code should not wait longer than this to be let in (and a
+/// hostile interval must not park the login for ever).
+pub const MAX_INTERVAL: u64 = 60;
 
 impl DeviceFlow {
     pub fn new(authorization: &DeviceAuthorization, now: i64) -> Self {
         DeviceFlow {
             device_code: authorization.device_code.clone(),
-            interval: authorization.interval.unwrap_or(DEFAULT_INTERVAL).max(1),
+            interval: authorization.interval.unwrap_or(DEFAULT_INTERVAL).clamp(1, MAX_INTERVAL),
             deadline: now.saturating_add(i64::try_from(authorization.expires_in).unwrap_or(i64::MAX)),
             done: false,
         }
@@ -102,7 +106,7 @@ impl DeviceFlow {
         match err.oauth_code() {
             Some("authorization_pending") => Ok(DevicePoll::Pending { retry_after: self.interval }),
             Some("slow_down") => {
-                self.interval = self.interval.saturating_add(SLOW_DOWN_STEP);
+                self.interval = self.interval.saturating_add(SLOW_DOWN_STEP).min(MAX_INTERVAL);
                 Ok(DevicePoll::Pending { retry_after: self.interval })
             }
             _ => {

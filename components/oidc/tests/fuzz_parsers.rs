@@ -257,7 +257,9 @@ fn device_flow_survives_huge_intervals_and_lifetimes() {
     let meta: ProviderMetadata = serde_json::from_str(r#"{"issuer":"https://iam.example","token_endpoint":"https://iam.example/token"}"#).unwrap();
     assert!(flow.poll_request(&client, &meta, 1_700_000_000).is_ok(), "a code that lives for ever has not expired");
     let slow_down = response(400, br#"{"error":"slow_down"}"#);
-    assert_eq!(flow.handle_response(&slow_down).unwrap(), DevicePoll::Pending { retry_after: u64::MAX });
+    // A hostile interval is capped: the login polls at least once a minute.
+    assert_eq!(flow.interval(), lakeport_oidc::device::MAX_INTERVAL);
+    assert_eq!(flow.handle_response(&slow_down).unwrap(), DevicePoll::Pending { retry_after: lakeport_oidc::device::MAX_INTERVAL });
 }
 
 #[test]
