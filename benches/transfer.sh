@@ -5,12 +5,14 @@
 # single-node Ceph RADOS Gateway 16.2 (SERVER=rgw, INFN Cloud's server type):
 #   - one 1 GiB file, uploaded and downloaded;
 #   - a directory of 1,000 files of 64 KiB (10 folders of 100), uploaded and
-#     downloaded recursively.
+#     downloaded recursively;
+#   - a directory of 10,000 files of 4 KiB (100 folders of 100), the same.
 # For every row and tool: the median wall time of RUNS runs, the throughput
 # that time gives (MiB/s), the peak memory (the largest max RSS of the
-# runs) and the client's CPU time, all from GNU time, and the CPU time the
-# server spent on it (from /proc): on 2 cores the server's share bounds
-# every client. The runs interleave
+# runs) and the client's CPU time (user + system), all from GNU time, also
+# per GiB moved, and the CPU time the server spent on it (from /proc): on
+# 2 cores the server's share bounds every client's wall time, so the
+# client's CPU per GiB is the part a client controls. The runs interleave
 # the tools; each tool starts from an empty server (its own bucket) and an
 # empty download folder. Every upload is compared byte for byte with the
 # files s3s-fs stored, every download with its source; any difference stops
@@ -58,6 +60,8 @@ mkdir -p "$out"
 one_bytes=$((1024 * 1024 * 1024))
 many_files=1000
 many_bytes=$((many_files * 64 * 1024))
+tiny_files=10000
+tiny_bytes=$((tiny_files * 4 * 1024))
 
 [ -x "$rclone_bin" ] || die "rclone is missing ($rclone_bin): run ./dev setup"
 [ -x "$aws_bin" ] || die "awscli is missing ($aws_bin): run ./dev setup"
@@ -159,16 +163,22 @@ set_cmd() { # TOOL OP BUCKET
         lakeport:one-down) cmd=("$lakeport_bin" s3 cp "s3://$b/one/big.bin" "$down/one/big.bin") ;;
         lakeport:many-up) cmd=("$lakeport_bin" s3 cp --recursive "$src/many/" "s3://$b/many/") ;;
         lakeport:many-down) cmd=("$lakeport_bin" s3 cp --recursive "s3://$b/many/" "$down/many/") ;;
+        lakeport:tiny-up) cmd=("$lakeport_bin" s3 cp --recursive "$src/tiny/" "s3://$b/tiny/") ;;
+        lakeport:tiny-down) cmd=("$lakeport_bin" s3 cp --recursive "s3://$b/tiny/" "$down/tiny/") ;;
         rclone:mb) cmd=("$rclone_bin" --config "$scratch/rclone.conf" mkdir "bench:$b") ;;
         rclone:one-up) cmd=("$rclone_bin" --config "$scratch/rclone.conf" copy "$src/one/big.bin" "bench:$b/one/") ;;
         rclone:one-down) cmd=("$rclone_bin" --config "$scratch/rclone.conf" copy "bench:$b/one/big.bin" "$down/one/") ;;
         rclone:many-up) cmd=("$rclone_bin" --config "$scratch/rclone.conf" copy "$src/many/" "bench:$b/many/") ;;
         rclone:many-down) cmd=("$rclone_bin" --config "$scratch/rclone.conf" copy "bench:$b/many/" "$down/many/") ;;
+        rclone:tiny-up) cmd=("$rclone_bin" --config "$scratch/rclone.conf" copy "$src/tiny/" "bench:$b/tiny/") ;;
+        rclone:tiny-down) cmd=("$rclone_bin" --config "$scratch/rclone.conf" copy "bench:$b/tiny/" "$down/tiny/") ;;
         awscli:mb) cmd=("$aws_bin" --endpoint-url "$s3s" s3 mb "s3://$b") ;;
         awscli:one-up) cmd=("$aws_bin" --endpoint-url "$s3s" s3 cp "$src/one/big.bin" "s3://$b/one/big.bin") ;;
         awscli:one-down) cmd=("$aws_bin" --endpoint-url "$s3s" s3 cp "s3://$b/one/big.bin" "$down/one/big.bin") ;;
         awscli:many-up) cmd=("$aws_bin" --endpoint-url "$s3s" s3 cp --recursive "$src/many/" "s3://$b/many/") ;;
         awscli:many-down) cmd=("$aws_bin" --endpoint-url "$s3s" s3 cp --recursive "s3://$b/many/" "$down/many/") ;;
+        awscli:tiny-up) cmd=("$aws_bin" --endpoint-url "$s3s" s3 cp --recursive "$src/tiny/" "s3://$b/tiny/") ;;
+        awscli:tiny-down) cmd=("$aws_bin" --endpoint-url "$s3s" s3 cp --recursive "s3://$b/tiny/" "$down/tiny/") ;;
         *) die "no command for $1 $2" ;;
     esac
 }
@@ -228,7 +238,7 @@ reset_state() {
         radosgw-admin -c "$rgw_conf" gc process --include-all >/dev/null 2>&1 || true
     fi
     rm -rf "$down"
-    mkdir -p "$down/one" "$down/many"
+    mkdir -p "$down/one" "$down/many" "$down/tiny"
 }
 
 # Upload checks against the server's files (not on RGW, see above).
@@ -239,21 +249,25 @@ stored_tree() { # A BUCKET/PREFIX WHAT
     [ -z "$s3s_data" ] || same_tree "$1" "$s3s_data/$2" "$3"
 }
 
-step "writing the data: one file of 1 GiB, $many_files files of 64 KiB"
+step "writing the data: one file of 1 GiB, $many_files files of 64 KiB, $tiny_files of 4 KiB"
 src=$scratch/src
 down=$scratch/down
-mkdir -p "$src/one" "$src/many"
+mkdir -p "$src/one" "$src/many" "$src/tiny"
 head -c "$one_bytes" /dev/urandom >"$src/one/big.bin"
-python3 - "$src/many" "$many_files" <<'PY'
+write_files() { # DIR COUNT BYTES
+    python3 - "$1" "$2" "$3" <<'PY'
 import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
+root, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for i in range(n):
-    d = os.path.join(root, f"d{i // 100:02d}")
+    d = os.path.join(root, f"d{i // 100:03d}")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, f"f{i % 100:03d}"), "wb") as f:
-        f.write(os.urandom(64 * 1024))
+        f.write(os.urandom(size))
 PY
-[ "$(find "$src/many" -type f | wc -l)" -eq "$many_files" ] || die "the small files were not all written"
+    [ "$(find "$1" -type f | wc -l)" -eq "$2" ] || die "the files under $1 were not all written"
+}
+write_files "$src/many" "$many_files" $((64 * 1024))
+write_files "$src/tiny" "$tiny_files" $((4 * 1024))
 
 # One small round trip per tool, not timed: first-run costs (Python's
 # bytecode, lakeport's compiled components) stay out of the numbers.
@@ -262,7 +276,7 @@ for tool in "${tools[@]}"; do
     reset_state
     bucket=warmup-$tool
     set_cmd "$tool" mb "$bucket" && quiet "$tool: creating $bucket" "${cmd[@]}"
-    w=$src/many/d00/f000
+    w=$src/many/d000/f000
     case $tool in
         lakeport)
             warm_up=("$lakeport_bin" s3 cp "$w" "s3://$bucket/warmup")
@@ -302,16 +316,21 @@ for run in $(seq "$runs"); do
         stored_tree "$src/many" "$bucket/many" "$tool upload of the $many_files files"
         set_cmd "$tool" many-down "$bucket" && timed "$tool" many-down "$run"
         same_tree "$src/many" "$down/many" "$tool download of the $many_files files"
+
+        set_cmd "$tool" tiny-up "$bucket" && timed "$tool" tiny-up "$run"
+        stored_tree "$src/tiny" "$bucket/tiny" "$tool upload of the $tiny_files files"
+        set_cmd "$tool" tiny-down "$bucket" && timed "$tool" tiny-down "$run"
+        same_tree "$src/tiny" "$down/tiny" "$tool download of the $tiny_files files"
     done
 done
 reset_state
 
 step "report"
-python3 - "$results" "$runs" "$one_bytes" "$many_bytes" "$many_files" "${tools[*]}" <<'PY' >"$scratch/report.md"
+python3 - "$results" "$runs" "$one_bytes" "$many_bytes" "$many_files" "${tools[*]}" "$tiny_bytes" "$tiny_files" <<'PY' >"$scratch/report.md"
 import collections, statistics, sys
 
-path, runs, one_bytes, many_bytes, many_files, present = sys.argv[1:7]
-runs, one_bytes, many_bytes = int(runs), int(one_bytes), int(many_bytes)
+path, runs, one_bytes, many_bytes, many_files, present, tiny_bytes, tiny_files = sys.argv[1:9]
+runs, one_bytes, many_bytes, tiny_bytes = int(runs), int(one_bytes), int(many_bytes), int(tiny_bytes)
 present = present.split()
 TOOLS = ["lakeport", "rclone", "awscli"]
 ROWS = [
@@ -319,6 +338,8 @@ ROWS = [
     ("one-down", "1 GiB file, download", one_bytes),
     ("many-up", f"{int(many_files):,} × 64 KiB, upload", many_bytes),
     ("many-down", f"{int(many_files):,} × 64 KiB, download", many_bytes),
+    ("tiny-up", f"{int(tiny_files):,} × 4 KiB, upload", tiny_bytes),
+    ("tiny-down", f"{int(tiny_files):,} × 4 KiB, download", tiny_bytes),
 ]
 walls, rss = collections.defaultdict(list), collections.defaultdict(list)
 client_cpu, server_cpu = collections.defaultdict(list), collections.defaultdict(list)
@@ -380,6 +401,40 @@ for row, label, _ in ROWS:
         return f"{statistics.median(client_cpu[tool, row]):.2f} / {statistics.median(server_cpu[tool, row]):.2f}"
     lines.append([label] + [cell(tool, cpu(tool)) for tool in TOOLS])
 table(f"CPU time (s, median of {runs}): the client's user+system / the server's", ["workload"] + TOOLS, lines)
+
+def cpu_per_gib(tool, row, size):
+    c = client_cpu.get((tool, row))
+    return statistics.median(c) / (size / 2**30) if c else None
+
+lines = []
+for row, label, size in ROWS:
+    lines.append([label] + [cell(tool, f"{cpu_per_gib(tool, row, size):.2f}" if cpu_per_gib(tool, row, size) is not None else "–") for tool in TOOLS])
+table(f"Client CPU per GiB moved (user+system s per GiB, median of {runs})", ["workload"] + TOOLS, lines)
+
+# The targets, each checked on these numbers: met, or by how much not.
+checks = []
+for row, label, size in ROWS[:2]:
+    own = cpu_per_gib("lakeport", row, size)
+    for other in ("rclone", "awscli"):
+        theirs = cpu_per_gib(other, row, size)
+        if own is not None and theirs:
+            checks.append([f"{label}: client CPU/GiB ≤ 0.5× {other}'s", f"{own / theirs:.2f}×", "met" if own <= 0.5 * theirs else "not met"])
+for row, label, _ in ROWS:
+    own = walls.get(("lakeport", row))
+    others = [(statistics.median(walls[t, row]), t, walls[t, row]) for t in ("rclone", "awscli") if (t, row) in walls]
+    if own and others:
+        best, who, spread = min(others)
+        # "Within the spread": lakeport's fastest run no slower than the fastest other client's slowest.
+        ok = statistics.median(own) <= best or min(own) <= max(spread)
+        checks.append([f"{label}: wall ≤ fastest other ({who})", f"{statistics.median(own):.2f} s vs {best:.2f} s", "met" if ok else "not met"])
+for row in ("tiny-up", "tiny-down"):
+    own, theirs = mibps("lakeport", row, tiny_bytes), mibps("rclone", row, tiny_bytes)
+    if own and theirs:
+        checks.append([f"{int(tiny_files):,} × 4 KiB {row[5:]}load: ≥ 2× rclone", f"{own / theirs:.2f}×", "met" if own >= 2 * theirs else "not met"])
+peak = max((max(v) for (t, _), v in rss.items() if t == "lakeport"), default=None)
+if peak is not None:
+    checks.append(["lakeport peak memory < 256 MiB", f"{peak / 1024:.0f} MiB", "met" if peak < 256 * 1024 else "not met"])
+table("Targets (issue 13)", ["target", "measured", "verdict"], checks)
 PY
 
 {
@@ -391,8 +446,10 @@ PY
     if [ "$server" = rgw ]; then
         echo "No throughput target on this server yet; peak memory under 256 MiB."
     else
-        echo "Target: lakeport at least rclone's throughput and 1.5× awscli's on every row,"
-        echo "peak memory under 256 MiB."
+        echo "Targets: lakeport's client CPU per GiB at most 0.5× rclone's and awscli's on the"
+        echo "1 GiB rows; its wall time no worse than the fastest other client's on every row"
+        echo "(medians, within the spread); at least 2× rclone on 10,000 × 4 KiB; peak memory"
+        echo "under 256 MiB. The verdicts are in the last table."
     fi
     echo
     cat "$scratch/report.md"
