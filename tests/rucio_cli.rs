@@ -377,6 +377,16 @@ fn a_failed_upload_leaves_no_available_replica() {
     assert_eq!(seen.trim(), "[{'SITE-B': 'AVAILABLE'}]");
 }
 
+/// A root profile for the Rucio at `rucio_endpoint` (the server or a proxy
+/// in front of it) uploading to the S3 server at `s3_endpoint`.
+fn root_uploader(rucio_endpoint: &str, s3_endpoint: &str) -> UserEnv {
+    UserEnv::new(&format!(
+        "[profiles.lake]\nrucio_host = \"{rucio_endpoint}\"\nrucio_account = \"root\"\nrucio_username = \"root\"\nrucio_password = \"{ROOT_PASSWORD}\"\ns3_endpoint = \"{s3_endpoint}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nregion = \"us-east-1\"\n",
+        support::ACCESS_KEY,
+        support::SECRET_KEY
+    ))
+}
+
 /// Rucio refuses the session token at the last step of an upload (marking
 /// the replicas available), after the bytes went to S3: lakeport logs in
 /// again and repeats only that step. Each file went to S3 once.
@@ -388,13 +398,7 @@ fn a_token_refused_mid_upload_repeats_only_the_refused_call() {
     const REFUSAL: &str = "HTTP/1.1 401 Unauthorized\r\nExceptionClass: CannotAuthenticate\r\nExceptionMessage: Cannot authenticate with given credentials\r\nContent-Type: application/json\r\nContent-Length: 106\r\n\r\n{\"ExceptionClass\": \"CannotAuthenticate\", \"ExceptionMessage\": \"Cannot authenticate with given credentials\"}";
     assert_eq!(REFUSAL.split("\r\n\r\n").nth(1).unwrap().len(), 106);
     let rucio_proxy = FaultProxy::start(rucio.endpoint.trim_start_matches("http://"), Faults { answer_instead: Some(("PUT /replicas", REFUSAL)), ..Faults::default() });
-    let user = UserEnv::new(&format!(
-        "[profiles.lake]\nrucio_host = \"{}\"\nrucio_account = \"root\"\nrucio_username = \"root\"\nrucio_password = \"{ROOT_PASSWORD}\"\ns3_endpoint = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nregion = \"us-east-1\"\n",
-        rucio_proxy.endpoint,
-        s3_watch.endpoint,
-        support::ACCESS_KEY,
-        support::SECRET_KEY
-    ));
+    let user = root_uploader(&rucio_proxy.endpoint, &s3_watch.endpoint);
     ok(&user.lakeport(&["s3", "mb", "s3://rucio-site-a"]));
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<std::path::PathBuf> = (0..3).map(|i| dir.path().join(format!("refused{i}.dat"))).collect();
@@ -424,13 +428,7 @@ fn a_file_changed_after_its_checksums_is_not_registered_as_available() {
     let s3 = Peer::s3s_fs();
     let rucio = Peer::rucio(&s3.endpoint);
     let slow = FaultProxy::start(rucio.endpoint.trim_start_matches("http://"), Faults { delay_ms: 700, ..Faults::default() });
-    let user = UserEnv::new(&format!(
-        "[profiles.lake]\nrucio_host = \"{}\"\nrucio_account = \"root\"\nrucio_username = \"root\"\nrucio_password = \"{ROOT_PASSWORD}\"\ns3_endpoint = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nregion = \"us-east-1\"\n",
-        slow.endpoint,
-        s3.endpoint,
-        support::ACCESS_KEY,
-        support::SECRET_KEY
-    ));
+    let user = root_uploader(&slow.endpoint, &s3.endpoint);
     ok(&user.lakeport(&["s3", "mb", "s3://rucio-site-a"]));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("moving.dat");

@@ -161,14 +161,20 @@ fn round_trips_on_ceph_rgw() {
     round_trips(&Peer::ceph_rgw(None));
 }
 
+/// A profile whose keys come from moto's STS for the oidc-provider's
+/// service-account token, for the S3 server at `s3_endpoint`.
+fn sts_profile(op: &Peer, moto: &Peer, s3_endpoint: &str) -> String {
+    format!(
+        "[profiles.lab]\nissuer = \"{}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\naudience = \"object\"\nsts_endpoint = \"{}\"\nrole_arn = \"arn:aws:iam::123456789012:role/s3access\"\nregion = \"us-east-1\"\ns3_endpoint = \"{s3_endpoint}\"\n",
+        op.endpoint, moto.endpoint
+    )
+}
+
 #[test]
 fn sts_credentials_from_moto() {
     let op = Peer::oidc_provider(300, 3600);
     let moto = Peer::moto(&["s3access"]);
-    let profile = format!(
-        "[profiles.lab]\nissuer = \"{}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\naudience = \"object\"\nsts_endpoint = \"{}\"\nrole_arn = \"arn:aws:iam::123456789012:role/s3access\"\nregion = \"us-east-1\"\ns3_endpoint = \"{}\"\n",
-        op.endpoint, moto.endpoint, moto.endpoint
-    );
+    let profile = sts_profile(&op, &moto, &moto.endpoint);
     let env = S3Env { user: UserEnv::new(&profile), dir: tempfile::tempdir().unwrap() };
     env.ok(&["mb", "s3://with-sts"]);
     let data = pattern(6 * MIB + 7, 5);
@@ -384,10 +390,7 @@ fn keys_refused_mid_transfer_are_renewed_and_the_transfer_goes_on() {
     let op = Peer::oidc_provider(300, 3600);
     let moto = Peer::moto(&["s3access"]);
     let proxy = FaultProxy::start(moto.endpoint.trim_start_matches("http://"), Faults { expire_session_token_after: Some(4), ..Faults::default() });
-    let profile = format!(
-        "[profiles.lab]\nissuer = \"{}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\naudience = \"object\"\nsts_endpoint = \"{}\"\nrole_arn = \"arn:aws:iam::123456789012:role/s3access\"\nregion = \"us-east-1\"\ns3_endpoint = \"{}\"\n",
-        op.endpoint, moto.endpoint, proxy.endpoint
-    );
+    let profile = sts_profile(&op, &moto, &proxy.endpoint);
     let env = S3Env { user: UserEnv::new(&profile), dir: tempfile::tempdir().unwrap() };
     env.ok(&["mb", "s3://renew"]);
     let data = pattern(23 * MIB + 5, 61);
