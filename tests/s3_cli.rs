@@ -415,6 +415,28 @@ fn keys_refused_mid_transfer_are_renewed_and_the_transfer_goes_on() {
     assert_eq!(moto.sts_calls(), 3);
 }
 
+/// An answer that stops arriving half way (a stalled server or link) for
+/// longer than the idle limit (120 s): the range is given up and fetched
+/// again, and the download completes and verifies.
+#[test]
+fn a_stalled_answer_is_given_up_and_fetched_again() {
+    let server = Peer::s3s_fs();
+    let direct = S3Env::new(&server.endpoint);
+    direct.ok(&["mb", "s3://stall"]);
+    let data = pattern(3 * MIB, 71);
+    direct.ok(&["cp", direct.write("d", &data).to_str().unwrap(), "s3://stall/d"]);
+    let proxy = FaultProxy::start(server.endpoint.trim_start_matches("http://"), Faults { stall_answers: Some((MIB, Duration::from_secs(150))), max_faults: 1, ..Faults::default() });
+    let env = S3Env::new(&proxy.endpoint);
+    let back = env.path("back");
+    env.ok(&["cp", "s3://stall/d", back.to_str().unwrap()]);
+    assert_eq!(file_sha(&back), sha256(&data));
+    assert_eq!(proxy.faults_injected(), 1);
+    // Two GETs: the stalled one was given up (had lakeport waited out the
+    // stall, one would have done).
+    let gets = proxy.forwarded().iter().filter(|l| l.starts_with("GET ")).count();
+    assert_eq!(gets, 2, "{:?}", proxy.forwarded());
+}
+
 /// UploadPart request lines: their part numbers.
 fn part_numbers(lines: &[String]) -> Vec<u32> {
     let mut numbers: Vec<u32> = lines

@@ -79,7 +79,7 @@ pub struct Faults {
     /// Cut the bodies of these requests on their way to the server.
     pub cut_requests: Option<Cut>,
     /// Stop passing a successful answer on after this many body bytes, for
-    /// this long, then go on (a stalled server or link).
+    /// this long, then go on (a stalled server or link); counts as a fault.
     pub stall_answers: Option<(usize, Duration)>,
     /// Every byte, both ways and over all connections, at this rate.
     pub pace_bytes_per_sec: Option<u64>,
@@ -521,7 +521,7 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 shared.injected.fetch_add(1, Ordering::Relaxed);
                 true
             },
-            stall: faults.stall_answers.filter(|_| ok),
+            stall: faults.stall_answers.filter(|(at, _)| ok && long_enough(*at) && shared.take_fault()),
         };
         shared.pace(answer.raw.len());
         to_client.write_all(&answer.raw)?;
