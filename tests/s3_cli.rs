@@ -8,6 +8,7 @@
 #[allow(dead_code)]
 mod support;
 #[path = "support/fault_proxy.rs"]
+#[allow(dead_code)]
 mod fault_proxy;
 
 use std::path::{Path, PathBuf};

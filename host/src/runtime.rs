@@ -34,8 +34,8 @@ pub struct Grant {
     /// in wall-clock epochs, so time blocked on the network counts too).
     pub time_limit: Duration,
     /// Outgoing HTTP, to the policy's hosts only. With it come the WASI
-    /// basics a std component imports (clocks, random, stdio); no files,
-    /// no sockets, no environment.
+    /// basics a std component imports (clocks, random, stdio; see
+    /// [`http_grant_interface`]); no files, no sockets, no environment.
     pub http: Option<Arc<EgressPolicy>>,
 }
 
@@ -215,12 +215,28 @@ impl Runtime {
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
         arm_deadline(&mut store);
+        Ok((store, self.linker_for(loaded)?))
+    }
+
+    /// A linker holding exactly the WASI interfaces the component imports,
+    /// each of which its grant must allow: a component that asks for more
+    /// (files, sockets, or HTTP it was not granted) is refused here, before
+    /// it runs. lakeport's own interfaces (`files`, `credential-source`)
+    /// are added by the component's wrapper; `types` holds only types.
+    pub fn linker_for(&self, loaded: &Loaded) -> Result<Linker<HostState>> {
+        let engine = self.engine()?;
         let mut linker = Linker::new(engine);
-        if loaded.grant.http.is_some() {
-            wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
-            wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking wasi:http: {e}"))?;
+        for (import, _) in loaded.component.component_type().imports(engine) {
+            let interface = import.split('@').next().unwrap_or(import);
+            if interface.starts_with("lakeport:plugins/") {
+                continue;
+            }
+            let link = loaded.grant.http.as_ref().and_then(|_| http_grant_interface(interface)).ok_or_else(|| {
+                anyhow!("the {} component imports {import}, which lakeport does not grant it: it asks for more than its job needs", loaded.info.name)
+            })?;
+            link(&mut linker).map_err(|e| anyhow!("linking {import}: {e}"))?;
         }
-        Ok((store, linker))
+        Ok(linker)
     }
 }
 
@@ -243,6 +259,52 @@ unsafe fn deserialize_opened(engine: &Engine, mut file: std::fs::File) -> wasmti
     std::io::Read::read_to_end(&mut file, &mut bytes)?;
     // SAFETY: the caller's promise.
     unsafe { Component::deserialize(engine, &bytes) }
+}
+
+/// How to link one WASI interface into a component's linker.
+type LinkInterface = fn(&mut Linker<HostState>) -> wasmtime::Result<()>;
+
+/// The streams and pollables of a store: its resource table.
+struct Table;
+
+impl wasmtime::component::HasData for Table {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// The WASI interfaces that come with a grant of outgoing HTTP: wasi:http
+/// itself, the streams and pollables it speaks in, and the basics a Rust
+/// std component imports: clocks, random, and stdio, environment and exit,
+/// which the empty `WasiCtx` makes inert. Never files or sockets.
+fn http_grant_interface(interface: &str) -> Option<LinkInterface> {
+    use wasmtime_wasi::cli::WasiCli;
+    use wasmtime_wasi::clocks::WasiClocks;
+    use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
+    use wasmtime_wasi::random::WasiRandom;
+    use wasmtime_wasi::{cli::WasiCliView, clocks::WasiClocksView};
+    use wasmtime_wasi_http::p2::bindings::sync::http as wasi_http;
+    use wasmtime_wasi_http::WasiHttp;
+    let link: LinkInterface = match interface {
+        "wasi:http/outgoing-handler" => |l| wasi_http::outgoing_handler::add_to_linker::<_, WasiHttp>(l, HostState::http),
+        "wasi:http/types" => |l| wasi_http::types::add_to_linker::<_, WasiHttp>(l, &Default::default(), HostState::http),
+        "wasi:io/error" => |l| sync::io::error::add_to_linker::<_, Table>(l, |s| &mut s.table),
+        "wasi:io/poll" => |l| sync::io::poll::add_to_linker::<_, Table>(l, |s| &mut s.table),
+        "wasi:io/streams" => |l| sync::io::streams::add_to_linker::<_, Table>(l, |s| &mut s.table),
+        "wasi:clocks/wall-clock" => |l| clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, HostState::clocks),
+        "wasi:clocks/monotonic-clock" => |l| clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, HostState::clocks),
+        "wasi:random/random" => |l| random::random::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random()),
+        "wasi:cli/stdin" => |l| cli::stdin::add_to_linker::<_, WasiCli>(l, HostState::cli),
+        "wasi:cli/stdout" => |l| cli::stdout::add_to_linker::<_, WasiCli>(l, HostState::cli),
+        "wasi:cli/stderr" => |l| cli::stderr::add_to_linker::<_, WasiCli>(l, HostState::cli),
+        "wasi:cli/environment" => |l| cli::environment::add_to_linker::<_, WasiCli>(l, HostState::cli),
+        "wasi:cli/exit" => |l| cli::exit::add_to_linker::<_, WasiCli>(l, HostState::cli),
+        "wasi:cli/terminal-input" => |l| cli::terminal_input::add_to_linker::<_, WasiCli>(l, HostState::cli),
+        "wasi:cli/terminal-output" => |l| cli::terminal_output::add_to_linker::<_, WasiCli>(l, HostState::cli),
+        "wasi:cli/terminal-stdin" => |l| cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, HostState::cli),
+        "wasi:cli/terminal-stdout" => |l| cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, HostState::cli),
+        "wasi:cli/terminal-stderr" => |l| cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, HostState::cli),
+        _ => return None,
+    };
+    Some(link)
 }
 
 /// Starts the time limit for one call. Epochs tick with wall-clock time, so
@@ -275,4 +337,63 @@ pub fn call_error(component: &str, e: wasmtime::Error) -> anyhow::Error {
         None => root.lines().next().unwrap_or_default().to_string(),
     };
     anyhow!("the {component} component was stopped: {why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http_grant() -> Grant {
+        Grant::http_to(EgressPolicy::new(Vec::new(), None))
+    }
+
+    fn instantiate(runtime: &Runtime, loaded: &Loaded) -> Result<()> {
+        let (mut store, linker) = runtime.store_for(loaded)?;
+        linker.instantiate(&mut store, &loaded.component).map_err(|e| anyhow!("{e:?}"))?;
+        Ok(())
+    }
+
+    /// A component that imports `interface` (an empty instance) and nothing else.
+    fn importing(runtime: &Runtime, interface: &str, grant: Grant) -> Loaded {
+        let mut types = wasm_encoder::ComponentTypeSection::new();
+        types.instance(&wasm_encoder::InstanceType::new());
+        let mut imports = wasm_encoder::ComponentImportSection::new();
+        imports.import(interface, wasm_encoder::ComponentTypeRef::Instance(0));
+        let mut component = wasm_encoder::Component::new();
+        component.section(&types).section(&imports);
+        let bytes: &'static [u8] = Box::leak(component.finish().into_boxed_slice());
+        let info = Box::leak(Box::new(EmbeddedComponent { name: "made-up", world: "made-up", sha256: "0", bytes }));
+        Loaded { component: Component::new(runtime.engine().unwrap(), bytes).unwrap(), info, grant }
+    }
+
+    #[test]
+    fn each_component_instantiates_with_a_linker_of_only_its_imports() {
+        let runtime = Runtime::with_cache_dir(None).unwrap();
+        for name in ["sts", "oidc", "rucio"] {
+            let loaded = runtime.load(name, http_grant()).unwrap();
+            instantiate(&runtime, &loaded).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+        let sigv4 = runtime.load("sigv4", Grant::compute_only()).unwrap();
+        instantiate(&runtime, &sigv4).unwrap();
+        // The linker holds no more than the component imports: lakeport's
+        // `files`, which only the transfer wrapper adds, is missing here.
+        let transfer = runtime.load("transfer", http_grant()).unwrap();
+        let err = instantiate(&runtime, &transfer).unwrap_err();
+        assert!(format!("{err:#}").contains("lakeport:plugins/files"), "{err:#}");
+    }
+
+    #[test]
+    fn a_component_importing_more_than_its_grant_is_refused() {
+        let runtime = Runtime::with_cache_dir(None).unwrap();
+        let oidc = runtime.load("oidc", Grant::compute_only()).unwrap();
+        let err = runtime.store_for(&oidc).err().expect("HTTP without a grant for it").to_string();
+        assert!(err.contains("the oidc component imports wasi:") && err.contains("does not grant it"), "{err}");
+        for interface in ["wasi:filesystem/types@0.2.12", "wasi:sockets/tcp@0.2.12", "wasi:filesystem/preopens@0.2.12", "wasi:random/insecure-seed@0.2.12"] {
+            let loaded = importing(&runtime, interface, http_grant());
+            let err = runtime.store_for(&loaded).err().unwrap_or_else(|| panic!("{interface} was linked")).to_string();
+            assert!(err.contains(interface), "{err}");
+        }
+        let fine = importing(&runtime, "wasi:clocks/wall-clock@0.2.12", http_grant());
+        instantiate(&runtime, &fine).unwrap();
+    }
 }
