@@ -1,7 +1,8 @@
 //! Calendar arithmetic for timestamps (proleptic Gregorian, UTC), in one
 //! place for every format lakeport reads or writes: `X-Amz-Date`, RFC 3339
-//! from STS, HTTP dates and ISO 8601 from S3. The formats stay with their
-//! crates; the days-since-1970 arithmetic is here.
+//! from STS, HTTP dates and ISO 8601 from S3. The days-since-1970
+//! arithmetic and the one ISO 8601 / RFC 3339 reader ([`parse_date_time`])
+//! are here; the other formats stay with their crates.
 #![no_std]
 
 /// Whether `year` has a 29 February.
@@ -66,9 +67,91 @@ pub fn unix_seconds(year: i64, month: u32, day: u32, hour: u32, minute: u32, sec
     valid.then(|| days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
 }
 
+/// The ISO 8601 date-times lakeport reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DateTimeForm {
+    /// RFC 3339 exactly, as STS servers write `Expiration`: `T`, 1–9
+    /// fraction digits, and a zone (`Z` or `±HH:MM`).
+    Rfc3339,
+    /// As S3 servers write `LastModified`, `Initiated` and `ServerTime`:
+    /// besides RFC 3339, a space for `T`, any number of fraction digits,
+    /// no zone (read as UTC, some servers omit it), surrounding whitespace.
+    S3,
+}
+
+/// Exactly `n` ASCII digits at `s[at..]`.
+fn digits(s: &[u8], at: usize, n: usize) -> Option<u32> {
+    let part = s.get(at..at + n)?;
+    part.iter().try_fold(0u32, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
+}
+
+fn is(s: &[u8], at: usize, expected: &[u8]) -> Option<()> {
+    s.get(at).filter(|b| expected.contains(b)).map(|_| ())
+}
+
+/// Unix seconds of `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` in `form`
+/// (fractions dropped; a leap second counts as the next second), or `None`.
+pub fn parse_date_time(text: &str, form: DateTimeForm) -> Option<i64> {
+    let lenient = form == DateTimeForm::S3;
+    let s = if lenient { text.trim() } else { text }.as_bytes();
+    let (year, month, day) = (digits(s, 0, 4)?, digits(s, 5, 2)?, digits(s, 8, 2)?);
+    is(s, 4, b"-")?;
+    is(s, 7, b"-")?;
+    is(s, 10, if lenient { b"Tt " } else { b"Tt" })?;
+    let (hour, minute, second) = (digits(s, 11, 2)?, digits(s, 14, 2)?, digits(s, 17, 2)?);
+    is(s, 13, b":")?;
+    is(s, 16, b":")?;
+    let mut at = 19;
+    if s.get(at) == Some(&b'.') {
+        let fraction = s[at + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if fraction == 0 || (!lenient && fraction > 9) {
+            return None;
+        }
+        at += 1 + fraction;
+    }
+    let offset = match s.get(at..)? {
+        b"Z" | b"z" => 0,
+        b"" if lenient => 0,
+        [sign @ (b'+' | b'-'), zone @ ..] if zone.len() == 5 && zone[2] == b':' => {
+            let (oh, om) = (digits(zone, 0, 2)?, digits(zone, 3, 2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let secs = i64::from(oh * 3600 + om * 60);
+            if *sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
+    Some(unix_seconds(i64::from(year), month, day, hour, minute, second)? - offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_times_in_both_forms() {
+        use DateTimeForm::{Rfc3339, S3};
+        let base = 1_704_110_400; // 2024-01-01T12:00:00Z
+        for text in ["2024-01-01T12:00:00Z", "2024-01-01t12:00:00.123456789z", "2024-01-01T13:30:00.5+01:30", "2024-01-01T06:15:00-05:45"] {
+            assert_eq!(parse_date_time(text, Rfc3339), Some(base), "{text}");
+            assert_eq!(parse_date_time(text, S3), Some(base), "{text}");
+        }
+        // What only S3's form takes.
+        for text in ["2024-01-01T12:00:00", "2024-01-01 12:00:00Z", " 2024-01-01T12:00:00.1234567890Z "] {
+            assert_eq!(parse_date_time(text, Rfc3339), None, "{text:?}");
+            assert_eq!(parse_date_time(text, S3), Some(base), "{text:?}");
+        }
+        assert_eq!(parse_date_time("2016-12-31T23:59:60Z", Rfc3339), Some(1_483_228_800));
+        for bad in ["", "2024-01-01", "2024-01-01T12:00:00.Z", "2024-01-01T12:00:00+0100", "2024-01-01T12:00:00+24:00", "2023-02-29T12:00:00Z", "2024-01-01T12:00:00 UTC", "２０２４-01-01T12:00:00Z"] {
+            assert_eq!(parse_date_time(bad, S3), None, "{bad:?}");
+            assert_eq!(parse_date_time(bad, Rfc3339), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn times_of_day() {

@@ -3,65 +3,11 @@
 //! with a numeric offset. Strict: no missing offset, no missing seconds, no
 //! empty fraction; 0–9 fractional digits, which are dropped (whole seconds).
 
-use lakeport_calendar::{days_from_civil, days_in_month};
-
-/// Exactly `n` ASCII digits at `s[at..]`.
-fn digits(s: &[u8], at: usize, n: usize) -> Option<u32> {
-    let part = s.get(at..at + n)?;
-    part.iter().try_fold(0u32, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
-}
-
-fn byte(s: &[u8], at: usize, expected: &[u8]) -> Option<()> {
-    s.get(at).filter(|b| expected.contains(b)).map(|_| ())
-}
+use lakeport_calendar::{parse_date_time, DateTimeForm};
 
 /// Unix seconds of an RFC 3339 date-time, or `None` if it is not one.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let s = text.as_bytes();
-    let year = digits(s, 0, 4)?;
-    byte(s, 4, b"-")?;
-    let month = digits(s, 5, 2)?;
-    byte(s, 7, b"-")?;
-    let day = digits(s, 8, 2)?;
-    byte(s, 10, b"Tt")?;
-    let hour = digits(s, 11, 2)?;
-    byte(s, 13, b":")?;
-    let minute = digits(s, 14, 2)?;
-    byte(s, 16, b":")?;
-    let second = digits(s, 17, 2)?;
-    let mut at = 19;
-    if s.get(at) == Some(&b'.') {
-        let fraction = s[at + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
-        if !(1..=9).contains(&fraction) {
-            return None;
-        }
-        at += 1 + fraction;
-    }
-    let offset = match s.get(at..)? {
-        b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), ..] if s.len() == at + 6 => {
-            let oh = digits(s, at + 1, 2)?;
-            byte(s, at + 3, b":")?;
-            let om = digits(s, at + 4, 2)?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let secs = i64::from(oh * 3600 + om * 60);
-            if *sign == b'-' {
-                -secs
-            } else {
-                secs
-            }
-        }
-        _ => return None,
-    };
-    let year = i64::from(year);
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    // A leap second (:60) counts as the first second of the next minute.
-    let local = days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-    Some(local - offset)
+    parse_date_time(text, DateTimeForm::Rfc3339)
 }
 
 #[cfg(test)]
