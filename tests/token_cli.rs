@@ -247,8 +247,13 @@ fn unsavable_rotated_refresh_token_fails_and_keeps_nothing_stale() {
     failed_with(&again, "was spent by a refresh whose new token could not be saved: run `lakeport token login --profile lab`");
     assert_eq!(std::fs::read(&store).unwrap(), stored);
 
-    // A new login (the store writable again) works as before.
+    // A new login (the store writable again, and the home the user's own:
+    // lakeport trusts no store another user owns) works as before.
     std::fs::set_permissions(store.parent().unwrap(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    if nobody.is_some() {
+        let chown = Command::new("chown").arg("-R").arg("0:0").arg(env.home()).status().unwrap();
+        assert!(chown.success());
+    }
     assert!(env.login(&op, "lab").status.success());
     std::fs::remove_file(env.cache_file("lab")).unwrap();
     ok(&env.run(&["token", "get"]));
