@@ -4,7 +4,6 @@
 //! keeps the files (cache 0600, encrypted store) and asks for the passphrase.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -15,9 +14,7 @@ use crate::oidc::{Client, ClientAuth, Oidc, OidcError, ProviderMetadata, TokenSe
 use crate::runtime::Runtime;
 use crate::store::{Secrets, Store};
 
-pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
+pub use lakeport_http::unix_now as now;
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 /// A time as RFC 3339 for people and for tools such as botocore: a time a

@@ -77,6 +77,12 @@ impl std::fmt::Display for HttpError {
 impl std::error::Error for HttpError {}
 
 /// `scheme`, `host[:port]` and `/path?query` of an absolute http(s) URL.
+/// The wall clock in Unix seconds (0 before 1970): the one clock helper of
+/// the components and the host. In a component it reads wasi:clocks.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 pub fn split_url(url: &str) -> Option<(&str, &str, &str)> {
     let (scheme, rest) = url.split_once("://")?;
     if scheme != "http" && scheme != "https" {

@@ -2,7 +2,7 @@
 //! what the core builds through wasi:http, hand the answers back.
 
 use std::cell::RefCell;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 lakeport_http::component_world!("oidc-component", { "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock, });
 
@@ -12,9 +12,7 @@ use crate::{DeviceFlow, DevicePoll, HttpRequest, HttpResponse, OidcError};
 
 struct Component;
 
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
+use lakeport_http::unix_now as now;
 
 fn send(request: &HttpRequest) -> Result<HttpResponse, OidcError> {
     lakeport_http::send(request).map_err(|e| match e {

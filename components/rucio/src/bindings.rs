@@ -31,9 +31,7 @@ fn error(e: RucioError) -> wit::RucioError {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
+use lakeport_http::unix_now as now;
 
 fn did_in(d: wit::Did) -> Did {
     Did { scope: d.scope, name: d.name }
