@@ -15,39 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use oidc_agent::{OidcAgent, AUDIENCE};
 use serde_json::{json, Value};
-use support::Peer;
+use support::{jwt_claims, Peer};
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// The claims of a JWT (not verified: the provider signed it, the test only
-/// reads it).
-fn jwt_claims(token: &str) -> Value {
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a JWT: {token}");
-    serde_json::from_slice(&base64url(parts[1])).unwrap_or_else(|e| panic!("JWT payload is not JSON ({e}): {token}"))
-}
-
-fn base64url(text: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'-' => 62,
-        b'_' => 63,
-        _ => panic!("not base64url: {text}"),
-    };
-    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
-    for &c in text.trim_end_matches('=').as_bytes() {
-        acc = (acc << 6) | u32::from(value(c));
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }
 
 /// A successful reply's access token, checked for an `object`-audience JWT

@@ -403,6 +403,16 @@ impl Lakeport {
         cmd
     }
 
+    /// Its cache directory (XDG_CACHE_HOME).
+    pub fn cache_dir(&self) -> &Path {
+        self.cache.path()
+    }
+
+    /// Runs lakeport with `args`, whatever the outcome.
+    pub fn output<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
+        self.command().args(args).output().expect("running lakeport")
+    }
+
     /// Runs lakeport with `args`; fails the test unless it exits 0. Returns stdout.
     pub fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
         let out = self.command().args(args).output().expect("running lakeport");
@@ -634,6 +644,16 @@ impl UserEnv {
     pub fn lakeport(&self, args: &[&str]) -> Output {
         self.lakeport_command(args).output().expect("running lakeport")
     }
+}
+
+/// The claims of a JWT, not verified: the provider signed it, a test only
+/// reads it.
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    assert_eq!(parts.len(), 3, "not a JWT: {token}");
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1].trim_end_matches('=')).unwrap_or_else(|e| panic!("JWT payload is not base64url ({e}): {token}"));
+    serde_json::from_slice(&payload).unwrap_or_else(|e| panic!("JWT payload is not JSON ({e}): {token}"))
 }
 
 pub fn stderr(out: &Output) -> String {
