@@ -1,7 +1,9 @@
 //! The sans-I/O core of lakeport's Rucio client: requests to build, answers
 //! to parse (JSON, `application/x-json-stream` lists, Rucio's error
-//! bodies), typed models. The rucio component does the I/O through
-//! wasi:http; tests drive the same code against a real Rucio server.
+//! bodies), typed models, and the workflows of several calls, generic over
+//! the exchange that carries them. The rucio component does the I/O through
+//! wasi:http; tests drive the same code against a real Rucio server, and
+//! the workflows natively against a simulated one.
 
 pub mod availability;
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
@@ -12,6 +14,7 @@ pub mod requests;
 pub mod responses;
 pub mod stream;
 pub mod upload;
+pub mod workflows;
 
 pub use availability::{matching_rule, needs_extension};
 pub use error::{error_from_response, RucioError, ServerError};

@@ -22,10 +22,13 @@
 //!   retries, resume, completion);
 //! - [`download`]: ranged downloads and their verification;
 //! - [`retry`]: which failures to retry, backoff with jitter, clock skew;
-//! - [`etag`], [`digest`]: ETag forms and the digests behind them.
+//! - [`etag`], [`digest`]: ETag forms and the digests behind them;
+//! - [`driver`]: async drivers of the above, generic over the I/O they do
+//!   (the component's is wasi:http; tests simulate a server).
 
 pub mod digest;
 pub mod download;
+pub mod driver;
 pub mod endpoint;
 pub mod error;
 pub mod etag;

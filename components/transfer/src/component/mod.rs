@@ -1,12 +1,15 @@
-//! The `transfer-component` world: WIT conversions around [`driver`],
-//! which does the I/O through wasi:http and the host's files.
-
-mod driver;
+//! The `transfer-component` world: WIT conversions around [`driver`], and
+//! its exchange: wasi:http and the host's files, whose bytes the host
+//! splices between file and connection without copying them in here.
 
 lakeport_http::component_world!("transfer-component");
 
+use std::future::Future;
+
 use futures_util::stream::{self, StreamExt};
-use lakeport_http::aio::block_on;
+use lakeport_http::aio::{self, block_on};
+use lakeport_http::{HttpError, HttpRequest, HttpResponse};
+use wasip2::io::streams::{InputStream, OutputStream};
 
 use exports::lakeport::plugins::transfer as wit;
 use lakeport::plugins::files::{PendingDigest, Sink, Source};
@@ -15,9 +18,12 @@ use crate::endpoint::{Addressing, S3Endpoint};
 use crate::error::{TransferError, TransportKind};
 use crate::multipart::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MULTIPART_THRESHOLD};
 use crate::requests::{ListObjectsV2, S3Requests, MAX_DELETE_KEYS};
+use crate::digest::Md5;
+use crate::driver::{self, Body, Downloaded, PutRequest, Settings, Uploaded};
 use crate::retry::RetryPolicy;
 use crate::{parse, Credentials};
-use driver::{Downloaded, KeySource, PutRequest, Session, Settings, Uploaded};
+
+type Session = driver::Session<HostExchange>;
 
 struct Component;
 
@@ -39,7 +45,18 @@ fn error(e: TransferError) -> wit::TransferError {
     }
 }
 
+/// Waits for an MD5 the host computes.
+async fn host_md5(pending: PendingDigest) -> Result<Md5, String> {
+    loop {
+        match pending.get() {
+            Some(result) => return result?.try_into().map_err(|_| "the host's MD5 is not 16 bytes".to_string()),
+            None => aio::wait(pending.subscribe()).await,
+        }
+    }
+}
+
 impl driver::Source for Source {
+    type Span = InputStream;
     fn name(&self) -> String {
         Source::name(self)
     }
@@ -49,11 +66,11 @@ impl driver::Source for Source {
     fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, String> {
         Source::read(self, offset, len)
     }
-    fn open_range(&self, offset: u64, len: u64) -> Result<wasip2::io::streams::InputStream, String> {
+    fn open_range(&self, offset: u64, len: u64) -> Result<InputStream, String> {
         Source::open_range(self, offset, len)
     }
-    fn md5(&self, offset: u64, len: u64) -> PendingDigest {
-        Source::md5(self, offset, len)
+    fn md5(&self, offset: u64, len: u64) -> impl Future<Output = Result<Md5, String>> {
+        host_md5(Source::md5(self, offset, len))
     }
     fn record_upload(&self, bucket: &str, key: &str, upload_id: &str) {
         Source::record_upload(self, bucket, key, upload_id)
@@ -61,6 +78,7 @@ impl driver::Source for Source {
 }
 
 impl driver::Sink for Sink {
+    type Writer = OutputStream;
     fn name(&self) -> String {
         Sink::name(self)
     }
@@ -70,22 +88,58 @@ impl driver::Sink for Sink {
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), String> {
         Sink::write(self, offset, data)
     }
-    fn open_at(&self, offset: u64) -> Result<wasip2::io::streams::OutputStream, String> {
+    fn open_at(&self, offset: u64) -> Result<OutputStream, String> {
         Sink::open_at(self, offset)
     }
-    fn md5(&self, offset: u64, len: u64) -> PendingDigest {
-        Sink::md5(self, offset, len)
+    fn md5(&self, offset: u64, len: u64) -> impl Future<Output = Result<Md5, String>> {
+        host_md5(Sink::md5(self, offset, len))
     }
     fn commit(&self) -> Result<(), String> {
         Sink::commit(self)
     }
 }
 
-/// Keys from the host, through the `credential-source` import.
-struct HostKeys;
+impl driver::Answer for aio::Response {
+    type Writer = OutputStream;
+    fn status(&self) -> u16 {
+        self.status
+    }
+    fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+    async fn chunk(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
+        aio::Response::chunk(self).await
+    }
+    async fn splice_into(&mut self, out: &OutputStream, limit: u64) -> Result<u64, HttpError> {
+        aio::Response::splice_into(self, out, limit).await
+    }
+    async fn read_all(self, limit: usize) -> Result<HttpResponse, HttpError> {
+        aio::Response::read_all(self, limit).await
+    }
+}
 
-impl KeySource for HostKeys {
-    fn renew(&self, refused_access_key_id: &str) -> Result<Credentials, String> {
+/// wasi:http, the host's files, its clock and randomness, and keys from
+/// the `credential-source` import.
+struct HostExchange;
+
+impl driver::Exchange for HostExchange {
+    type Source = Source;
+    type Sink = Sink;
+    type Answer = aio::Response;
+    async fn send(&self, request: &HttpRequest, body: Body<'_, InputStream>) -> Result<aio::Response, HttpError> {
+        let body = match body {
+            Body::Bytes(bytes) => aio::Body::Bytes(bytes),
+            Body::Span { span, len } => aio::Body::Stream { stream: span, len },
+        };
+        aio::send_body(request, body).await
+    }
+    async fn sleep_ms(&self, ms: u64) {
+        aio::sleep_ms(ms).await
+    }
+    fn random_seed(&self) -> u64 {
+        wasip2::random::random::get_random_u64()
+    }
+    fn renew_keys(&self, refused_access_key_id: &str) -> Result<Credentials, String> {
         let c = lakeport::plugins::credential_source::renew(refused_access_key_id)?;
         Ok(Credentials { access_key_id: c.access_key_id, secret_access_key: c.secret_access_key, session_token: c.session_token })
     }
@@ -177,7 +231,7 @@ impl wit::GuestClient for Client {
             multipart_threshold: config.multipart_threshold.or(config.part_size).unwrap_or(DEFAULT_MULTIPART_THRESHOLD),
             retry,
         };
-        Ok(wit::Client::new(Client { session: Session::new(requests, settings, Box::new(HostKeys)) }))
+        Ok(wit::Client::new(Client { session: Session::new(requests, settings, HostExchange) }))
     }
 
     fn list_objects(

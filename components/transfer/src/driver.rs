@@ -1,16 +1,15 @@
-//! The I/O half of the transfer component: async drivers for the core's
-//! state machines, sending through [`lakeport_http::aio`]. Parts and
-//! ranges run concurrently in one wasm thread; the host's HTTP client does
-//! the network work in parallel while the component hashes and signs.
+//! The I/O half of transfers: async drivers for the core's state machines,
+//! generic over the [`Exchange`] that moves requests, answers and local
+//! bytes. The component's exchange is wasi:http and the host's files (parts
+//! and ranges run concurrently in one wasm thread while the host's HTTP
+//! client works in parallel); tests use a simulated server.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use lakeport_http::aio::{self, Body};
-use wasip2::io::streams::{InputStream, OutputStream};
-
-use super::lakeport::plugins::files::PendingDigest;
+use lakeport_http::HttpError;
 
 use crate::digest::{md5, Md5, Md5Hasher};
 use crate::download::{
@@ -28,44 +27,75 @@ use crate::{Credentials, HttpRequest, HttpResponse};
 /// XML and error answers are small; a larger one is not S3's.
 const MAX_DOCUMENT_BYTES: usize = 16 << 20;
 
-/// Bytes to upload, as the host hands them over. A file (size known) is
-/// streamed and hashed by the host: its bytes never enter the component.
-/// A pipe's bytes come through `read`, and are hashed here.
+/// Bytes to upload. A file (size known) is sent as opened spans and hashed
+/// where it is (the component's host streams it: its bytes never enter the
+/// component). A pipe's bytes come through `read`, and are hashed here.
 pub trait Source {
+    /// A span opened for sending (the component's: a host stream).
+    type Span;
     fn name(&self) -> String;
     fn size(&self) -> Option<u64>;
     fn read(&self, offset: u64, len: u32) -> std::result::Result<Vec<u8>, String>;
-    fn open_range(&self, offset: u64, len: u64) -> std::result::Result<InputStream, String>;
-    fn md5(&self, offset: u64, len: u64) -> PendingDigest;
+    fn open_range(&self, offset: u64, len: u64) -> std::result::Result<Self::Span, String>;
+    /// Starts hashing at once, so that several spans hash in parallel
+    /// while the caller goes on; the future gives the MD5.
+    fn md5(&self, offset: u64, len: u64) -> impl Future<Output = std::result::Result<Md5, String>>;
     fn record_upload(&self, bucket: &str, key: &str, upload_id: &str);
 }
 
-/// Where a download goes. A random-access sink (a file) takes response
-/// bodies spliced into it and hashes what it holds; a pipe takes bytes in
-/// order through `write`.
+/// Where a download goes. A random-access sink (a file) takes answer
+/// bodies written into it at an offset and hashes what it holds; a pipe
+/// takes bytes in order through `write`.
 pub trait Sink {
+    /// A place opened for an answer's body (the component's: a host stream).
+    type Writer;
     fn name(&self) -> String;
     fn random_access(&self) -> bool;
     fn write(&self, offset: u64, data: &[u8]) -> std::result::Result<(), String>;
-    fn open_at(&self, offset: u64) -> std::result::Result<OutputStream, String>;
-    fn md5(&self, offset: u64, len: u64) -> PendingDigest;
+    fn open_at(&self, offset: u64) -> std::result::Result<Self::Writer, String>;
+    /// Starts hashing at once, like [`Source::md5`].
+    fn md5(&self, offset: u64, len: u64) -> impl Future<Output = std::result::Result<Md5, String>>;
     fn commit(&self) -> std::result::Result<(), String>;
 }
 
-/// Where fresh keys come from when the server refuses the ones in use.
-pub trait KeySource {
-    /// Keys other than those of `refused_access_key_id`, or why there are none.
-    fn renew(&self, refused_access_key_id: &str) -> std::result::Result<Credentials, String>;
+/// What a request carries: bytes, or a span of a [`Source`] opened for it.
+pub enum Body<'a, Span> {
+    Bytes(&'a [u8]),
+    Span { span: &'a Span, len: u64 },
 }
 
-/// Waits for an MD5 the host computes.
-async fn host_md5(pending: PendingDigest) -> std::result::Result<Md5, String> {
-    loop {
-        match pending.get() {
-            Some(result) => return result?.try_into().map_err(|_| "the host's MD5 is not 16 bytes".to_string()),
-            None => aio::wait(pending.subscribe()).await,
-        }
-    }
+/// An answer whose head has arrived and whose body has not been read.
+// One thread, no spawning: the futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Answer {
+    /// What [`Answer::splice_into`] writes into.
+    type Writer;
+    fn status(&self) -> u16;
+    fn headers(&self) -> &[(String, String)];
+    /// The next piece of the body; `None` at its end.
+    async fn chunk(&mut self) -> std::result::Result<Option<Vec<u8>>, HttpError>;
+    /// Moves up to `limit` bytes of the body into `out` (without copying
+    /// them through the caller); the bytes moved, fewer if the body ended.
+    async fn splice_into(&mut self, out: &Self::Writer, limit: u64) -> std::result::Result<u64, HttpError>;
+    /// The whole answer, refusing bodies larger than `limit` bytes.
+    async fn read_all(self, limit: usize) -> std::result::Result<HttpResponse, HttpError>;
+}
+
+/// Everything the drivers do outside the component's memory: HTTP, local
+/// data, waiting, randomness and fresh keys.
+#[allow(async_fn_in_trait)]
+pub trait Exchange {
+    type Source: Source;
+    type Sink: Sink;
+    type Answer: Answer<Writer = <Self::Sink as Sink>::Writer>;
+    /// Sends `request` with `body` in place of its own, and returns once
+    /// the answer's head has arrived.
+    async fn send(&self, request: &HttpRequest, body: Body<'_, <Self::Source as Source>::Span>) -> std::result::Result<Self::Answer, HttpError>;
+    async fn sleep_ms(&self, ms: u64);
+    /// Seeds the retry jitter.
+    fn random_seed(&self) -> u64;
+    /// Keys other than those of `refused_access_key_id`, or why there are none.
+    fn renew_keys(&self, refused_access_key_id: &str) -> std::result::Result<Credentials, String>;
 }
 
 /// The data of a part or an object to upload.
@@ -135,13 +165,13 @@ const HASHED_AT_ONCE: usize = 4;
 /// can then check the multipart ETag for certain.
 const PART_SIZE_METADATA: &str = "lakeport-part-size";
 
-pub struct Session {
+pub struct Session<X: Exchange> {
     requests: RefCell<S3Requests>,
     pub settings: Settings,
     jitter: RefCell<Jitter>,
     /// Requests sent, for messages.
     sent: Cell<u64>,
-    keys: Box<dyn KeySource>,
+    exchange: X,
     /// Which keys requests are signed with: bumped on each renewal, so that
     /// parts refused together renew the keys once.
     generation: Cell<u32>,
@@ -158,7 +188,7 @@ fn local_io(what: &str, name: &str, e: String) -> TransferError {
 }
 
 /// Reads `len` bytes from `offset`, fewer only at the end of the source.
-fn read_up_to(source: &dyn Source, offset: u64, len: u64) -> Result<Vec<u8>> {
+fn read_up_to(source: &impl Source, offset: u64, len: u64) -> Result<Vec<u8>> {
     let mut data = Vec::with_capacity(len as usize);
     while (data.len() as u64) < len {
         let want = (len - data.len() as u64).min(8 << 20) as u32;
@@ -171,22 +201,27 @@ fn read_up_to(source: &dyn Source, offset: u64, len: u64) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-fn head_only(response: &aio::Response) -> HttpResponse {
-    HttpResponse { status: response.status, headers: response.headers.clone(), body: Vec::new() }
+fn head_only(answer: &impl Answer) -> HttpResponse {
+    HttpResponse { status: answer.status(), headers: answer.headers().to_vec(), body: Vec::new() }
 }
 
-impl Session {
-    pub fn new(requests: S3Requests, settings: Settings, keys: Box<dyn KeySource>) -> Self {
-        let seed = wasip2::random::random::get_random_u64();
+impl<X: Exchange> Session<X> {
+    pub fn new(requests: S3Requests, settings: Settings, exchange: X) -> Self {
+        let seed = exchange.random_seed();
         Session {
             requests: RefCell::new(requests),
             settings,
             jitter: RefCell::new(Jitter::new(seed)),
             sent: Cell::new(0),
-            keys,
+            exchange,
             generation: Cell::new(0),
             keys_worked: Cell::new(false),
         }
+    }
+
+    /// What the session does its I/O through.
+    pub fn exchange(&self) -> &X {
+        &self.exchange
     }
 
     fn random(&self) -> u64 {
@@ -212,9 +247,9 @@ impl Session {
 
     /// One attempt: `request` sent with `body` (its own XML, a part, an
     /// object), the answer read whole.
-    async fn exchange(&self, request: &HttpRequest, body: Body<'_>) -> Result<HttpResponse> {
+    async fn attempt(&self, request: &HttpRequest, body: Body<'_, <X::Source as Source>::Span>) -> Result<HttpResponse> {
         self.sent.set(self.sent.get() + 1);
-        let response = aio::send_body(request, body).await.map_err(|e| TransferError::from(&e))?;
+        let response = self.exchange.send(request, body).await.map_err(|e| TransferError::from(&e))?;
         let response = response.read_all(MAX_DOCUMENT_BYTES).await.map_err(|e| TransferError::from(&e))?;
         self.answered(response.status);
         Ok(response)
@@ -222,22 +257,22 @@ impl Session {
 
     /// Sends `payload` as the body of `request`: held bytes as they are, a
     /// span of `source` streamed by the host.
-    async fn exchange_payload(&self, request: &HttpRequest, payload: &Payload, source: &dyn Source) -> Result<HttpResponse> {
+    async fn attempt_payload(&self, request: &HttpRequest, payload: &Payload, source: &X::Source) -> Result<HttpResponse> {
         match payload {
-            Payload::Held(data) => self.exchange(request, Body::Bytes(data)).await,
+            Payload::Held(data) => self.attempt(request, Body::Bytes(data)).await,
             Payload::InSource { offset, len } => {
-                let stream = source.open_range(*offset, *len).map_err(|e| local_io("reading", &source.name(), e))?;
-                self.exchange(request, Body::Stream { stream: &stream, len: *len }).await
+                let span = source.open_range(*offset, *len).map_err(|e| local_io("reading", &source.name(), e))?;
+                self.attempt(request, Body::Span { span: &span, len: *len }).await
             }
         }
     }
 
     /// The MD5 of a payload: computed here for held bytes, by the host for
     /// a file.
-    async fn payload_md5(&self, payload: &Payload, source: &dyn Source) -> Result<Md5> {
+    async fn payload_md5(&self, payload: &Payload, source: &X::Source) -> Result<Md5> {
         match payload {
             Payload::Held(data) => Ok(md5(data)),
-            Payload::InSource { offset, len } => host_md5(source.md5(*offset, *len)).await.map_err(|e| local_io("reading", &source.name(), e)),
+            Payload::InSource { offset, len } => source.md5(*offset, *len).await.map_err(|e| local_io("reading", &source.name(), e)),
         }
     }
 
@@ -263,7 +298,7 @@ impl Session {
             return Ok(());
         }
         let refused = self.requests.borrow().access_key_id().to_string();
-        let fresh = self.keys.renew(&refused).map_err(|e| format!("renewing the credentials failed: {e}"))?;
+        let fresh = self.exchange.renew_keys(&refused).map_err(|e| format!("renewing the credentials failed: {e}"))?;
         if fresh.access_key_id == refused {
             return Err("renewing the credentials gave the refused keys again".into());
         }
@@ -283,7 +318,7 @@ impl Session {
     async fn call_with<T>(
         &self,
         build: impl Fn(&mut S3Requests, i64) -> Result<HttpRequest>,
-        payload: Option<(&Payload, &dyn Source)>,
+        payload: Option<(&Payload, &X::Source)>,
         parse: impl Fn(&HttpResponse) -> Result<T>,
     ) -> Result<T> {
         self.call_counting(&mut Attempts::default(), build, payload, parse).await
@@ -295,14 +330,14 @@ impl Session {
         &self,
         attempts: &mut Attempts,
         build: impl Fn(&mut S3Requests, i64) -> Result<HttpRequest>,
-        payload: Option<(&Payload, &dyn Source)>,
+        payload: Option<(&Payload, &X::Source)>,
         parse: impl Fn(&HttpResponse) -> Result<T>,
     ) -> Result<T> {
         loop {
             let (request, generation) = self.sign(&build)?;
             let answer = match payload {
-                Some((payload, source)) => self.exchange_payload(&request, payload, source).await,
-                None => self.exchange(&request, Body::Bytes(&request.body)).await,
+                Some((payload, source)) => self.attempt_payload(&request, payload, source).await,
+                None => self.attempt(&request, Body::Bytes(&request.body)).await,
             };
             let error = match answer {
                 Ok(response) => match parse(&response) {
@@ -314,7 +349,7 @@ impl Session {
             let error = self.judged(error);
             let decision = self.settings.retry.decide(attempts, &error, now(), self.random());
             match self.settle(decision, generation) {
-                Ok(wait) => aio::sleep_ms(wait).await,
+                Ok(wait) => self.exchange.sleep_ms(wait).await,
                 Err(note) => return Err(noted(error, note)),
             }
         }
@@ -327,7 +362,7 @@ impl Session {
 
     // ---- uploads ----
 
-    pub async fn put(&self, source: &dyn Source, req: &PutRequest<'_>) -> Result<Uploaded> {
+    pub async fn put(&self, source: &X::Source, req: &PutRequest<'_>) -> Result<Uploaded> {
         let size = source.size();
         let options = UploadOptions { part_size: self.settings.part_size, multipart_threshold: self.settings.multipart_threshold };
         match plan_upload(size, &options)? {
@@ -344,7 +379,7 @@ impl Session {
         }
     }
 
-    async fn put_single(&self, source: &dyn Source, payload: Payload, req: &PutRequest<'_>) -> Result<Uploaded> {
+    async fn put_single(&self, source: &X::Source, payload: Payload, req: &PutRequest<'_>) -> Result<Uploaded> {
         let digest = self.payload_md5(&payload, source).await?;
         let descriptor = PayloadDescriptor::unsigned(payload.len(), digest);
         let options = PutOptions { content_type: req.content_type.clone(), ..PutOptions::default() };
@@ -362,7 +397,7 @@ impl Session {
         Ok(Uploaded { size: payload.len(), etag: normalize_etag(&put.etag).to_string(), parts: 0, parts_kept: 0 })
     }
 
-    async fn put_multipart(&self, source: &dyn Source, plan: PartPlan, first: Option<Vec<u8>>, req: &PutRequest<'_>) -> Result<Uploaded> {
+    async fn put_multipart(&self, source: &X::Source, plan: PartPlan, first: Option<Vec<u8>>, req: &PutRequest<'_>) -> Result<Uploaded> {
         let (bucket, key) = (req.bucket, req.key);
         let resumed = match (req.resume, &req.resume_upload_id) {
             (false, _) => None,
@@ -386,7 +421,7 @@ impl Session {
                 // The local data of the parts the server has, hashed by the host in parallel.
                 let spans: Vec<crate::PartSpan> = server_parts.iter().filter_map(|p| plan.part(p.part_number)).collect();
                 let digests: BTreeMap<u32, Md5> = futures_util::stream::iter(spans)
-                    .map(|span| async move { (span.number, host_md5(source.md5(span.offset, span.length)).await) })
+                    .map(|span| async move { (span.number, source.md5(span.offset, span.length).await) })
                     .buffer_unordered(HASHED_AT_ONCE)
                     .filter_map(|(number, digest)| async move { Some((number, digest.ok()?)) })
                     .collect()
@@ -432,7 +467,7 @@ impl Session {
     }
 
     /// Sends every part not yet stored, `concurrency` at once.
-    async fn send_parts(&self, source: &dyn Source, upload: &mut MultipartUpload, mut first: Option<Vec<u8>>, req: &PutRequest<'_>) -> Result<()> {
+    async fn send_parts(&self, source: &X::Source, upload: &mut MultipartUpload, mut first: Option<Vec<u8>>, req: &PutRequest<'_>) -> Result<()> {
         let (bucket, key) = (req.bucket, req.key);
         let upload_id = upload.upload_id().to_string();
         let pipe = upload.plan().total_size().is_none();
@@ -504,7 +539,7 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     async fn upload_part(
         &self,
-        source: &dyn Source,
+        source: &X::Source,
         bucket: &str,
         key: &str,
         upload_id: &str,
@@ -512,13 +547,13 @@ impl Session {
         payload: Payload,
         wait_ms: u64,
     ) -> (u32, Payload, u32, Result<String>) {
-        aio::sleep_ms(wait_ms).await;
+        self.exchange.sleep_ms(wait_ms).await;
         let mut generation = self.generation.get();
         let result = async {
             let descriptor = PayloadDescriptor::unsigned(payload.len(), self.payload_md5(&payload, source).await?);
             let (request, signed_with) = self.sign(&|r, t| r.upload_part(bucket, key, upload_id, number, &descriptor, t))?;
             generation = signed_with;
-            parse::parse_upload_part(&self.exchange_payload(&request, &payload, source).await?)
+            parse::parse_upload_part(&self.attempt_payload(&request, &payload, source).await?)
         }
         .await;
         (number, payload, generation, result)
@@ -604,7 +639,7 @@ impl Session {
         self.settings.part_size
     }
 
-    pub async fn get(&self, bucket: &str, key: &str, sink: &dyn Sink) -> Result<Downloaded> {
+    pub async fn get(&self, bucket: &str, key: &str, sink: &X::Sink) -> Result<Downloaded> {
         let head = self.head(bucket, key, None).await?;
         let size = head.content_length;
         // A multipart ETag is checkable only with the part layout: lakeport
@@ -628,7 +663,7 @@ impl Session {
 
     /// A download whose size is known from a listing: small objects skip
     /// the HEAD and come in one GET.
-    pub async fn get_listed(&self, bucket: &str, key: &str, size: Option<u64>, sink: &dyn Sink) -> Result<Downloaded> {
+    pub async fn get_listed(&self, bucket: &str, key: &str, size: Option<u64>, sink: &X::Sink) -> Result<Downloaded> {
         match size {
             Some(size) if size <= self.range_size().unwrap_or(DEFAULT_RANGE_SIZE) => {
                 let whole = |resp: &HttpResponse| parse::parse_get_object(resp, None).map(|meta| (meta, resp.body.clone()));
@@ -648,7 +683,7 @@ impl Session {
         }
     }
 
-    async fn fetch_ranges(&self, bucket: &str, key: &str, plan: DownloadPlan, sink: &dyn Sink) -> Result<Downloaded> {
+    async fn fetch_ranges(&self, bucket: &str, key: &str, plan: DownloadPlan, sink: &X::Sink) -> Result<Downloaded> {
         let size = plan.size;
         let random_access = sink.random_access();
         // A plain ETag is the MD5 of all bytes in order: for a file the host
@@ -656,7 +691,7 @@ impl Session {
         // goes on from the last one), leaving only the tail for the end; a
         // pipe's bytes are hashed as they go out.
         let whole_md5 = matches!(plan.etag.as_deref().map(etag_kind), Some(EtagKind::Md5(_))) && plan.range_count() > 1;
-        let mut prefix_md5: Option<PendingDigest> = None;
+        let mut prefix_md5 = None;
         let max_held = 2 * self.settings.concurrency.max(1);
         let mut download = RangedDownload::new(plan.clone(), self.settings.retry);
         let mut hasher = Md5Hasher::default();
@@ -703,7 +738,7 @@ impl Session {
             (false, _) => None,
             (true, true) => {
                 drop(prefix_md5);
-                Some(host_md5(sink.md5(0, size)).await.map_err(|e| local_io("reading back", &sink.name(), e))?)
+                Some(sink.md5(0, size).await.map_err(|e| local_io("reading back", &sink.name(), e))?)
             }
             (true, false) => Some(hasher.finish()),
         };
@@ -715,23 +750,23 @@ impl Session {
     /// One attempt at a range, and the generation of the keys that signed
     /// it. Into a file the body is spliced by the host and hashed there;
     /// for a pipe the bytes come back to go out in order.
-    async fn fetch_range(&self, bucket: &str, key: &str, plan: &DownloadPlan, range: RangeToFetch, sink: &dyn Sink, wait_ms: u64) -> (RangeToFetch, u32, Result<Fetched>) {
-        aio::sleep_ms(wait_ms).await;
+    async fn fetch_range(&self, bucket: &str, key: &str, plan: &DownloadPlan, range: RangeToFetch, sink: &X::Sink, wait_ms: u64) -> (RangeToFetch, u32, Result<Fetched>) {
+        self.exchange.sleep_ms(wait_ms).await;
         let mut generation = self.generation.get();
         let result = async {
             let (request, signed_with) = self.sign(&|r, t| r.get_object(bucket, key, &range.options, t))?;
             generation = signed_with;
             self.sent.set(self.sent.get() + 1);
-            let mut response = aio::send(&request).await.map_err(|e| TransferError::from(&e))?;
-            self.answered(response.status);
-            if !(200..300).contains(&response.status) {
+            let mut response = self.exchange.send(&request, Body::Bytes(&request.body)).await.map_err(|e| TransferError::from(&e))?;
+            self.answered(response.status());
+            if !(200..300).contains(&response.status()) {
                 let full = response.read_all(MAX_DOCUMENT_BYTES).await.map_err(|e| TransferError::from(&e))?;
                 return Err(parse::error_from_response(&full, false));
             }
             let meta = parse::parse_get_object(&head_only(&response), range.options.range)?;
             if meta.content_length != range.length {
                 return Err(TransferError::InvalidResponse {
-                    status: response.status,
+                    status: response.status(),
                     message: format!("the server sent {} bytes of {key} where {} were asked for; try again", meta.content_length, range.length),
                 });
             }
@@ -748,9 +783,9 @@ impl Session {
                 }
                 let spans = digest_spans(plan, range.length);
                 let mut md5s = Vec::with_capacity(spans.len());
-                let pending: Vec<PendingDigest> = spans.iter().map(|&(at, len)| sink.md5(range.offset + at, len)).collect();
+                let pending: Vec<_> = spans.iter().map(|&(at, len)| sink.md5(range.offset + at, len)).collect();
                 for digest in pending {
-                    md5s.push(host_md5(digest).await.map_err(|e| local_io("reading back", &sink.name(), e))?);
+                    md5s.push(digest.await.map_err(|e| local_io("reading back", &sink.name(), e))?);
                 }
                 return Ok(Fetched { digest: range_digest(plan, range.length, &md5s)?, data: None });
             }
@@ -760,7 +795,7 @@ impl Session {
                 data.extend_from_slice(&chunk);
                 hasher.update(&chunk);
                 if data.len() as u64 > range.length {
-                    return Err(TransferError::InvalidResponse { status: response.status, message: format!("the server sent more of {key} than it announced") });
+                    return Err(TransferError::InvalidResponse { status: response.status(), message: format!("the server sent more of {key} than it announced") });
                 }
             }
             if (data.len() as u64) < range.length {
