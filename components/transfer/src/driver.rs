@@ -179,9 +179,7 @@ pub struct Session<X: Exchange> {
     keys_worked: Cell<bool>,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
+use lakeport_http::unix_now as now;
 
 fn local_io(what: &str, name: &str, e: String) -> TransferError {
     TransferError::LocalIo(format!("{what} {name} failed: {e}"))

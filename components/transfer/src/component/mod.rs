@@ -364,8 +364,7 @@ impl wit::GuestClient for Client {
             "DELETE" => "DELETE",
             other => return Err(wit::TransferError::InvalidInput(format!("presigned URLs are for GET, PUT, HEAD or DELETE, not {other}"))),
         };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        self.session.presign(method, &bucket, &key, expires_seconds, now).map_err(error)
+        self.session.presign(method, &bucket, &key, expires_seconds, lakeport_http::unix_now()).map_err(error)
     }
 
     fn list_uploads(&self, bucket: String, prefix: String) -> Result<Vec<wit::UploadSummary>, wit::TransferError> {
