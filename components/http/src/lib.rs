@@ -3,6 +3,7 @@
 //! them through `wasi:http`, where the host decides which hosts are allowed.
 
 pub mod date;
+pub mod retry;
 mod values;
 #[cfg(target_arch = "wasm32")]
 pub mod aio;

@@ -104,6 +104,10 @@ impl RucioExchange for WasiHttp {
     fn sleep_ms(&self, ms: u64) {
         lakeport_http::aio::block_on(lakeport_http::aio::sleep_ms(ms));
     }
+    /// The clock's nanoseconds: the component imports no random source.
+    fn jitter_seed(&self) -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.subsec_nanos().into())
+    }
 }
 
 pub struct Client {

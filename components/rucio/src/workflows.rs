@@ -2,6 +2,9 @@
 //! make available), generic over the [`RucioExchange`] that carries them:
 //! the component's is blocking wasi:http; tests use a simulated Rucio.
 
+use std::cell::RefCell;
+
+use lakeport_http::retry::{Jitter, RetryPolicy};
 use lakeport_http::{HttpError, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
@@ -14,6 +17,8 @@ use crate::{matching_rule, needs_extension, pfn_target, same_adler32, PfnTarget,
 pub trait RucioExchange {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError>;
     fn sleep_ms(&self, ms: u64);
+    /// Seeds the backoff's jitter (any value that differs between runs).
+    fn jitter_seed(&self) -> u64;
 }
 
 /// A file to upload and register.
@@ -45,7 +50,8 @@ pub struct Availability {
 
 pub struct RucioClient<X: RucioExchange> {
     pub requests: RucioRequests,
-    max_attempts: u32,
+    retry: RetryPolicy,
+    jitter: RefCell<Jitter>,
     http: X,
 }
 
@@ -56,7 +62,8 @@ fn already_done(e: &RucioError, classes: &[&str]) -> bool {
 
 impl<X: RucioExchange> RucioClient<X> {
     pub fn new(requests: RucioRequests, max_attempts: u32, http: X) -> Self {
-        RucioClient { requests, max_attempts: max_attempts.max(1), http }
+        let retry = RetryPolicy { max_attempts: max_attempts.max(1), ..RetryPolicy::default() };
+        RucioClient { requests, retry, jitter: RefCell::new(Jitter::new(http.jitter_seed())), http }
     }
 
     /// What the client sends through.
@@ -64,7 +71,8 @@ impl<X: RucioExchange> RucioClient<X> {
         &self.http
     }
 
-    /// One exchange, tried again on a dropped connection or a 502/503/504.
+    /// One exchange, tried again (after the shared policy's backoff) on a
+    /// dropped connection or a 502/503/504.
     /// A refused token is not: the caller logs in again and repeats the
     /// call that was refused, and only that one.
     pub fn exchange(&self, request: &HttpRequest) -> Result<HttpResponse, RucioError> {
@@ -76,10 +84,11 @@ impl<X: RucioExchange> RucioClient<X> {
                 Ok(r) => matches!(r.status, 502..=504),
                 Err(_) => false,
             };
-            if !retry || attempt >= self.max_attempts {
+            if !retry || attempt >= self.retry.max_attempts {
                 return result;
             }
-            self.http.sleep_ms(200 << attempt);
+            let random = self.jitter.borrow_mut().next_u64();
+            self.http.sleep_ms(self.retry.backoff_ms(attempt, random));
             attempt += 1;
         }
     }

@@ -246,6 +246,9 @@ impl RucioExchange for SimRucio {
     fn sleep_ms(&self, ms: u64) {
         self.slept_ms.borrow_mut().push(ms);
     }
+    fn jitter_seed(&self) -> u64 {
+        7
+    }
 }
 
 fn rucio(token: &str) -> RucioClient<SimRucio> {
@@ -340,7 +343,10 @@ fn transient_failures_stop_after_max_attempts() {
     let e = client.begin_upload(RSE, vec![file("a.h5", "0a1b2c3d")], None, None).unwrap_err();
     assert!(e.to_string().contains("503"), "{e}");
     assert_eq!(sent(&client, "get_did"), 3);
-    assert_eq!(*client.http().slept_ms.borrow(), [400, 800], "backoff doubles between attempts");
+    // The shared policy's full jitter: up to 250 ms, then up to 500 ms.
+    let slept = client.http().slept_ms.borrow().clone();
+    assert_eq!(slept.len(), 2, "{slept:?}");
+    assert!(slept[0] <= 250 && slept[1] <= 500, "backoff ceilings double between attempts: {slept:?}");
 }
 
 #[test]

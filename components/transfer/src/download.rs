@@ -24,7 +24,7 @@ use crate::error::{invalid_input, Result, TransferError};
 use crate::etag::{etag_kind, multipart_etag, normalize_etag, EtagKind};
 use crate::multipart::{choose_part_size, MAX_PARTS, MIB, MIN_PART_SIZE};
 use crate::requests::{ByteRange, GetOptions};
-use crate::retry::{Attempts, RetryDecision, RetryPolicy};
+use crate::retry::{Attempts, RetryDecision, RetryPolicy, S3Retry};
 
 pub const DEFAULT_RANGE_SIZE: u64 = 16 * MIB;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;

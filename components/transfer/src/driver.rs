@@ -21,7 +21,7 @@ use crate::etag::{etag_kind, normalize_etag, EtagKind};
 use crate::multipart::{choose_part_size, completion_uncertain, infer_part_size, plan_upload, MultipartUpload, PartPlan, UploadOptions, UploadPlan, MAX_PART_SIZE, MAX_SINGLE_PUT};
 use crate::parse::{self, ListedPart, ObjectMetadata};
 use crate::requests::{ByteRange, CopyOptions, GetOptions, ListMultipartUploads, PayloadDescriptor, PutOptions, S3Requests};
-use crate::retry::{forgotten_keys_as_expired, Attempts, Jitter, RetryDecision, RetryPolicy};
+use crate::retry::{forgotten_keys_as_expired, Attempts, Jitter, RetryDecision, RetryPolicy, S3Retry};
 use crate::{Credentials, HttpRequest, HttpResponse};
 
 /// XML and error answers are small; a larger one is not S3's.

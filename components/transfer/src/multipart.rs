@@ -36,7 +36,7 @@ use crate::error::{invalid_input, Result, S3ErrorKind, TransferError, TransportK
 use crate::etag::{etag_kind, multipart_etag, normalize_etag, EtagKind};
 use crate::parse::{ListedPart, ObjectMetadata};
 use crate::requests::{CompletedPart, S3Requests};
-use crate::retry::{Attempts, RetryDecision, RetryPolicy};
+use crate::retry::{Attempts, RetryDecision, RetryPolicy, S3Retry};
 
 pub use crate::limits::{MAX_OBJECT_SIZE, MAX_PARTS, MAX_PART_SIZE, MAX_SINGLE_PUT, MIB, MIN_PART_SIZE};
 pub const DEFAULT_PART_SIZE: u64 = 16 * MIB;

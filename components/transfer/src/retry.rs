@@ -14,19 +14,7 @@
 use crate::error::{S3ErrorKind, TransferError, TransportKind};
 use crate::time::parse_http_date;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (1 = never retry).
-    pub max_attempts: u32,
-    pub base_delay_ms: u64,
-    pub max_delay_ms: u64,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy { max_attempts: 5, base_delay_ms: 250, max_delay_ms: 20_000 }
-    }
-}
+pub use lakeport_http::retry::{Jitter, RetryPolicy};
 
 /// What kind of failure an error is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,18 +106,28 @@ pub struct Attempts {
     pub credentials_renewed: bool,
 }
 
-impl RetryPolicy {
-    /// The full-jitter wait before retry number `retry` (1-based): uniform
-    /// in `0..=min(max_delay, base × 2^(retry-1))`, drawn from `random`.
-    pub fn backoff_ms(&self, retry: u32, random: u64) -> u64 {
-        let exp = retry.saturating_sub(1).min(40);
-        let ceiling = self.base_delay_ms.saturating_mul(1u64 << exp).min(self.max_delay_ms);
-        random % (ceiling + 1)
-    }
-
+/// S3's retry decisions, on the shared [`RetryPolicy`].
+pub trait S3Retry {
     /// Decides after a failed attempt. `local_now` is the local clock (Unix
     /// seconds) when the answer came; `random` any random value.
-    pub fn decide(&self, attempts: &mut Attempts, error: &TransferError, local_now: i64, random: u64) -> RetryDecision {
+    fn decide(&self, attempts: &mut Attempts, error: &TransferError, local_now: i64, random: u64) -> RetryDecision;
+
+    /// [`S3Retry::decide`] for one piece (part or range) of a transfer that
+    /// fails as a whole on [`RetryDecision::GiveUp`]; see the impl.
+    fn decide_for_piece(
+        &self,
+        attempts: Result<&mut Attempts, TransferError>,
+        failure: &mut Option<TransferError>,
+        error: &TransferError,
+        local_now: i64,
+        random: u64,
+    ) -> RetryDecision;
+}
+
+impl S3Retry for RetryPolicy {
+    /// Decides after a failed attempt. `local_now` is the local clock (Unix
+    /// seconds) when the answer came; `random` any random value.
+    fn decide(&self, attempts: &mut Attempts, error: &TransferError, local_now: i64, random: u64) -> RetryDecision {
         attempts.failures += 1;
         match classify_at(error, local_now) {
             FailureClass::ClockSkew if !attempts.clock_fixed => {
@@ -157,7 +155,7 @@ impl RetryPolicy {
     /// that fails as a whole on [`RetryDecision::GiveUp`]. `attempts` is the
     /// piece's record, or the driver's misuse when it was not in flight;
     /// the transfer's first fatal error is kept in `failure`.
-    pub fn decide_for_piece(
+    fn decide_for_piece(
         &self,
         attempts: Result<&mut Attempts, TransferError>,
         failure: &mut Option<TransferError>,
@@ -187,24 +185,6 @@ pub fn clock_offset(server_time: i64, local_now: i64) -> i64 {
 /// [`clock_offset`] from an HTTP `Date` header (RFC 1123).
 pub fn clock_offset_from_date(date: &str, local_now: i64) -> Option<i64> {
     parse_http_date(date).map(|server| clock_offset(server, local_now))
-}
-
-/// xorshift64*: a small seeded generator for jitter, for drivers without
-/// another source (seed it from `wasi:random`).
-#[derive(Clone, Debug)]
-pub struct Jitter(u64);
-
-impl Jitter {
-    pub fn new(seed: u64) -> Self {
-        Jitter(seed | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 #[cfg(test)]
