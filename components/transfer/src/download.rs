@@ -219,10 +219,13 @@ pub struct RangeHasher {
     whole: Option<Md5Hasher>,
     length: u64,
     /// Per hashed part size: (part size, and unless the part size is the
-    /// range size — whose one chunk is the whole range, hashed once — the
-    /// current chunk's hasher, bytes in it, finished chunks).
-    chunks: Vec<(u64, Option<(Md5Hasher, u64, Vec<Md5>)>)>,
+    /// range size — whose one chunk is the whole range, hashed once — its
+    /// chunks so far).
+    chunks: Vec<(u64, Option<ChunkHashes>)>,
 }
+
+/// The current chunk's hasher, the bytes in it, and the finished chunks' MD5s.
+type ChunkHashes = (Md5Hasher, u64, Vec<Md5>);
 
 impl RangeHasher {
     pub fn new(plan: &DownloadPlan) -> Self {
