@@ -9,6 +9,7 @@ pub mod creds;
 pub mod egress;
 pub mod embedded;
 pub mod file_md5;
+pub mod instance;
 pub mod log;
 pub mod oidc;
 pub mod paths;

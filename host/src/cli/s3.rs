@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 use super::profile::{context, ProfileArgs};
 use super::Output;
 use crate::config::Config;
-use crate::egress::{AllowedHost, EgressPolicy};
+use crate::instance::{CallError, ComponentError};
 use crate::progress::{bytes, Bar, Progress};
 use crate::runtime::Runtime;
-use crate::transfer::{Addressing, BatchOutcome, ClientConfig, FileSink, FileSource, ObjectSummary, Transfer, TransferError, UploadOptions};
+use crate::transfer::{BatchOutcome, FileSink, FileSource, ObjectSummary, Transfer, UploadOptions};
 
 #[derive(Args, Debug)]
 pub struct S3Args {
@@ -195,57 +195,8 @@ fn open(common: &Common, output: Output, buckets: &[&str]) -> Result<Session> {
     let config = Config::load(common.profile.config.as_deref())?;
     let runtime = Runtime::new()?;
     let ctx = context(&config, &common.profile, &runtime)?;
-    let transfer = transfer_for(&ctx, common.profile.ca_file.clone(), buckets, common.concurrency, common.part_size)?;
+    let transfer = Transfer::for_profile(&ctx, buckets, common.concurrency, common.part_size)?;
     Ok(Session { transfer, output, quiet: common.quiet })
-}
-
-/// A transfer client for the profile's S3 endpoint and credentials, that
-/// may reach the endpoint (and, with virtual addressing, `buckets` on it).
-pub(super) fn transfer_for(
-    ctx: &crate::tokens::TokenContext<'_>,
-    ca_file: Option<PathBuf>,
-    buckets: &[&str],
-    concurrency: Option<u32>,
-    part_size: Option<u64>,
-) -> Result<Transfer> {
-    let endpoint = ctx.profile.require("s3_endpoint", &ctx.profile.s3_endpoint, &ctx.name)?.to_string();
-    let region = ctx.profile.region.clone().unwrap_or_else(|| "us-east-1".into());
-    let addressing = match ctx.profile.addressing_style.as_deref() {
-        None | Some("path") => Addressing::Path,
-        Some("virtual") | Some("virtual-hosted") => Addressing::VirtualHosted,
-        Some(other) => bail!("profile '{}': addressing_style '{other}' must be 'path' or 'virtual'", ctx.name),
-    };
-    let mut allowed = vec![AllowedHost::from_url(&endpoint).with_context(|| format!("profile '{}': bad s3_endpoint", ctx.name))?];
-    if addressing == Addressing::VirtualHosted {
-        // bucket.endpoint-host, for the buckets this command names only.
-        let (scheme, host) = endpoint.split_once("://").ok_or_else(|| anyhow!("profile '{}': bad s3_endpoint", ctx.name))?;
-        for bucket in buckets {
-            allowed.push(AllowedHost::from_url(&format!("{scheme}://{bucket}.{host}"))?);
-        }
-    }
-    let creds = ctx.s3_credentials()?;
-    let ca = ca_file.or_else(|| ctx.profile.ca_file.clone());
-    let client = ClientConfig {
-        endpoint,
-        region,
-        addressing,
-        credentials: crate::transfer::Credentials {
-            access_key_id: creds.access_key_id,
-            secret_access_key: creds.secret_access_key,
-            session_token: creds.session_token,
-        },
-        concurrency,
-        part_size,
-        multipart_threshold: None,
-        max_attempts: None,
-    };
-    let renewal = crate::creds::Renewal::of(ctx);
-    let renew_keys: crate::runtime::RenewS3Keys = Box::new(move |refused| renewal.renew(refused).map_err(|e| format!("{e:#}")));
-    Transfer::new(ctx.runtime, EgressPolicy::new(allowed, ca), &client, Some(renew_keys))
-}
-
-fn failed(e: TransferError) -> anyhow::Error {
-    anyhow!(e.message())
 }
 
 pub fn run(args: S3Args, output: Output) -> Result<()> {
@@ -277,21 +228,21 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
         S3Command::Mb { url, common } => {
             let url = S3Url::require(&url)?;
             let mut s = open(&common, output, &[&url.bucket])?;
-            s.transfer.make_bucket(&url.bucket)?.map_err(failed)?;
+            s.transfer.make_bucket(&url.bucket)?;
             s.say(&format!("make_bucket: {}", url.bucket), json!({"created": url.bucket}));
             Ok(())
         }
         S3Command::Rb { url, common } => {
             let url = S3Url::require(&url)?;
             let mut s = open(&common, output, &[&url.bucket])?;
-            s.transfer.remove_bucket(&url.bucket)?.map_err(failed)?;
+            s.transfer.remove_bucket(&url.bucket)?;
             s.say(&format!("remove_bucket: {}", url.bucket), json!({"removed": url.bucket}));
             Ok(())
         }
         S3Command::Stat { url, common } => {
             let url = S3Url::object(&url)?;
             let mut s = open(&common, output, &[&url.bucket])?;
-            let info = s.transfer.stat(&url.bucket, &url.key)?.map_err(failed)?;
+            let info = s.transfer.stat(&url.bucket, &url.key)?;
             let doc = json!({
                 "key": url.key, "size": info.size, "etag": info.etag, "last_modified": info.last_modified.map(crate::tokens::rfc3339),
                 "content_type": info.content_type, "storage_class": info.storage_class, "parts": info.parts_count,
@@ -317,7 +268,7 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
         S3Command::Presign { url, expires, method, common } => {
             let url = S3Url::object(&url)?;
             let mut s = open(&common, output, &[&url.bucket])?;
-            let signed = s.transfer.presign(&method, &url.bucket, &url.key, expires)?.map_err(failed)?;
+            let signed = s.transfer.presign(&method, &url.bucket, &url.key, expires)?;
             if output == Output::Json {
                 println!("{}", json!({"url": signed, "method": method.to_ascii_uppercase(), "expires_in": expires}));
             } else {
@@ -328,7 +279,7 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
         S3Command::Uploads { command: UploadsCommand::Ls { url, common } } => {
             let url = S3Url::require(&url)?;
             let mut s = open(&common, output, &[&url.bucket])?;
-            let uploads = s.transfer.list_uploads(&url.bucket, &url.key)?.map_err(failed)?;
+            let uploads = s.transfer.list_uploads(&url.bucket, &url.key)?;
             if output == Output::Json {
                 let list: Vec<Value> = uploads
                     .iter()
@@ -347,11 +298,11 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
             let mut s = open(&common, output, &[&url.bucket])?;
             let targets: Vec<(String, String)> = match (upload_id, all) {
                 (Some(id), false) => vec![(url.key.clone(), id)],
-                (None, true) => s.transfer.list_uploads(&url.bucket, &url.key)?.map_err(failed)?.into_iter().map(|u| (u.key, u.upload_id)).collect(),
+                (None, true) => s.transfer.list_uploads(&url.bucket, &url.key)?.into_iter().map(|u| (u.key, u.upload_id)).collect(),
                 _ => bail!("give either an upload ID or --all"),
             };
             for (key, id) in targets {
-                s.transfer.abort_upload(&url.bucket, &key, &id)?.map_err(failed)?;
+                s.transfer.abort_upload(&url.bucket, &key, &id)?;
                 s.say(&format!("aborted: {id} {}", url.show(&key)), json!({"aborted": id, "key": key}));
             }
             Ok(())
@@ -374,7 +325,7 @@ fn list_all(s: &mut Session, url: &S3Url, delimiter: Option<&str>) -> Result<(Ve
     let (mut objects, mut prefixes, mut token) = (Vec::new(), Vec::new(), None::<String>);
     let mut seen = std::collections::HashSet::new();
     loop {
-        let page = s.transfer.list(&url.bucket, &url.key, delimiter, token.as_deref())?.map_err(failed)?;
+        let page = s.transfer.list(&url.bucket, &url.key, delimiter, token.as_deref())?;
         objects.extend(page.objects);
         prefixes.extend(page.common_prefixes);
         match page.next_continuation {
@@ -436,17 +387,13 @@ fn upload(s: &mut Session, source: &str, to: &S3Url, options: &UploadOptions) ->
         progress.add_total(file.size().unwrap_or(0));
         (file, key_for(to, path)?, progress)
     };
-    let mut options = options.clone();
-    if options.resume && source != "-" {
-        options.resume_upload_id = crate::transfer::noted_upload(&to.bucket, &key, Path::new(source));
-    }
     let bar = Bar::start(progress, s.quiet);
-    let result = s.transfer.put(file, &to.bucket, &key, &options)?;
+    let result = s.transfer.put(file, &to.bucket, &key, options);
     drop(bar);
-    if source != "-" && (result.is_ok() || !options.keep_on_failure) {
-        crate::transfer::forget_upload(&to.bucket, &key, Path::new(source));
-    }
-    let done = result.map_err(failed).with_context(|| format!("uploading {source} to {}", to.show(&key)))?;
+    let done = match result {
+        Err(CallError::Stopped(e)) => return Err(e),
+        other => other.with_context(|| format!("uploading {source} to {}", to.show(&key)))?,
+    };
     let resumed = if done.parts_kept > 0 { format!(", {} parts already on the server", done.parts_kept) } else { String::new() };
     s.say(
         &format!("upload: {source} to {} ({}{resumed})", to.show(&key), bytes(done.size)),
@@ -470,14 +417,17 @@ fn download(s: &mut Session, from: &S3Url, destination: &str) -> Result<()> {
         (FileSink::file(&path, progress.clone()), path.display().to_string())
     };
     if destination != "-" {
-        if let Ok(Ok(info)) = s.transfer.stat(&from.bucket, &from.key) {
+        if let Ok(info) = s.transfer.stat(&from.bucket, &from.key) {
             progress.add_total(info.size);
         }
     }
     let bar = Bar::start(progress, s.quiet || destination == "-");
-    let result = s.transfer.get(&from.bucket, &from.key, sink)?;
+    let result = s.transfer.get(&from.bucket, &from.key, sink);
     drop(bar);
-    let done = result.map_err(failed).with_context(|| format!("downloading {} to {shown}", from.show(&from.key)))?;
+    let done = match result {
+        Err(CallError::Stopped(e)) => return Err(e),
+        other => other.with_context(|| format!("downloading {} to {shown}", from.show(&from.key)))?,
+    };
     if destination != "-" {
         s.say(
             &format!("download: {} to {shown} ({}, verified by {})", from.show(&from.key), bytes(done.size), done.verified_by),
@@ -617,7 +567,7 @@ fn server_copy(s: &mut Session, from: &S3Url, to: &S3Url, recursive: bool) -> Re
         vec![(from.key.clone(), key)]
     };
     for (src, dst) in pairs {
-        let etag = s.transfer.copy(&from.bucket, &src, &to.bucket, &dst)?.map_err(failed)?;
+        let etag = s.transfer.copy(&from.bucket, &src, &to.bucket, &dst)?;
         s.say(&format!("copy: {} to {}", from.show(&src), to.show(&dst)), json!({"copied": from.show(&src), "to": to.show(&dst), "etag": etag}));
     }
     Ok(())
@@ -628,13 +578,13 @@ fn rm(s: &mut Session, url: &S3Url, recursive: bool) -> Result<()> {
         if url.key.is_empty() {
             bail!("{} names a bucket: delete objects with --recursive, the bucket with `lakeport s3 rb`", url.show(""));
         }
-        s.transfer.delete(&url.bucket, &url.key)?.map_err(failed)?;
+        s.transfer.delete(&url.bucket, &url.key)?;
         s.say(&format!("delete: {}", url.show(&url.key)), json!({"deleted": url.key}));
         return Ok(());
     }
     let (objects, _) = list_all(s, url, None)?;
     let keys: Vec<String> = objects.into_iter().map(|o| o.key).collect();
-    let failures = s.transfer.delete_many(&url.bucket, &keys)?.map_err(failed)?;
+    let failures = s.transfer.delete_many(&url.bucket, &keys)?;
     for (key, e) in &failures {
         eprintln!("lakeport: failed: {}: {}", printable(key), printable(&e.message()));
     }
