@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod file_md5;
 pub mod instance;
 pub mod log;
+pub mod objects;
 pub mod oidc;
 pub mod paths;
 pub mod progress;
