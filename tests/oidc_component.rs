@@ -9,7 +9,8 @@ mod support;
 use lakeport::egress::{AllowedHost, EgressPolicy};
 use lakeport::oidc::{Client, ClientAuth, DevicePoll, Oidc, OidcError, ProviderMetadata, TokenSet};
 use lakeport::runtime::Runtime;
-use support::Peer;
+use lakeport::instance::ComponentError;
+use support::{Peer, Refused};
 
 fn runtime() -> Runtime {
     Runtime::with_cache_dir(Some(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compiled"))).unwrap()
@@ -34,7 +35,7 @@ fn client(id: &str, secret: Option<&str>, auth: ClientAuth, issuer: &str) -> Cli
 }
 
 fn discover(oidc: &mut Oidc, issuer: &str) -> ProviderMetadata {
-    oidc.discover(issuer).unwrap().unwrap_or_else(|e| panic!("discovery: {}", e.message()))
+    oidc.discover(issuer).unwrap_or_else(|e| panic!("discovery: {e}"))
 }
 
 fn approve(op: &Peer, user_code: &str, action: &str) {
@@ -47,7 +48,7 @@ fn approve(op: &Peer, user_code: &str, action: &str) {
 fn device_login(oidc: &mut Oidc, op: &Peer, meta: &ProviderMetadata, c: &Client, action: &str) -> Result<TokenSet, OidcError> {
     let (flow, auth) = oidc.start_device_flow(meta, c).unwrap();
     approve(op, &auth.unwrap().user_code, action);
-    oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).unwrap()
+    oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).map_err(Refused::refused)
 }
 
 #[test]
@@ -58,8 +59,8 @@ fn client_credentials_with_basic_and_post_authentication() {
     let meta = discover(&mut oidc, &op.endpoint);
     assert_eq!(meta.token_endpoint, op.url("/token"));
     for (id, secret, auth) in [("service", "service-secret", ClientAuth::Basic), ("service-post", "service-post-secret", ClientAuth::Post)] {
-        let tokens = oidc.client_credentials(&meta, &client(id, Some(secret), auth, &op.endpoint)).unwrap().unwrap();
-        let claims = oidc.decode_claims(&tokens.access_token).unwrap().unwrap();
+        let tokens = oidc.client_credentials(&meta, &client(id, Some(secret), auth, &op.endpoint)).unwrap();
+        let claims = oidc.decode_claims(&tokens.access_token).unwrap();
         assert_eq!(claims.audience, ["object"], "{id}: JWT audience from the `audience` parameter");
         assert_eq!(claims.subject.as_deref(), Some(id));
         assert_eq!(claims.issuer.as_deref(), Some(op.endpoint.as_str()));
@@ -74,7 +75,7 @@ fn wrong_client_secret_is_an_invalid_client_error() {
     let rt = runtime();
     let mut oidc = oidc_for(&rt, &[&op.endpoint]);
     let meta = discover(&mut oidc, &op.endpoint);
-    let err = oidc.client_credentials(&meta, &client("service", Some("wrong"), ClientAuth::Basic, &op.endpoint)).unwrap().unwrap_err();
+    let err = oidc.client_credentials(&meta, &client("service", Some("wrong"), ClientAuth::Basic, &op.endpoint)).unwrap_err().refused();
     assert_eq!(err.oauth_code(), Some("invalid_client"), "{}", err.message());
     assert!(!err.message().contains("wrong"), "the secret is not echoed: {}", err.message());
 }
@@ -92,21 +93,21 @@ fn device_flow_to_approval_then_refresh_with_rotation() {
     assert!(auth.verification_uri_complete.as_deref().unwrap().contains(&auth.user_code));
     assert_eq!(auth.interval, 1);
     // Not approved yet: pending, and the interval to wait comes back.
-    assert!(matches!(oidc.poll_device_flow(&flow).unwrap().unwrap(), DevicePoll::Pending(1)));
+    assert!(matches!(oidc.poll_device_flow(&flow).unwrap(), DevicePoll::Pending(1)));
     approve(&op, &auth.user_code, "approve");
-    let tokens = oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).unwrap().unwrap();
+    let tokens = oidc.wait_device_flow(&flow, std::time::Duration::from_secs(600)).unwrap();
     oidc.drop_device_flow(flow).unwrap();
-    let claims = oidc.decode_claims(&tokens.access_token).unwrap().unwrap();
+    let claims = oidc.decode_claims(&tokens.access_token).unwrap();
     assert_eq!((claims.subject.as_deref(), claims.audience.clone()), (Some("alice"), vec!["object".to_string()]));
     let first_refresh = tokens.refresh_token.expect("offline_access gives a refresh token");
 
-    let refreshed = oidc.refresh(&meta, &c, &first_refresh).unwrap().unwrap();
+    let refreshed = oidc.refresh(&meta, &c, &first_refresh).unwrap();
     let rotated = refreshed.refresh_token.clone().expect("rotated refresh token");
     assert_ne!(rotated, first_refresh, "the refresh token rotates");
-    let claims = oidc.decode_claims(&refreshed.access_token).unwrap().unwrap();
+    let claims = oidc.decode_claims(&refreshed.access_token).unwrap();
     assert_eq!(claims.audience, ["object"]);
     // The old one is spent.
-    let err = oidc.refresh(&meta, &c, &first_refresh).unwrap().unwrap_err();
+    let err = oidc.refresh(&meta, &c, &first_refresh).unwrap_err().refused();
     assert_eq!(err.oauth_code(), Some("invalid_grant"), "{}", err.message());
 }
 
@@ -146,13 +147,13 @@ fn revoked_and_expired_refresh_tokens_are_invalid_grant() {
     let c = client("device-basic", Some("device-basic-secret"), ClientAuth::Basic, &op.endpoint);
     let login = |oidc: &mut Oidc| device_login(oidc, &op, &meta, &c, "approve").unwrap().refresh_token.unwrap();
     let refresh = login(&mut oidc);
-    assert!(oidc.revoke(&meta, &c, &refresh, "refresh_token").unwrap().unwrap());
-    let err = oidc.refresh(&meta, &c, &refresh).unwrap().unwrap_err();
+    assert!(oidc.revoke(&meta, &c, &refresh, "refresh_token").unwrap());
+    let err = oidc.refresh(&meta, &c, &refresh).unwrap_err().refused();
     assert_eq!(err.oauth_code(), Some("invalid_grant"), "revoked: {}", err.message());
 
     let refresh = login(&mut oidc);
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let err = oidc.refresh(&meta, &c, &refresh).unwrap().unwrap_err();
+    let err = oidc.refresh(&meta, &c, &refresh).unwrap_err().refused();
     assert_eq!(err.oauth_code(), Some("invalid_grant"), "expired: {}", err.message());
 }
 
@@ -162,7 +163,7 @@ fn unreachable_issuer_is_a_transport_error() {
     let issuer = format!("http://127.0.0.1:{port}");
     let rt = runtime();
     let mut oidc = oidc_for(&rt, &[&issuer]);
-    match oidc.discover(&issuer).unwrap().unwrap_err() {
+    match oidc.discover(&issuer).unwrap_err().refused() {
         OidcError::Transport(m) => assert!(m.contains("refused the connection") && m.contains(&port.to_string()), "{m}"),
         other => panic!("expected a transport error, got {}", other.message()),
     }
@@ -185,13 +186,13 @@ fn malformed_discovery_documents_are_clear_errors() {
         ("{\"issuer\": 42}", "not valid provider metadata"),
     ] {
         std::fs::write(&doc, body.replace("ISSUER", &server.endpoint)).unwrap();
-        match oidc.discover(&server.endpoint).unwrap().unwrap_err() {
+        match oidc.discover(&server.endpoint).unwrap_err().refused() {
             OidcError::InvalidResponse(m) => assert!(m.contains(expect), "{body}: {m}"),
             other => panic!("{body}: expected invalid-response, got {}", other.message()),
         }
     }
     std::fs::remove_file(&doc).unwrap();
-    let err = oidc.discover(&server.endpoint).unwrap().unwrap_err();
+    let err = oidc.discover(&server.endpoint).unwrap_err().refused();
     assert!(err.message().contains("HTTP 404"), "{}", err.message());
 }
 
@@ -202,7 +203,7 @@ fn allowlist_denies_other_hosts_and_names_them() {
     // Allowed: only another port on the same machine.
     let other = format!("http://127.0.0.1:{}", support::free_port());
     let mut oidc = oidc_for(&rt, &[&other]);
-    match oidc.discover(&op.endpoint).unwrap().unwrap_err() {
+    match oidc.discover(&op.endpoint).unwrap_err().refused() {
         OidcError::HostDenied(host) => assert_eq!(host, format!("127.0.0.1:{}", op.port)),
         other => panic!("expected host-denied, got {}", other.message()),
     }
@@ -210,7 +211,7 @@ fn allowlist_denies_other_hosts_and_names_them() {
     let mut oidc = oidc_for(&rt, &[&op.endpoint]);
     let mut meta = discover(&mut oidc, &op.endpoint);
     meta.token_endpoint = format!("{other}/token");
-    let err = oidc.client_credentials(&meta, &client("service", Some("service-secret"), ClientAuth::Basic, &op.endpoint)).unwrap().unwrap_err();
+    let err = oidc.client_credentials(&meta, &client("service", Some("service-secret"), ClientAuth::Basic, &op.endpoint)).unwrap_err().refused();
     assert!(matches!(err, OidcError::HostDenied(_)), "{}", err.message());
 }
 
@@ -220,19 +221,19 @@ fn token_exchange_gives_a_token_for_another_audience_with_the_same_subject() {
     let rt = runtime();
     let mut oidc = oidc_for(&rt, &[&op.endpoint]);
     let meta = discover(&mut oidc, &op.endpoint);
-    let subject = oidc.client_credentials(&meta, &client("service", Some("service-secret"), ClientAuth::Basic, &op.endpoint)).unwrap().unwrap();
+    let subject = oidc.client_credentials(&meta, &client("service", Some("service-secret"), ClientAuth::Basic, &op.endpoint)).unwrap();
     let mut exchanger = client("exchanger", Some("exchanger-secret"), ClientAuth::Basic, &op.endpoint);
     exchanger.scopes = None;
     exchanger.audience = Some("rucio".into());
-    let exchanged = oidc.exchange(&meta, &exchanger, &subject.access_token).unwrap().unwrap_or_else(|e| panic!("{}", e.message()));
-    let claims = oidc.decode_claims(&exchanged.access_token).unwrap().unwrap();
+    let exchanged = oidc.exchange(&meta, &exchanger, &subject.access_token).unwrap_or_else(|e| panic!("{e}"));
+    let claims = oidc.decode_claims(&exchanged.access_token).unwrap();
     assert_eq!(claims.audience, ["rucio"]);
     assert_eq!(claims.subject.as_deref(), Some("service"), "the subject of the token that was exchanged");
     assert_eq!(exchanged.expires_at, claims.expires_at);
 
     // A token the issuer did not sign is refused with the OAuth error.
     let forged = format!("{}x", subject.access_token);
-    let err = oidc.exchange(&meta, &exchanger, &forged).unwrap().unwrap_err();
+    let err = oidc.exchange(&meta, &exchanger, &forged).unwrap_err().refused();
     assert_eq!(err.oauth_code(), Some("invalid_grant"), "{}", err.message());
     assert!(!err.message().contains(&subject.access_token), "the token is not echoed: {}", err.message());
 }

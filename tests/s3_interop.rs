@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lakeport::runtime::Runtime;
 use lakeport::sigv4::{Credentials, Payload, SignOptions, SignableRequest, Sigv4, SigningTime};
-use support::{amz_date, curl_get, pattern, send_signed, write_file, Lakeport, Peer, Reply, ACCESS_KEY, REGION, SECRET_KEY};
+use lakeport::instance::ComponentError;
+use support::{amz_date, curl_get, pattern, send_signed, write_file, Lakeport, Peer, Refused, Reply, ACCESS_KEY, REGION, SECRET_KEY};
 
 const BUCKET: &str = "lakeport-test";
 
@@ -353,7 +354,7 @@ fn streaming_put(peer: &Peer, path: &str, data: &[u8], flip_at: Option<usize>) -
         sign_body: false,
         sign_session_token: true,
     };
-    let (signed, chunks) = match sigv4.start_streaming(&signer, &request, &options, data.len() as u64, CHUNK).expect("call") {
+    let (signed, chunks) = match sigv4.start_streaming(&signer, &request, &options, data.len() as u64, CHUNK).map_err(Refused::refused) {
         Ok(pair) => pair,
         Err(e) => panic!("start_streaming: {}", e.message()),
     };
@@ -361,7 +362,7 @@ fn streaming_put(peer: &Peer, path: &str, data: &[u8], flip_at: Option<usize>) -
 
     let mut body = Vec::new();
     for (index, piece) in data.chunks(CHUNK as usize).enumerate() {
-        let mut framed = match sigv4.sign_chunk(&chunks, piece).expect("call") {
+        let mut framed = match sigv4.sign_chunk(&chunks, piece).map_err(Refused::refused) {
             Ok(framed) => framed,
             Err(e) => panic!("sign_chunk: {}", e.message()),
         };
@@ -376,7 +377,7 @@ fn streaming_put(peer: &Peer, path: &str, data: &[u8], flip_at: Option<usize>) -
         }
         body.extend_from_slice(&framed);
     }
-    match sigv4.finish_chunks(&chunks).expect("call") {
+    match sigv4.finish_chunks(&chunks).map_err(Refused::refused) {
         Ok(last) => body.extend_from_slice(&last),
         Err(e) => panic!("finish_chunks: {}", e.message()),
     }

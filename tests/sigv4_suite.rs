@@ -8,11 +8,17 @@
 //! for non-S3 services) where the path is encoded twice. The aws-sigv4 crate
 //! skips them too. We follow the double-encoding rule.
 
+#[path = "support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use lakeport::instance::ComponentError;
 use lakeport::runtime::Runtime;
+use support::Refused;
 use lakeport::sigv4::{Credentials, Payload, SignOptions, SignableRequest, SignedRequest, Sigv4, SigningTime};
 
 /// A runtime whose compiled cache stays inside the build directory.
@@ -211,7 +217,7 @@ fn aws_sigv4_test_suite_through_the_component() {
                 sign_body: vector.sign_body,
                 sign_session_token: vector.sign_session_token,
             };
-            match sigv4.sign(&vector.request, &vector.credentials, &options).unwrap() {
+            match sigv4.sign(&vector.request, &vector.credentials, &options).map_err(Refused::refused) {
                 Ok(signed) => failures.extend(check(&vector, dir, location, &signed)),
                 Err(e) => failures.push(format!("{} [{location}]: error {e}", vector.name)),
             }
@@ -246,7 +252,7 @@ fn double_encode_path_signature() {
         sign_body: false,
         sign_session_token: true,
     };
-    let signed = sigv4.sign(&vector.request, &vector.credentials, &options).unwrap().unwrap();
+    let signed = sigv4.sign(&vector.request, &vector.credentials, &options).unwrap();
     assert_eq!(signed.signature, "57d157672191bac40bae387e48bbe14b15303c001fdbb01f4abf295dccb09705");
     assert!(signed.canonical_request.contains("/test/%40connections/JBDvjfGEIAMCERw%253D"));
 }
@@ -317,7 +323,7 @@ fn aws_s3_header_examples() {
         ),
     ];
     for (req, signed_headers, signature) in cases {
-        let signed = sigv4.sign(&req, &aws_example_credentials(), &s3_options(None)).unwrap().unwrap();
+        let signed = sigv4.sign(&req, &aws_example_credentials(), &s3_options(None)).unwrap();
         assert_eq!(signed.signed_headers, signed_headers, "{}", req.url);
         assert_eq!(signed.signature, signature, "{}\n{}", req.url, signed.canonical_request);
     }
@@ -328,7 +334,7 @@ fn aws_s3_presigned_url_example() {
     let runtime = runtime();
     let mut sigv4 = Sigv4::new(&runtime).unwrap();
     let req = request("GET", "https://examplebucket.s3.amazonaws.com/test.txt", &[], Payload::Empty);
-    let signed = sigv4.sign(&req, &aws_example_credentials(), &s3_options(Some(86400))).unwrap().unwrap();
+    let signed = sigv4.sign(&req, &aws_example_credentials(), &s3_options(Some(86400))).unwrap();
     assert_eq!(signed.signature, "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
     assert_eq!(
         signed.url,
@@ -348,7 +354,7 @@ fn aws_s3_chunked_upload_example() {
         &[("x-amz-storage-class", "REDUCED_REDUNDANCY")],
         Payload::Empty,
     );
-    let (signed, chunks) = sigv4.start_streaming(&signer, &req, &s3_options(None), 66_560, 65_536).unwrap().unwrap();
+    let (signed, chunks) = sigv4.start_streaming(&signer, &req, &s3_options(None), 66_560, 65_536).unwrap();
     assert_eq!(signed.signature, "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9");
     assert_eq!(
         signed.signed_headers,
@@ -361,9 +367,9 @@ fn aws_s3_chunked_upload_example() {
     assert_eq!(header("x-amz-content-sha256"), Some("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"));
 
     let data = vec![b'a'; 66_560];
-    let first = sigv4.sign_chunk(&chunks, &data[..65_536]).unwrap().unwrap();
-    let second = sigv4.sign_chunk(&chunks, &data[65_536..]).unwrap().unwrap();
-    let last = sigv4.finish_chunks(&chunks).unwrap().unwrap();
+    let first = sigv4.sign_chunk(&chunks, &data[..65_536]).unwrap();
+    let second = sigv4.sign_chunk(&chunks, &data[65_536..]).unwrap();
+    let last = sigv4.finish_chunks(&chunks).unwrap();
     let prefix = |framed: &[u8]| String::from_utf8_lossy(&framed[..framed.iter().position(|&b| b == b'\r').unwrap()]).to_string();
     assert_eq!(prefix(&first), "10000;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648");
     assert_eq!(prefix(&second), "400;chunk-signature=0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497");
@@ -380,22 +386,22 @@ fn chunk_signer_rejects_bodies_that_do_not_match_the_announcement() {
     let mut sigv4 = Sigv4::new(&runtime).unwrap();
     let signer = sigv4.signer(&aws_example_credentials()).unwrap();
     let req = request("PUT", "https://s3.amazonaws.com/b/k", &[], Payload::Empty);
-    let start = |sigv4: &mut Sigv4| sigv4.start_streaming(&signer, &req, &s3_options(None), 20_000, 8192).unwrap().unwrap().1;
+    let start = |sigv4: &mut Sigv4| sigv4.start_streaming(&signer, &req, &s3_options(None), 20_000, 8192).unwrap().1;
 
     let chunks = start(&mut sigv4);
-    let err = sigv4.sign_chunk(&chunks, &[0; 9000]).unwrap().unwrap_err();
+    let err = sigv4.sign_chunk(&chunks, &[0; 9000]).unwrap_err().refused();
     assert!(err.message().contains("exceeds the chunk size"), "{err}");
     let chunks = start(&mut sigv4);
-    sigv4.sign_chunk(&chunks, &[0; 100]).unwrap().unwrap_err();
+    sigv4.sign_chunk(&chunks, &[0; 100]).unwrap_err().refused();
     let chunks = start(&mut sigv4);
-    sigv4.sign_chunk(&chunks, &[0; 8192]).unwrap().unwrap();
-    let err = sigv4.finish_chunks(&chunks).unwrap().unwrap_err();
+    sigv4.sign_chunk(&chunks, &[0; 8192]).unwrap();
+    let err = sigv4.finish_chunks(&chunks).unwrap_err().refused();
     assert!(err.message().contains("add up to 8192 bytes, but 20000"), "{err}");
     // Digest form: what callers that hash natively use.
     let chunks = start(&mut sigv4);
-    let err = sigv4.sign_chunk_digest(&chunks, 8192, &[0; 31]).unwrap().unwrap_err();
+    let err = sigv4.sign_chunk_digest(&chunks, 8192, &[0; 31]).unwrap_err().refused();
     assert!(err.message().contains("32 bytes"), "{err}");
-    let small = sigv4.start_streaming(&signer, &req, &s3_options(None), 10, 1024).unwrap().unwrap_err();
+    let small = sigv4.start_streaming(&signer, &req, &s3_options(None), 10, 1024).unwrap_err().refused();
     assert!(small.message().contains("minimum"), "{small}");
 }
 
@@ -406,26 +412,26 @@ fn signer_resource_matches_one_shot_signing() {
     let signer = sigv4.signer(&aws_example_credentials()).unwrap();
     let req = request("GET", "https://examplebucket.s3.amazonaws.com/test.txt", &[("Range", "bytes=0-9")], Payload::Empty);
     for _ in 0..3 {
-        let signed = sigv4.signer_sign(&signer, &req, &s3_options(None)).unwrap().unwrap();
+        let signed = sigv4.signer_sign(&signer, &req, &s3_options(None)).unwrap();
         assert_eq!(signed.signature, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
     }
     // The lean call sends exactly the same URL and headers.
-    let signed = sigv4.signer_sign(&signer, &req, &s3_options(None)).unwrap().unwrap();
-    let to_send = sigv4.signer_sign_for_sending(&signer, &req, &s3_options(None)).unwrap().unwrap();
+    let signed = sigv4.signer_sign(&signer, &req, &s3_options(None)).unwrap();
+    let to_send = sigv4.signer_sign_for_sending(&signer, &req, &s3_options(None)).unwrap();
     assert_eq!((to_send.url, to_send.headers), (signed.url, signed.headers));
-    let presigned = sigv4.signer_sign_for_sending(&signer, &req, &s3_options(Some(86_400))).unwrap().unwrap();
+    let presigned = sigv4.signer_sign_for_sending(&signer, &req, &s3_options(Some(86_400))).unwrap();
     assert!(presigned.url.contains("X-Amz-Signature="), "{}", presigned.url);
     // A new date derives a new key: the signature changes.
     let mut later = s3_options(None);
     later.time = SigningTime::AmzDate("20130525T000000Z".into());
-    let signed = sigv4.signer_sign(&signer, &req, &later).unwrap().unwrap();
+    let signed = sigv4.signer_sign(&signer, &req, &later).unwrap();
     assert_ne!(signed.signature, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
     assert!(signed.string_to_sign.contains("20130525/us-east-1/s3/aws4_request"));
     // Bad credentials surface on first use, as a typed error, not a trap.
     let bad = sigv4
         .signer(&Credentials { access_key_id: "".into(), secret_access_key: "x".into(), session_token: None })
         .unwrap();
-    let err = sigv4.signer_sign(&bad, &req, &s3_options(None)).unwrap().unwrap_err();
+    let err = sigv4.signer_sign(&bad, &req, &s3_options(None)).unwrap_err().refused();
     assert!(err.message().contains("access key"), "{err}");
 }
 
@@ -445,7 +451,7 @@ fn instances_are_limited_in_memory_and_cpu() {
     eprintln!("memory: {err}");
     // Within the cap, the same instance type works.
     let mut sigv4 = Sigv4::with_grant(&runtime, small_memory_ok()).unwrap();
-    sigv4.sign(&req(vec![7; 1 << 20]), &aws_example_credentials(), &s3_options(None)).unwrap().unwrap();
+    sigv4.sign(&req(vec![7; 1 << 20]), &aws_example_credentials(), &s3_options(None)).unwrap();
 
     let short_deadline = Grant { time_limit: Duration::from_millis(10), ..Grant::compute_only() };
     let mut sigv4 = Sigv4::with_grant(&runtime, short_deadline).unwrap();
@@ -466,7 +472,7 @@ fn time_limit_is_per_call_not_per_instance() {
     let req = request("GET", "https://examplebucket.s3.amazonaws.com/test.txt", &[("Range", "bytes=0-9")], Payload::Empty);
     for _ in 0..3 {
         std::thread::sleep(limit * 2);
-        let signed = sigv4.sign(&req, &aws_example_credentials(), &s3_options(None)).unwrap().unwrap();
+        let signed = sigv4.sign(&req, &aws_example_credentials(), &s3_options(None)).unwrap();
         assert_eq!(signed.signature, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
     }
 }

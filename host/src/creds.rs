@@ -10,6 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::egress::{AllowedHost, EgressPolicy};
+use crate::instance::ComponentError;
 use crate::sts::{AssumeRoleRequest, Sts, StsError};
 use crate::tokens::{now, TokenContext};
 
@@ -153,7 +154,7 @@ impl<'a> TokenContext<'a> {
             provider_id: None,
         };
         crate::log::verbose(format_args!("{}: AssumeRoleWithWebIdentity at {endpoint} for {role_arn}", self.name));
-        let creds = sts.assume_role_with_web_identity(&request)?.map_err(|e| sts_failure(&self.name, &e))?;
+        let creds = sts.assume_role_with_web_identity(&request).map_err(|e| e.explained(|e| sts_failure(&self.name, &e)))?;
         if creds.expiration - now() <= RENEW_BEFORE {
             crate::log::verbose(format_args!(
                 "{}: STS credentials live {} s, under the 15 minute renewal margin: each call will ask STS again",
@@ -220,5 +221,5 @@ pub fn forget_cached(profile: &str) {
 }
 
 fn sts_failure(profile: &str, e: &StsError) -> anyhow::Error {
-    anyhow!("profile '{profile}': {}", e.sentence())
+    anyhow!("profile '{profile}': {}", e.message())
 }

@@ -3,10 +3,10 @@
 
 use anyhow::Result;
 use wasmtime::component::ResourceAny;
-use wasmtime::Store;
 
 use crate::egress::EgressPolicy;
-use crate::runtime::{arm_deadline, arm_deadline_for, call_error, Grant, HostState, Runtime};
+use crate::instance::{CallError, ComponentError, Instance};
+use crate::runtime::{Grant, Runtime};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -25,8 +25,8 @@ pub use exports::lakeport::plugins::oidc::{
 
 const NAME: &str = "oidc";
 
-impl OidcError {
-    pub fn message(&self) -> String {
+impl ComponentError for OidcError {
+    fn message(&self) -> String {
         match self {
             OidcError::Transport(m) | OidcError::InvalidResponse(m) | OidcError::InvalidInput(m) => m.clone(),
             OidcError::Agent(m) => format!("oidc-agent refused: {m}"),
@@ -35,7 +35,9 @@ impl OidcError {
             OidcError::Oauth(OauthError { code, description: None, status }) => format!("the issuer refused (HTTP {status}, {code})"),
         }
     }
+}
 
+impl OidcError {
     pub fn oauth_code(&self) -> Option<&str> {
         match self {
             OidcError::Oauth(e) => Some(&e.code),
@@ -44,87 +46,82 @@ impl OidcError {
     }
 }
 
-pub struct Oidc {
-    store: Store<HostState>,
-    bindings: OidcComponent,
-}
+pub struct Oidc(Instance<OidcComponent>);
 
 /// A `device-flow` resource inside the component.
 pub struct DeviceFlowHandle(ResourceAny);
 
-macro_rules! call {
-    ($self:ident, $method:ident $(, $arg:expr)*) => {{
-        arm_deadline(&mut $self.store);
-        $self.bindings.lakeport_plugins_oidc().$method(&mut $self.store $(, $arg)*).map_err(|e| call_error(NAME, e))
-    }};
-}
+type Answer<T> = std::result::Result<T, CallError<OidcError>>;
 
 impl Oidc {
     /// An instance that may reach only the hosts of `policy`.
     pub fn new(runtime: &Runtime, policy: EgressPolicy) -> Result<Self> {
-        let loaded = runtime.load(NAME, Grant::http_to(policy))?;
-        let (mut store, linker) = runtime.store_for(&loaded)?;
-        let bindings = OidcComponent::instantiate(&mut store, &loaded.component, &linker).map_err(|e| call_error(NAME, e))?;
-        Ok(Oidc { store, bindings })
+        Instance::new(runtime, NAME, Grant::http_to(policy), None, |store, component, linker| OidcComponent::instantiate(store, component, linker)).map(Oidc)
     }
 
-    pub fn discover(&mut self, issuer: &str) -> Result<Result<ProviderMetadata, OidcError>> {
-        call!(self, call_discover, issuer)
+    pub fn discover(&mut self, issuer: &str) -> Answer<ProviderMetadata> {
+        self.0.call(|b, store| b.lakeport_plugins_oidc().call_discover(store, issuer))
     }
 
-    pub fn client_credentials(&mut self, provider: &ProviderMetadata, client: &Client) -> Result<Result<TokenSet, OidcError>> {
-        call!(self, call_client_credentials, provider, client)
+    pub fn client_credentials(&mut self, provider: &ProviderMetadata, client: &Client) -> Answer<TokenSet> {
+        self.0.call(|b, store| b.lakeport_plugins_oidc().call_client_credentials(store, provider, client))
     }
 
-    pub fn refresh(&mut self, provider: &ProviderMetadata, client: &Client, refresh_token: &str) -> Result<Result<TokenSet, OidcError>> {
-        call!(self, call_refresh, provider, client, refresh_token)
+    pub fn refresh(&mut self, provider: &ProviderMetadata, client: &Client, refresh_token: &str) -> Answer<TokenSet> {
+        self.0.call(|b, store| b.lakeport_plugins_oidc().call_refresh(store, provider, client, refresh_token))
     }
 
-    pub fn exchange(&mut self, provider: &ProviderMetadata, client: &Client, subject_token: &str) -> Result<Result<TokenSet, OidcError>> {
-        call!(self, call_exchange, provider, client, subject_token)
+    pub fn exchange(&mut self, provider: &ProviderMetadata, client: &Client, subject_token: &str) -> Answer<TokenSet> {
+        self.0.call(|b, store| b.lakeport_plugins_oidc().call_exchange(store, provider, client, subject_token))
     }
 
-    pub fn revoke(&mut self, provider: &ProviderMetadata, client: &Client, token: &str, hint: &str) -> Result<Result<bool, OidcError>> {
-        call!(self, call_revoke, provider, client, token, hint)
+    pub fn revoke(&mut self, provider: &ProviderMetadata, client: &Client, token: &str, hint: &str) -> Answer<bool> {
+        self.0.call(|b, store| b.lakeport_plugins_oidc().call_revoke(store, provider, client, token, hint))
     }
 
-    pub fn decode_claims(&mut self, token: &str) -> Result<Result<Claims, OidcError>> {
-        call!(self, call_decode_claims, token)
+    pub fn decode_claims(&mut self, token: &str) -> Answer<Claims> {
+        self.0.call(|b, store| b.lakeport_plugins_oidc().call_decode_claims(store, token))
+    }
+
+    /// The claims of a token, or none when it is not one the component can
+    /// read (opaque); a stopped component is still an error.
+    pub fn claims_if_readable(&mut self, token: &str) -> Result<Option<Claims>> {
+        match self.decode_claims(token) {
+            Ok(claims) => Ok(Some(claims)),
+            Err(CallError::Refused(_)) => Ok(None),
+            Err(CallError::Stopped(e)) => Err(e),
+        }
     }
 
     pub fn oidc_agent_request(&mut self, account: &str, min_valid: u64, audience: Option<&str>, scopes: Option<&str>) -> Result<String> {
-        call!(self, call_oidc_agent_request, account, min_valid, audience, scopes)
+        self.0.run(|b, store| b.lakeport_plugins_oidc().call_oidc_agent_request(store, account, min_valid, audience, scopes))
     }
 
-    pub fn parse_oidc_agent_response(&mut self, response: &[u8]) -> Result<Result<AgentToken, OidcError>> {
-        call!(self, call_parse_oidc_agent_response, response)
+    pub fn parse_oidc_agent_response(&mut self, response: &[u8]) -> Answer<AgentToken> {
+        self.0.call(|b, store| b.lakeport_plugins_oidc().call_parse_oidc_agent_response(store, response))
     }
 
     /// Starts a device flow: the component asks the issuer for the codes.
-    pub fn start_device_flow(&mut self, provider: &ProviderMetadata, client: &Client) -> Result<(DeviceFlowHandle, Result<DeviceAuthorization, OidcError>)> {
-        arm_deadline(&mut self.store);
-        let api = self.bindings.lakeport_plugins_oidc().device_flow();
-        let handle = api.call_constructor(&mut self.store, provider, client).map_err(|e| call_error(NAME, e))?;
-        let auth = api.call_authorization(&mut self.store, handle).map_err(|e| call_error(NAME, e))?;
-        Ok((DeviceFlowHandle(handle), auth))
+    pub fn start_device_flow(&mut self, provider: &ProviderMetadata, client: &Client) -> Result<(DeviceFlowHandle, Answer<DeviceAuthorization>)> {
+        let (handle, auth) = self.0.run(|b, store| {
+            let api = b.lakeport_plugins_oidc().device_flow();
+            let handle = api.call_constructor(&mut *store, provider, client)?;
+            Ok((handle, api.call_authorization(store, handle)?))
+        })?;
+        Ok((DeviceFlowHandle(handle), auth.map_err(CallError::Refused)))
     }
 
-    pub fn poll_device_flow(&mut self, flow: &DeviceFlowHandle) -> Result<Result<DevicePoll, OidcError>> {
-        arm_deadline(&mut self.store);
-        let api = self.bindings.lakeport_plugins_oidc().device_flow();
-        api.call_poll(&mut self.store, flow.0).map_err(|e| call_error(NAME, e))
+    pub fn poll_device_flow(&mut self, flow: &DeviceFlowHandle) -> Answer<DevicePoll> {
+        self.0.call(|b, store| b.lakeport_plugins_oidc().device_flow().call_poll(store, flow.0))
     }
 
     /// Blocks until the user approved, denied, or the code expired; the
     /// time limit of this call is the device code's lifetime (plus a margin).
-    pub fn wait_device_flow(&mut self, flow: &DeviceFlowHandle, expires_in: std::time::Duration) -> Result<Result<TokenSet, OidcError>> {
-        arm_deadline_for(&mut self.store, expires_in + std::time::Duration::from_secs(60));
-        let api = self.bindings.lakeport_plugins_oidc().device_flow();
-        api.call_wait(&mut self.store, flow.0).map_err(|e| call_error(NAME, e))
+    pub fn wait_device_flow(&mut self, flow: &DeviceFlowHandle, expires_in: std::time::Duration) -> Answer<TokenSet> {
+        self.0.call_within(expires_in + std::time::Duration::from_secs(60), |b, store| b.lakeport_plugins_oidc().device_flow().call_wait(store, flow.0))
     }
 
     pub fn drop_device_flow(&mut self, flow: DeviceFlowHandle) -> Result<()> {
-        arm_deadline(&mut self.store);
-        flow.0.resource_drop(&mut self.store).map_err(|e| call_error(NAME, e))
+        self.0.run(|_, store| flow.0.resource_drop(store))
     }
 }

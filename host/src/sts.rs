@@ -2,10 +2,10 @@
 //! component, which may reach only the profile's STS endpoint.
 
 use anyhow::Result;
-use wasmtime::Store;
 
 use crate::egress::EgressPolicy;
-use crate::runtime::{arm_deadline, call_error, Grant, HostState, Runtime};
+use crate::instance::{CallError, ComponentError, Instance};
+use crate::runtime::{Grant, Runtime};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -22,10 +22,10 @@ pub use exports::lakeport::plugins::sts::{AssumeRoleRequest, Credentials, StsErr
 
 const NAME: &str = "sts";
 
-impl StsError {
+impl ComponentError for StsError {
     /// The one-line error: the step that failed, then the component's
     /// message, which already says what to do.
-    pub fn sentence(&self) -> String {
+    fn message(&self) -> String {
         match self {
             StsError::Transport(m) | StsError::HostDenied(m) => format!("cannot reach STS: {m}"),
             StsError::InvalidResponse(m) => format!("cannot read the STS answer: {m}"),
@@ -35,28 +35,15 @@ impl StsError {
     }
 }
 
-pub struct Sts {
-    store: Store<HostState>,
-    bindings: StsComponent,
-}
-
-macro_rules! call {
-    ($self:ident, $method:ident $(, $arg:expr)*) => {{
-        arm_deadline(&mut $self.store);
-        $self.bindings.lakeport_plugins_sts().$method(&mut $self.store $(, $arg)*).map_err(|e| call_error(NAME, e))
-    }};
-}
+pub struct Sts(Instance<StsComponent>);
 
 impl Sts {
     /// An instance that may reach only the hosts of `policy`.
     pub fn new(runtime: &Runtime, policy: EgressPolicy) -> Result<Self> {
-        let loaded = runtime.load(NAME, Grant::http_to(policy))?;
-        let (mut store, linker) = runtime.store_for(&loaded)?;
-        let bindings = StsComponent::instantiate(&mut store, &loaded.component, &linker).map_err(|e| call_error(NAME, e))?;
-        Ok(Sts { store, bindings })
+        Instance::new(runtime, NAME, Grant::http_to(policy), None, |store, component, linker| StsComponent::instantiate(store, component, linker)).map(Sts)
     }
 
-    pub fn assume_role_with_web_identity(&mut self, request: &AssumeRoleRequest) -> Result<Result<Credentials, StsError>> {
-        call!(self, call_assume_role_with_web_identity, request)
+    pub fn assume_role_with_web_identity(&mut self, request: &AssumeRoleRequest) -> Result<Credentials, CallError<StsError>> {
+        self.0.call(|b, store| b.lakeport_plugins_sts().call_assume_role_with_web_identity(store, request))
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{GrantKind, Profile};
 use crate::egress::{AllowedHost, EgressPolicy};
+use crate::instance::{CallError, ComponentError};
 use crate::oidc::{Client, ClientAuth, Oidc, OidcError, ProviderMetadata, TokenSet};
 use crate::runtime::Runtime;
 use crate::store::{Secrets, Store};
@@ -177,7 +178,7 @@ impl<'a> TokenContext<'a> {
                 return Ok(cached.into_metadata());
             }
         }
-        let meta = oidc.discover(issuer)?.map_err(|e| explain(e, &self.name, "discovery"))?;
+        let meta = oidc.discover(issuer).map_err(|e| explain(e, &self.name, "discovery"))?;
         if let Some(path) = path {
             let entry = CachedDiscovery::new(issuer, &meta);
             if let Err(e) = crate::paths::write_private(&path, &serde_json::to_vec(&entry)?) {
@@ -284,16 +285,18 @@ impl<'a> TokenContext<'a> {
         stream.write_all(request.as_bytes()).context("sending the request to oidc-agent")?;
         let mut answer = Vec::new();
         stream.take(1 << 20).read_to_end(&mut answer).context("reading oidc-agent's answer")?;
-        let agent = oidc.parse_oidc_agent_response(&answer)?.map_err(|e| {
-            let hint = match &e {
-                OidcError::Agent(m) if m.contains("No account configured") => {
-                    format!(" (load the account with `oidc-add {account}` or fix oidc_agent_account)")
-                }
-                _ => String::new(),
-            };
-            anyhow!("profile '{}': {}{hint}", self.name, e.message())
+        let agent = oidc.parse_oidc_agent_response(&answer).map_err(|e| {
+            e.explained(|e| {
+                let hint = match &e {
+                    OidcError::Agent(m) if m.contains("No account configured") => {
+                        format!(" (load the account with `oidc-add {account}` or fix oidc_agent_account)")
+                    }
+                    _ => String::new(),
+                };
+                anyhow!("profile '{}': {}{hint}", self.name, e.message())
+            })
         })?;
-        let claims = oidc.decode_claims(&agent.token.access_token)?.ok();
+        let claims = oidc.claims_if_readable(&agent.token.access_token)?;
         Ok(AccessToken {
             access_token: agent.token.access_token,
             expires_at: agent.token.expires_at,
@@ -314,7 +317,7 @@ impl<'a> TokenContext<'a> {
             .ok_or_else(|| anyhow!("profile '{}' uses client credentials but has no client secret: set client_secret or LAKEPORT_CLIENT_SECRET", self.name))?;
         let mut oidc = self.oidc()?;
         let meta = self.discover(&mut oidc)?;
-        let tokens = oidc.client_credentials(&meta, &self.client(Some(secret))?)?.map_err(|e| explain(e, &self.name, "client credentials"))?;
+        let tokens = oidc.client_credentials(&meta, &self.client(Some(secret))?).map_err(|e| explain(e, &self.name, "client credentials"))?;
         self.describe(&mut oidc, &tokens)
     }
 
@@ -330,8 +333,8 @@ impl<'a> TokenContext<'a> {
         let mut oidc = self.oidc()?;
         let meta = self.discover(&mut oidc)?;
         let client = self.client(secrets.client_secret.clone().or_else(|| self.profile.client_secret.clone()))?;
-        let tokens = oidc.refresh(&meta, &client, &refresh_token)?.map_err(|e| {
-            if e.oauth_code() == Some("invalid_grant") {
+        let tokens = oidc.refresh(&meta, &client, &refresh_token).map_err(|e| {
+            if e.refusal().and_then(OidcError::oauth_code) == Some("invalid_grant") {
                 anyhow!("the refresh token of profile '{}' was rejected (expired or revoked): {login}", self.name)
             } else {
                 explain(e, &self.name, "refresh")
@@ -373,13 +376,13 @@ impl<'a> TokenContext<'a> {
     /// When a refresh token expires: its JWT `exp`, else the profile's
     /// `refresh_token_days` after it was issued, else unknown.
     fn refresh_expiry(&self, oidc: &mut Oidc, refresh_token: &str, issued: i64) -> Result<Option<i64>> {
-        let exp = oidc.decode_claims(refresh_token)?.ok().and_then(|c| c.expires_at);
+        let exp = oidc.claims_if_readable(refresh_token)?.and_then(|c| c.expires_at);
         Ok(exp.or_else(|| self.profile.refresh_token_days.map(|d| issued + i64::from(d) * 86_400)))
     }
 
     /// The cached form of a token response, with the claims of the JWT.
     pub fn describe(&self, oidc: &mut Oidc, tokens: &TokenSet) -> Result<AccessToken> {
-        let claims = oidc.decode_claims(&tokens.access_token)?.ok();
+        let claims = oidc.claims_if_readable(&tokens.access_token)?;
         Ok(AccessToken {
             access_token: tokens.access_token.clone(),
             expires_at: tokens.expires_at,
@@ -465,8 +468,13 @@ fn discovery_cache_path(issuer: &str) -> Option<PathBuf> {
     crate::paths::cache_dir().map(|d| d.join("discovery").join(format!("{name}.json")))
 }
 
-/// One line that says what failed and what to do.
-pub fn explain(e: OidcError, profile: &str, step: &str) -> anyhow::Error {
+/// One line that says what failed and what to do (a stopped component
+/// says so itself).
+pub fn explain(e: CallError<OidcError>, profile: &str, step: &str) -> anyhow::Error {
+    let e = match e {
+        CallError::Refused(e) => e,
+        CallError::Stopped(e) => return e,
+    };
     let hint = match &e {
         OidcError::HostDenied(_) => " (add the host to the profile's allowed_hosts if it is right)",
         OidcError::Oauth(o) if o.code == "invalid_client" => " (check client_id and client_secret)",

@@ -10,18 +10,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use wasmtime::component::{HasSelf, Resource};
-use wasmtime::Store;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, InputStream, OutputStream, Pollable, StreamError, StreamResult};
 use tokio::sync::oneshot;
 use wasmtime_wasi::runtime::poll_noop;
 
-use crate::egress::EgressPolicy;
+use crate::egress::{AllowedHost, EgressPolicy};
 use crate::file_md5::{ended_early, md5_of_prefix, md5_of_span, Md5Result, PrefixMd5};
 use crate::progress::Progress;
-use crate::runtime::{arm_deadline, call_error, Grant, HostState, Runtime};
+use crate::instance::{CallError, ComponentError, Instance};
+use crate::runtime::{Grant, HostState, Runtime};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -52,9 +52,9 @@ pub use self::lakeport::plugins::types::Credentials;
 
 const NAME: &str = "transfer";
 
-impl TransferError {
+impl ComponentError for TransferError {
     /// The component's message, which already says what to do.
-    pub fn message(&self) -> String {
+    fn message(&self) -> String {
         match self {
             TransferError::Transport(m)
             | TransferError::HostDenied(m)
@@ -551,13 +551,13 @@ fn upload_note(bucket: &str, key: &str, path: &Path) -> Option<PathBuf> {
 }
 
 /// The upload ID noted for `path` → `bucket/key`, if an upload of it was interrupted.
-pub fn noted_upload(bucket: &str, key: &str, path: &Path) -> Option<String> {
+fn noted_upload(bucket: &str, key: &str, path: &Path) -> Option<String> {
     let id = String::from_utf8(crate::paths::read_cache(&upload_note(bucket, key, path)?)?).ok()?;
     Some(id.trim().to_string()).filter(|id| !id.is_empty())
 }
 
 /// Drops the note once the upload is complete (or given up).
-pub fn forget_upload(bucket: &str, key: &str, path: &Path) {
+fn forget_upload(bucket: &str, key: &str, path: &Path) {
     if let Some(note) = upload_note(bucket, key, path) {
         let _ = std::fs::remove_file(note);
     }
@@ -607,17 +607,15 @@ impl files::HostSink for HostState {
 
 /// A transfer client: one component instance with one S3 client in it.
 pub struct Transfer {
-    store: Store<HostState>,
-    bindings: TransferComponent,
+    instance: Instance<TransferComponent>,
     client: wasmtime::component::ResourceAny,
 }
 
-macro_rules! call {
-    ($self:ident, $method:ident $(, $arg:expr)*) => {{
-        arm_deadline(&mut $self.store);
-        $self.bindings.lakeport_plugins_transfer().client().$method(&mut $self.store, $self.client $(, $arg)*).map_err(|e| call_error(NAME, e))
-    }};
-}
+/// A transfer's answer: the value, or the S3 server's (or the component's) error.
+pub type Answer<T> = std::result::Result<T, CallError<TransferError>>;
+
+/// The component's `client` resource, as a call into it sees it.
+type ClientApi<'a> = exports::lakeport::plugins::transfer::GuestClient<'a>;
 
 impl Transfer {
     /// An instance that may reach only the hosts of `policy`. A transfer is
@@ -630,46 +628,113 @@ impl Transfer {
             time_limit: Duration::from_secs(30 * 24 * 3600),
             ..Grant::http_to(policy)
         };
-        let loaded = runtime.load(NAME, grant)?;
-        let (mut store, mut linker) = runtime.store_for(&loaded)?;
-        files::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| call_error(NAME, e))?;
-        credential_source::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| call_error(NAME, e))?;
-        store.data_mut().renew_s3_keys = renew_keys;
-        let bindings = TransferComponent::instantiate(&mut store, &loaded.component, &linker).map_err(|e| call_error(NAME, e))?;
-        arm_deadline(&mut store);
-        let client = bindings
-            .lakeport_plugins_transfer()
-            .client()
-            .call_open(&mut store, config)
-            .map_err(|e| call_error(NAME, e))?
-            .map_err(|e| anyhow::anyhow!(e.message()))?;
-        Ok(Transfer { store, bindings, client })
+        let imports: crate::instance::Imports = Box::new(|linker, state| {
+            files::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+            credential_source::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+            state.renew_s3_keys = renew_keys;
+            Ok(())
+        });
+        let mut instance = Instance::new(runtime, NAME, grant, Some(imports), |store, component, linker| TransferComponent::instantiate(store, component, linker))?;
+        let client = instance.call(|b, store| b.lakeport_plugins_transfer().client().call_open(store, config))?;
+        Ok(Transfer { instance, client })
+    }
+
+    /// A transfer client for the profile's S3 endpoint and credentials, that
+    /// may reach the endpoint (and, with virtual addressing, `buckets` on it).
+    pub fn for_profile(
+        ctx: &crate::tokens::TokenContext<'_>,
+        buckets: &[&str],
+        concurrency: Option<u32>,
+        part_size: Option<u64>,
+    ) -> Result<Transfer> {
+        let endpoint = ctx.profile.require("s3_endpoint", &ctx.profile.s3_endpoint, &ctx.name)?.to_string();
+        let region = ctx.profile.region.clone().unwrap_or_else(|| "us-east-1".into());
+        let addressing = match ctx.profile.addressing_style.as_deref() {
+            None | Some("path") => Addressing::Path,
+            Some("virtual") | Some("virtual-hosted") => Addressing::VirtualHosted,
+            Some(other) => bail!("profile '{}': addressing_style '{other}' must be 'path' or 'virtual'", ctx.name),
+        };
+        let mut allowed = vec![AllowedHost::from_url(&endpoint).with_context(|| format!("profile '{}': bad s3_endpoint", ctx.name))?];
+        if addressing == Addressing::VirtualHosted {
+            // bucket.endpoint-host, for the buckets this command names only.
+            let (scheme, host) = endpoint.split_once("://").ok_or_else(|| anyhow!("profile '{}': bad s3_endpoint", ctx.name))?;
+            for bucket in buckets {
+                allowed.push(AllowedHost::from_url(&format!("{scheme}://{bucket}.{host}"))?);
+            }
+        }
+        let creds = ctx.s3_credentials()?;
+        let ca = ctx.ca_file.clone().or_else(|| ctx.profile.ca_file.clone());
+        let client = ClientConfig {
+            endpoint,
+            region,
+            addressing,
+            credentials: Credentials {
+                access_key_id: creds.access_key_id,
+                secret_access_key: creds.secret_access_key,
+                session_token: creds.session_token,
+            },
+            concurrency,
+            part_size,
+            multipart_threshold: None,
+            max_attempts: None,
+        };
+        let renewal = crate::creds::Renewal::of(ctx);
+        let renew_keys: crate::runtime::RenewS3Keys = Box::new(move |refused| renewal.renew(refused).map_err(|e| format!("{e:#}")));
+        Self::new(ctx.runtime, EgressPolicy::new(allowed, ca), &client, Some(renew_keys))
+    }
+
+    /// Calls a method of the component's `client` resource that has no error of its own.
+    fn on_client<T>(&mut self, work: impl FnOnce(ClientApi<'_>, &mut wasmtime::Store<HostState>, wasmtime::component::ResourceAny) -> wasmtime::Result<T>) -> Result<T> {
+        let client = self.client;
+        self.instance.run(|b, store| work(b.lakeport_plugins_transfer().client(), store, client))
+    }
+
+    /// Calls a method of the component's `client` resource that answers with a value or a transfer error.
+    fn answer<T>(
+        &mut self,
+        work: impl FnOnce(ClientApi<'_>, &mut wasmtime::Store<HostState>, wasmtime::component::ResourceAny) -> wasmtime::Result<std::result::Result<T, TransferError>>,
+    ) -> Answer<T> {
+        self.on_client(work).map_err(CallError::Stopped)?.map_err(CallError::Refused)
     }
 
     pub fn source(&mut self, source: FileSource) -> Result<Resource<FileSource>> {
-        Ok(self.store.data_mut().table().push(source)?)
+        Ok(self.instance.state().table().push(source)?)
     }
 
     pub fn sink(&mut self, sink: FileSink) -> Result<Resource<FileSink>> {
-        Ok(self.store.data_mut().table().push(sink)?)
+        Ok(self.instance.state().table().push(sink)?)
     }
 
-    pub fn list(&mut self, bucket: &str, prefix: &str, delimiter: Option<&str>, continuation: Option<&str>) -> Result<Result<ListPage, TransferError>> {
-        call!(self, call_list_objects, bucket, prefix, delimiter, continuation, None)
+    pub fn list(&mut self, bucket: &str, prefix: &str, delimiter: Option<&str>, continuation: Option<&str>) -> Answer<ListPage> {
+        self.answer(|c, store, me| c.call_list_objects(store, me, bucket, prefix, delimiter, continuation, None))
     }
 
-    pub fn stat(&mut self, bucket: &str, key: &str) -> Result<Result<ObjectInfo, TransferError>> {
-        call!(self, call_stat, bucket, key)
+    pub fn stat(&mut self, bucket: &str, key: &str) -> Answer<ObjectInfo> {
+        self.answer(|c, store, me| c.call_stat(store, me, bucket, key))
     }
 
-    pub fn put(&mut self, source: FileSource, bucket: &str, key: &str, options: &UploadOptions) -> Result<Result<UploadResult, TransferError>> {
-        let source = self.source(source)?;
-        call!(self, call_put, source, bucket, key, options)
+    /// Uploads one file (or stdin). With `options.resume`, a multipart
+    /// upload of the same file noted as interrupted is continued; the note
+    /// is dropped once the upload is complete, or given up without keeping
+    /// its parts.
+    pub fn put(&mut self, source: FileSource, bucket: &str, key: &str, options: &UploadOptions) -> Answer<UploadResult> {
+        let path = source.path.clone();
+        let mut options = options.clone();
+        if let (true, Some(path)) = (options.resume, &path) {
+            options.resume_upload_id = noted_upload(bucket, key, path);
+        }
+        let source = self.source(source).map_err(CallError::Stopped)?;
+        let result = self.answer(|c, store, me| c.call_put(store, me, source, bucket, key, &options));
+        let given_up = matches!(result, Err(CallError::Refused(_))) && !options.keep_on_failure;
+        if let (true, Some(path)) = (result.is_ok() || given_up, &path) {
+            forget_upload(bucket, key, path);
+        }
+        result
     }
 
-    pub fn get(&mut self, bucket: &str, key: &str, sink: FileSink) -> Result<Result<DownloadResult, TransferError>> {
-        let sink = self.sink(sink)?;
-        call!(self, call_get, bucket, key, sink)
+    pub fn get(&mut self, bucket: &str, key: &str, sink: FileSink) -> Answer<DownloadResult> {
+        let sink = self.sink(sink).map_err(CallError::Stopped)?;
+        self.answer(|c, store, me| c.call_get(store, me, bucket, key, sink))
     }
 
     pub fn put_many(&mut self, items: Vec<(FileSource, String)>, bucket: &str, options: &UploadOptions) -> Result<Vec<BatchOutcome>> {
@@ -677,7 +742,7 @@ impl Transfer {
         for (source, key) in items {
             handles.push((self.source(source)?, key));
         }
-        call!(self, call_put_many, &handles, bucket, options)
+        self.on_client(|c, store, me| c.call_put_many(store, me, &handles, bucket, options))
     }
 
     pub fn get_many(&mut self, bucket: &str, items: Vec<(String, Option<u64>, FileSink)>) -> Result<Vec<BatchOutcome>> {
@@ -685,39 +750,39 @@ impl Transfer {
         for (key, size, sink) in items {
             handles.push((key, size, self.sink(sink)?));
         }
-        call!(self, call_get_many, bucket, &handles)
+        self.on_client(|c, store, me| c.call_get_many(store, me, bucket, &handles))
     }
 
-    pub fn delete(&mut self, bucket: &str, key: &str) -> Result<Result<(), TransferError>> {
-        call!(self, call_delete, bucket, key)
+    pub fn delete(&mut self, bucket: &str, key: &str) -> Answer<()> {
+        self.answer(|c, store, me| c.call_delete(store, me, bucket, key))
     }
 
-    pub fn delete_many(&mut self, bucket: &str, keys: &[String]) -> Result<Result<Vec<(String, TransferError)>, TransferError>> {
-        call!(self, call_delete_many, bucket, keys)
+    pub fn delete_many(&mut self, bucket: &str, keys: &[String]) -> Answer<Vec<(String, TransferError)>> {
+        self.answer(|c, store, me| c.call_delete_many(store, me, bucket, keys))
     }
 
-    pub fn make_bucket(&mut self, bucket: &str) -> Result<Result<(), TransferError>> {
-        call!(self, call_make_bucket, bucket)
+    pub fn make_bucket(&mut self, bucket: &str) -> Answer<()> {
+        self.answer(|c, store, me| c.call_make_bucket(store, me, bucket))
     }
 
-    pub fn remove_bucket(&mut self, bucket: &str) -> Result<Result<(), TransferError>> {
-        call!(self, call_remove_bucket, bucket)
+    pub fn remove_bucket(&mut self, bucket: &str) -> Answer<()> {
+        self.answer(|c, store, me| c.call_remove_bucket(store, me, bucket))
     }
 
-    pub fn copy(&mut self, source_bucket: &str, source_key: &str, bucket: &str, key: &str) -> Result<Result<String, TransferError>> {
-        call!(self, call_copy, source_bucket, source_key, bucket, key)
+    pub fn copy(&mut self, source_bucket: &str, source_key: &str, bucket: &str, key: &str) -> Answer<String> {
+        self.answer(|c, store, me| c.call_copy(store, me, source_bucket, source_key, bucket, key))
     }
 
-    pub fn presign(&mut self, method: &str, bucket: &str, key: &str, expires: u32) -> Result<Result<String, TransferError>> {
-        call!(self, call_presign, method, bucket, key, expires)
+    pub fn presign(&mut self, method: &str, bucket: &str, key: &str, expires: u32) -> Answer<String> {
+        self.answer(|c, store, me| c.call_presign(store, me, method, bucket, key, expires))
     }
 
-    pub fn list_uploads(&mut self, bucket: &str, prefix: &str) -> Result<Result<Vec<UploadSummary>, TransferError>> {
-        call!(self, call_list_uploads, bucket, prefix)
+    pub fn list_uploads(&mut self, bucket: &str, prefix: &str) -> Answer<Vec<UploadSummary>> {
+        self.answer(|c, store, me| c.call_list_uploads(store, me, bucket, prefix))
     }
 
-    pub fn abort_upload(&mut self, bucket: &str, key: &str, upload_id: &str) -> Result<Result<(), TransferError>> {
-        call!(self, call_abort_upload, bucket, key, upload_id)
+    pub fn abort_upload(&mut self, bucket: &str, key: &str, upload_id: &str) -> Answer<()> {
+        self.answer(|c, store, me| c.call_abort_upload(store, me, bucket, key, upload_id))
     }
 }
 

@@ -674,3 +674,18 @@ pub fn failed_with(out: &Output, needle: &str) {
     assert!(err.starts_with("lakeport: error: ") && err.trim_end().lines().count() == 1, "one line: {err:?}");
     assert!(err.contains(needle), "{err:?} should mention {needle:?}");
 }
+
+/// The component's own error from a call that gave none of its values; a
+/// stopped component (a trap) fails the test with its reason.
+pub trait Refused<E> {
+    fn refused(self) -> E;
+}
+
+impl<E> Refused<E> for lakeport::instance::CallError<E> {
+    fn refused(self) -> E {
+        match self {
+            lakeport::instance::CallError::Refused(e) => e,
+            lakeport::instance::CallError::Stopped(e) => panic!("the component was stopped: {e:#}"),
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! directories to walk) and opens exactly those files; the component does
 //! the S3 work and may reach only the profile's endpoint.
 
-use std::path::{Component as PathPart, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -14,10 +14,11 @@ use serde_json::{json, Value};
 use super::profile::{context, ProfileArgs};
 use super::Output;
 use crate::config::Config;
-use crate::egress::{AllowedHost, EgressPolicy};
+use crate::instance::{CallError, ComponentError};
+use crate::objects::{copy_pairs, key_for, list_all, local_path, walk, S3Url, Walked};
 use crate::progress::{bytes, Bar, Progress};
 use crate::runtime::Runtime;
-use crate::transfer::{Addressing, BatchOutcome, ClientConfig, FileSink, FileSource, ObjectSummary, Transfer, TransferError, UploadOptions};
+use crate::transfer::{BatchOutcome, FileSink, FileSource, Transfer, UploadOptions};
 
 #[derive(Args, Debug)]
 pub struct S3Args {
@@ -148,42 +149,6 @@ fn parse_size(text: &str) -> std::result::Result<u64, String> {
     n.checked_mul(1 << shift).ok_or_else(|| format!("'{text}' is too large"))
 }
 
-/// `s3://bucket/key` split; the key may be empty. Bucket and key rules are
-/// the component's to check.
-#[derive(Clone, Debug)]
-struct S3Url {
-    bucket: String,
-    key: String,
-}
-
-impl S3Url {
-    fn parse(text: &str) -> Option<S3Url> {
-        let rest = text.strip_prefix("s3://")?;
-        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-        Some(S3Url { bucket: bucket.to_string(), key: key.to_string() })
-    }
-
-    fn require(text: &str) -> Result<S3Url> {
-        let url = S3Url::parse(text).ok_or_else(|| anyhow!("'{text}' is not an s3://bucket/key URL"))?;
-        if url.bucket.is_empty() {
-            bail!("'{text}' names no bucket");
-        }
-        Ok(url)
-    }
-
-    fn object(text: &str) -> Result<S3Url> {
-        let url = S3Url::require(text)?;
-        if url.key.is_empty() {
-            bail!("'{text}' names a bucket, not an object: add the key (s3://bucket/key)");
-        }
-        Ok(url)
-    }
-
-    fn show(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
-    }
-}
-
 /// The S3 side of a profile: endpoint, region, addressing, credentials.
 struct Session {
     transfer: Transfer,
@@ -195,57 +160,8 @@ fn open(common: &Common, output: Output, buckets: &[&str]) -> Result<Session> {
     let config = Config::load(common.profile.config.as_deref())?;
     let runtime = Runtime::new()?;
     let ctx = context(&config, &common.profile, &runtime)?;
-    let transfer = transfer_for(&ctx, common.profile.ca_file.clone(), buckets, common.concurrency, common.part_size)?;
+    let transfer = Transfer::for_profile(&ctx, buckets, common.concurrency, common.part_size)?;
     Ok(Session { transfer, output, quiet: common.quiet })
-}
-
-/// A transfer client for the profile's S3 endpoint and credentials, that
-/// may reach the endpoint (and, with virtual addressing, `buckets` on it).
-pub(super) fn transfer_for(
-    ctx: &crate::tokens::TokenContext<'_>,
-    ca_file: Option<PathBuf>,
-    buckets: &[&str],
-    concurrency: Option<u32>,
-    part_size: Option<u64>,
-) -> Result<Transfer> {
-    let endpoint = ctx.profile.require("s3_endpoint", &ctx.profile.s3_endpoint, &ctx.name)?.to_string();
-    let region = ctx.profile.region.clone().unwrap_or_else(|| "us-east-1".into());
-    let addressing = match ctx.profile.addressing_style.as_deref() {
-        None | Some("path") => Addressing::Path,
-        Some("virtual") | Some("virtual-hosted") => Addressing::VirtualHosted,
-        Some(other) => bail!("profile '{}': addressing_style '{other}' must be 'path' or 'virtual'", ctx.name),
-    };
-    let mut allowed = vec![AllowedHost::from_url(&endpoint).with_context(|| format!("profile '{}': bad s3_endpoint", ctx.name))?];
-    if addressing == Addressing::VirtualHosted {
-        // bucket.endpoint-host, for the buckets this command names only.
-        let (scheme, host) = endpoint.split_once("://").ok_or_else(|| anyhow!("profile '{}': bad s3_endpoint", ctx.name))?;
-        for bucket in buckets {
-            allowed.push(AllowedHost::from_url(&format!("{scheme}://{bucket}.{host}"))?);
-        }
-    }
-    let creds = ctx.s3_credentials()?;
-    let ca = ca_file.or_else(|| ctx.profile.ca_file.clone());
-    let client = ClientConfig {
-        endpoint,
-        region,
-        addressing,
-        credentials: crate::transfer::Credentials {
-            access_key_id: creds.access_key_id,
-            secret_access_key: creds.secret_access_key,
-            session_token: creds.session_token,
-        },
-        concurrency,
-        part_size,
-        multipart_threshold: None,
-        max_attempts: None,
-    };
-    let renewal = crate::creds::Renewal::of(ctx);
-    let renew_keys: crate::runtime::RenewS3Keys = Box::new(move |refused| renewal.renew(refused).map_err(|e| format!("{e:#}")));
-    Transfer::new(ctx.runtime, EgressPolicy::new(allowed, ca), &client, Some(renew_keys))
-}
-
-fn failed(e: TransferError) -> anyhow::Error {
-    anyhow!(e.message())
 }
 
 pub fn run(args: S3Args, output: Output) -> Result<()> {
@@ -277,21 +193,21 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
         S3Command::Mb { url, common } => {
             let url = S3Url::require(&url)?;
             let mut s = open(&common, output, &[&url.bucket])?;
-            s.transfer.make_bucket(&url.bucket)?.map_err(failed)?;
+            s.transfer.make_bucket(&url.bucket)?;
             s.say(&format!("make_bucket: {}", url.bucket), json!({"created": url.bucket}));
             Ok(())
         }
         S3Command::Rb { url, common } => {
             let url = S3Url::require(&url)?;
             let mut s = open(&common, output, &[&url.bucket])?;
-            s.transfer.remove_bucket(&url.bucket)?.map_err(failed)?;
+            s.transfer.remove_bucket(&url.bucket)?;
             s.say(&format!("remove_bucket: {}", url.bucket), json!({"removed": url.bucket}));
             Ok(())
         }
         S3Command::Stat { url, common } => {
             let url = S3Url::object(&url)?;
             let mut s = open(&common, output, &[&url.bucket])?;
-            let info = s.transfer.stat(&url.bucket, &url.key)?.map_err(failed)?;
+            let info = s.transfer.stat(&url.bucket, &url.key)?;
             let doc = json!({
                 "key": url.key, "size": info.size, "etag": info.etag, "last_modified": info.last_modified.map(crate::tokens::rfc3339),
                 "content_type": info.content_type, "storage_class": info.storage_class, "parts": info.parts_count,
@@ -317,7 +233,7 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
         S3Command::Presign { url, expires, method, common } => {
             let url = S3Url::object(&url)?;
             let mut s = open(&common, output, &[&url.bucket])?;
-            let signed = s.transfer.presign(&method, &url.bucket, &url.key, expires)?.map_err(failed)?;
+            let signed = s.transfer.presign(&method, &url.bucket, &url.key, expires)?;
             if output == Output::Json {
                 println!("{}", json!({"url": signed, "method": method.to_ascii_uppercase(), "expires_in": expires}));
             } else {
@@ -328,7 +244,7 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
         S3Command::Uploads { command: UploadsCommand::Ls { url, common } } => {
             let url = S3Url::require(&url)?;
             let mut s = open(&common, output, &[&url.bucket])?;
-            let uploads = s.transfer.list_uploads(&url.bucket, &url.key)?.map_err(failed)?;
+            let uploads = s.transfer.list_uploads(&url.bucket, &url.key)?;
             if output == Output::Json {
                 let list: Vec<Value> = uploads
                     .iter()
@@ -347,11 +263,11 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
             let mut s = open(&common, output, &[&url.bucket])?;
             let targets: Vec<(String, String)> = match (upload_id, all) {
                 (Some(id), false) => vec![(url.key.clone(), id)],
-                (None, true) => s.transfer.list_uploads(&url.bucket, &url.key)?.map_err(failed)?.into_iter().map(|u| (u.key, u.upload_id)).collect(),
+                (None, true) => s.transfer.list_uploads(&url.bucket, &url.key)?.into_iter().map(|u| (u.key, u.upload_id)).collect(),
                 _ => bail!("give either an upload ID or --all"),
             };
             for (key, id) in targets {
-                s.transfer.abort_upload(&url.bucket, &key, &id)?.map_err(failed)?;
+                s.transfer.abort_upload(&url.bucket, &key, &id)?;
                 s.say(&format!("aborted: {id} {}", url.show(&key)), json!({"aborted": id, "key": key}));
             }
             Ok(())
@@ -370,30 +286,13 @@ impl Session {
     }
 }
 
-fn list_all(s: &mut Session, url: &S3Url, delimiter: Option<&str>) -> Result<(Vec<ObjectSummary>, Vec<String>)> {
-    let (mut objects, mut prefixes, mut token) = (Vec::new(), Vec::new(), None::<String>);
-    let mut seen = std::collections::HashSet::new();
-    loop {
-        let page = s.transfer.list(&url.bucket, &url.key, delimiter, token.as_deref())?.map_err(failed)?;
-        objects.extend(page.objects);
-        prefixes.extend(page.common_prefixes);
-        match page.next_continuation {
-            Some(next) if !seen.insert(next.clone()) => {
-                bail!("listing s3://{}/{}: the server gave a continuation token it gave before, so its listing would never end (a server bug)", url.bucket, url.key)
-            }
-            Some(next) => token = Some(next),
-            None => return Ok((objects, prefixes)),
-        }
-    }
-}
-
 fn ls(s: &mut Session, url: &S3Url, recursive: bool) -> Result<()> {
     let mut url = url.clone();
     // `s3://b/dir` lists the directory, as `s3://b/dir/` does.
     if !recursive && !url.key.is_empty() && !url.key.ends_with('/') {
         url.key.push('/');
     }
-    let (objects, prefixes) = list_all(s, &url, (!recursive).then_some("/"))?;
+    let (objects, prefixes) = list_all(&mut s.transfer, &url, (!recursive).then_some("/"))?;
     if s.output == Output::Json {
         let mut list: Vec<Value> = prefixes.iter().map(|p| json!({"prefix": p})).collect();
         list.extend(objects.iter().map(|o| {
@@ -412,16 +311,6 @@ fn ls(s: &mut Session, url: &S3Url, recursive: bool) -> Result<()> {
     Ok(())
 }
 
-/// The key for a local file copied to `to`: `to`'s key, or under it when
-/// it names a "directory" (empty, or ending in `/`).
-fn key_for(to: &S3Url, file: &Path) -> Result<String> {
-    if !to.key.is_empty() && !to.key.ends_with('/') {
-        return Ok(to.key.clone());
-    }
-    let name = file.file_name().ok_or_else(|| anyhow!("{} has no file name: give the key in the s3:// URL", file.display()))?;
-    Ok(format!("{}{}", to.key, name.to_string_lossy()))
-}
-
 fn upload(s: &mut Session, source: &str, to: &S3Url, options: &UploadOptions) -> Result<()> {
     let (file, key, progress) = if source == "-" {
         if to.key.is_empty() || to.key.ends_with('/') {
@@ -436,17 +325,13 @@ fn upload(s: &mut Session, source: &str, to: &S3Url, options: &UploadOptions) ->
         progress.add_total(file.size().unwrap_or(0));
         (file, key_for(to, path)?, progress)
     };
-    let mut options = options.clone();
-    if options.resume && source != "-" {
-        options.resume_upload_id = crate::transfer::noted_upload(&to.bucket, &key, Path::new(source));
-    }
     let bar = Bar::start(progress, s.quiet);
-    let result = s.transfer.put(file, &to.bucket, &key, &options)?;
+    let result = s.transfer.put(file, &to.bucket, &key, options);
     drop(bar);
-    if source != "-" && (result.is_ok() || !options.keep_on_failure) {
-        crate::transfer::forget_upload(&to.bucket, &key, Path::new(source));
-    }
-    let done = result.map_err(failed).with_context(|| format!("uploading {source} to {}", to.show(&key)))?;
+    let done = match result {
+        Err(CallError::Stopped(e)) => return Err(e),
+        other => other.with_context(|| format!("uploading {source} to {}", to.show(&key)))?,
+    };
     let resumed = if done.parts_kept > 0 { format!(", {} parts already on the server", done.parts_kept) } else { String::new() };
     s.say(
         &format!("upload: {source} to {} ({}{resumed})", to.show(&key), bytes(done.size)),
@@ -470,14 +355,17 @@ fn download(s: &mut Session, from: &S3Url, destination: &str) -> Result<()> {
         (FileSink::file(&path, progress.clone()), path.display().to_string())
     };
     if destination != "-" {
-        if let Ok(Ok(info)) = s.transfer.stat(&from.bucket, &from.key) {
+        if let Ok(info) = s.transfer.stat(&from.bucket, &from.key) {
             progress.add_total(info.size);
         }
     }
     let bar = Bar::start(progress, s.quiet || destination == "-");
-    let result = s.transfer.get(&from.bucket, &from.key, sink)?;
+    let result = s.transfer.get(&from.bucket, &from.key, sink);
     drop(bar);
-    let done = result.map_err(failed).with_context(|| format!("downloading {} to {shown}", from.show(&from.key)))?;
+    let done = match result {
+        Err(CallError::Stopped(e)) => return Err(e),
+        other => other.with_context(|| format!("downloading {} to {shown}", from.show(&from.key)))?,
+    };
     if destination != "-" {
         s.say(
             &format!("download: {} to {shown} ({}, verified by {})", from.show(&from.key), bytes(done.size), done.verified_by),
@@ -485,43 +373,6 @@ fn download(s: &mut Session, from: &S3Url, destination: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// What a walk of a directory found: its regular files, with their paths
-/// relative to it, and what it passed over and why.
-struct Walked {
-    files: Vec<(PathBuf, String)>,
-    skipped: Vec<(PathBuf, &'static str)>,
-}
-
-/// The regular files under `dir`. Links are not followed (one may lead
-/// anywhere, and whoever can write in the tree could have put it there),
-/// and lakeport's own unfinished downloads are not data.
-fn walk(dir: &Path) -> Result<Walked> {
-    let mut walked = Walked { files: Vec::new(), skipped: Vec::new() };
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).with_context(|| format!("cannot read the directory {}", d.display()))? {
-            let entry = entry?;
-            // The entry's own type: a link is a link here, not what it points to.
-            let kind = entry.file_type()?;
-            let path = entry.path();
-            if kind.is_symlink() {
-                walked.skipped.push((path, "a symbolic link (links are not followed)"));
-            } else if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_file() && crate::transfer::is_partial_download(&entry.file_name()) {
-                walked.skipped.push((path, "an unfinished lakeport download"));
-            } else if kind.is_file() {
-                let rel = path.strip_prefix(dir).expect("walked from dir");
-                let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-                walked.files.push((path, parts.join("/")));
-            }
-        }
-    }
-    walked.files.sort_by(|a, b| a.1.cmp(&b.1));
-    walked.skipped.sort();
-    Ok(walked)
 }
 
 fn report(s: &Session, outcomes: Vec<BatchOutcome>, local: &[String]) -> Result<()> {
@@ -552,7 +403,7 @@ fn upload_tree(s: &mut Session, dir: &Path, to: &S3Url, options: &UploadOptions)
     if !dir.is_dir() {
         bail!("{} is not a directory (drop --recursive to copy one file)", dir.display());
     }
-    let prefix = if to.key.is_empty() || to.key.ends_with('/') { to.key.clone() } else { format!("{}/", to.key) };
+    let prefix = to.prefix();
     let Walked { files, skipped } = walk(dir)?;
     if !s.quiet {
         for (path, why) in &skipped {
@@ -574,18 +425,10 @@ fn upload_tree(s: &mut Session, dir: &Path, to: &S3Url, options: &UploadOptions)
     report(s, outcomes, &names)
 }
 
-/// Where an object's key lands under `dir`: keys are untrusted, so a key
-/// that would climb out of `dir` (`..`, an absolute path) is refused.
-fn local_path(dir: &Path, relative: &str) -> Option<PathBuf> {
-    let rel = Path::new(relative);
-    let clean = !relative.is_empty() && rel.components().all(|c| matches!(c, PathPart::Normal(_)));
-    clean.then(|| dir.join(rel))
-}
-
 fn download_tree(s: &mut Session, from: &S3Url, dir: &Path) -> Result<()> {
-    let prefix = if from.key.is_empty() || from.key.ends_with('/') { from.key.clone() } else { format!("{}/", from.key) };
+    let prefix = from.prefix();
     let listed = S3Url { bucket: from.bucket.clone(), key: prefix.clone() };
-    let (objects, _) = list_all(s, &listed, None)?;
+    let (objects, _) = list_all(&mut s.transfer, &listed, None)?;
     let progress = Progress::new(None);
     let mut items = Vec::new();
     let mut names = Vec::new();
@@ -606,18 +449,9 @@ fn download_tree(s: &mut Session, from: &S3Url, dir: &Path) -> Result<()> {
 }
 
 fn server_copy(s: &mut Session, from: &S3Url, to: &S3Url, recursive: bool) -> Result<()> {
-    let pairs: Vec<(String, String)> = if recursive {
-        let prefix = if from.key.is_empty() || from.key.ends_with('/') { from.key.clone() } else { format!("{}/", from.key) };
-        let to_prefix = if to.key.is_empty() || to.key.ends_with('/') { to.key.clone() } else { format!("{}/", to.key) };
-        let (objects, _) = list_all(s, &S3Url { bucket: from.bucket.clone(), key: prefix.clone() }, None)?;
-        objects.into_iter().map(|o| (o.key.clone(), format!("{to_prefix}{}", &o.key[prefix.len()..]))).collect()
-    } else {
-        let name = from.key.rsplit('/').next().unwrap_or(&from.key);
-        let key = if to.key.is_empty() || to.key.ends_with('/') { format!("{}{name}", to.key) } else { to.key.clone() };
-        vec![(from.key.clone(), key)]
-    };
+    let pairs = copy_pairs(&mut s.transfer, from, to, recursive)?;
     for (src, dst) in pairs {
-        let etag = s.transfer.copy(&from.bucket, &src, &to.bucket, &dst)?.map_err(failed)?;
+        let etag = s.transfer.copy(&from.bucket, &src, &to.bucket, &dst)?;
         s.say(&format!("copy: {} to {}", from.show(&src), to.show(&dst)), json!({"copied": from.show(&src), "to": to.show(&dst), "etag": etag}));
     }
     Ok(())
@@ -628,13 +462,13 @@ fn rm(s: &mut Session, url: &S3Url, recursive: bool) -> Result<()> {
         if url.key.is_empty() {
             bail!("{} names a bucket: delete objects with --recursive, the bucket with `lakeport s3 rb`", url.show(""));
         }
-        s.transfer.delete(&url.bucket, &url.key)?.map_err(failed)?;
+        s.transfer.delete(&url.bucket, &url.key)?;
         s.say(&format!("delete: {}", url.show(&url.key)), json!({"deleted": url.key}));
         return Ok(());
     }
-    let (objects, _) = list_all(s, url, None)?;
+    let (objects, _) = list_all(&mut s.transfer, url, None)?;
     let keys: Vec<String> = objects.into_iter().map(|o| o.key).collect();
-    let failures = s.transfer.delete_many(&url.bucket, &keys)?.map_err(failed)?;
+    let failures = s.transfer.delete_many(&url.bucket, &keys)?;
     for (key, e) in &failures {
         eprintln!("lakeport: failed: {}: {}", printable(key), printable(&e.message()));
     }
@@ -652,24 +486,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_urls() {
+    fn sizes() {
         assert_eq!(parse_size("16M"), Ok(16 << 20));
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("5242880"), Ok(5 << 20));
         assert!(parse_size("12X").is_err());
-        let u = S3Url::parse("s3://b/a/b c").unwrap();
-        assert_eq!((u.bucket.as_str(), u.key.as_str()), ("b", "a/b c"));
-        assert_eq!(S3Url::parse("s3://b").unwrap().key, "");
-        assert!(S3Url::parse("/tmp/x").is_none());
-    }
-
-    #[test]
-    fn keys_cannot_climb_out_of_the_destination() {
-        let dir = Path::new("/tmp/d");
-        assert_eq!(local_path(dir, "a/b.txt"), Some(PathBuf::from("/tmp/d/a/b.txt")));
-        assert_eq!(local_path(dir, "../etc/passwd"), None);
-        assert_eq!(local_path(dir, "a/../../x"), None);
-        assert_eq!(local_path(dir, "/etc/passwd"), None);
-        assert_eq!(local_path(dir, ""), None);
     }
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::Output;
 use crate::runtime::Runtime;
+use crate::instance::ComponentError;
 use crate::sigv4::{Credentials, Payload, SignOptions, SignableRequest, SignedRequest, Sigv4, SigningTime};
 
 /// Default validity of a presigned URL.
@@ -116,7 +117,7 @@ pub fn run(args: SignArgs, presign_command: bool, output: Output) -> Result<()> 
         sign_body: args.sign_body,
         sign_session_token: true,
     };
-    let signed = sigv4.sign(&request, &credentials, &options)?.map_err(|e| anyhow!("cannot sign: {}", e.message()))?;
+    let signed = sigv4.sign(&request, &credentials, &options).map_err(|e| e.explained(|e| anyhow!("cannot sign: {}", e.message())))?;
     print_signed(&signed, presign, output);
     Ok(())
 }

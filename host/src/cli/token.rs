@@ -11,7 +11,8 @@ use serde_json::json;
 use super::profile::{context, ProfileArgs};
 use super::Output;
 use crate::config::{Config, GrantKind};
-use crate::oidc::DevicePoll;
+use crate::instance::{CallError, ComponentError};
+use crate::oidc::{DevicePoll, OidcError};
 use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::tokens::{explain, forget_cached, read_cached, rfc3339, TokenContext};
@@ -147,12 +148,13 @@ fn login(args: &ProfileArgs, no_qr: bool) -> Result<()> {
             let auth = auth.map_err(|e| explain(e, &ctx.name, "starting the device flow"))?;
             show_login_prompt(&auth.verification_uri, &auth.user_code, auth.verification_uri_complete.as_deref(), auth.expires_in, no_qr);
             let tokens = loop {
-                match oidc.poll_device_flow(&flow)? {
+                match oidc.poll_device_flow(&flow) {
                     Ok(DevicePoll::Complete(tokens)) => break tokens,
                     Ok(DevicePoll::Pending(secs)) => std::thread::sleep(Duration::from_secs(secs)),
+                    Err(CallError::Stopped(e)) => return Err(e),
                     Err(e) => {
                         let _ = oidc.drop_device_flow(flow);
-                        return Err(match e.oauth_code() {
+                        return Err(match e.refusal().and_then(OidcError::oauth_code) {
                             Some("access_denied") => anyhow!("the login was denied at the issuer: run `lakeport token login` to try again"),
                             Some("expired_token") => anyhow!("the code expired before it was approved: run `lakeport token login` again"),
                             _ => explain(e, &ctx.name, "the device flow"),
@@ -162,7 +164,7 @@ fn login(args: &ProfileArgs, no_qr: bool) -> Result<()> {
             };
             oidc.drop_device_flow(flow)?;
             let token = ctx.save_login(&mut oidc, &tokens, &passphrase)?;
-            let who = oidc.decode_claims(&token.access_token)?.ok().and_then(|c| c.subject).unwrap_or_else(|| "(unknown)".into());
+            let who = oidc.claims_if_readable(&token.access_token)?.and_then(|c| c.subject).unwrap_or_else(|| "(unknown)".into());
             eprintln!(
                 "logged in to {} as {who}; refresh token stored in {}",
                 token.issuer,
@@ -300,10 +302,11 @@ fn logout(args: &ProfileArgs) -> Result<()> {
                 let mut oidc = ctx.oidc()?;
                 let meta = ctx.discover(&mut oidc)?;
                 let client = ctx.client(secrets.and_then(|s| s.client_secret).or_else(|| ctx.profile.client_secret.clone()))?;
-                revoked = match oidc.revoke(&meta, &client, &refresh, "refresh_token")? {
+                revoked = match oidc.revoke(&meta, &client, &refresh, "refresh_token") {
                     Ok(true) => "revoked at the issuer",
                     Ok(false) => "the issuer offers no revocation",
-                    Err(e) => {
+                    Err(CallError::Stopped(e)) => return Err(e),
+                    Err(CallError::Refused(e)) => {
                         eprintln!("lakeport: warning: revocation failed: {}", e.message());
                         "revocation failed"
                     }
