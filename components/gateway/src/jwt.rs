@@ -338,6 +338,10 @@ mod tests {
             assert_eq!(err, TokenError::Algorithm(alg.into()), "{alg}");
         }
         assert_eq!(decode(&token(r#"{"alg":"RS256","crit":["b64"],"b64":false}"#, "{}")).unwrap_err(), TokenError::Critical);
+        // A second `alg` is not read past the first: the header is refused.
+        for twice in [r#"{"alg":"RS256","alg":"none"}"#, r#"{"alg":"none","alg":"RS256"}"#, r#"{"alg":"ES256","kid":"a","kid":"b"}"#] {
+            assert!(matches!(decode(&token(twice, "{}")), Err(TokenError::Malformed(_))), "{twice}");
+        }
         assert!(matches!(decode(&token(r#"{"kid":"k"}"#, "{}")), Err(TokenError::Malformed(_))));
         assert!(matches!(decode(&token(r#"{"alg":5}"#, "{}")), Err(TokenError::Malformed(_))));
     }

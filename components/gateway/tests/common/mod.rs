@@ -54,12 +54,14 @@ fn seeded_bytes<const N: usize>(rng: &mut SeededRng) -> [u8; N] {
 impl Keys {
     fn generate(seed: u64) -> Keys {
         let mut rng = SeededRng(lakeport_testkit::Rng::new(seed));
-        Keys {
+        let keys = Keys {
             rsa: rsa::PrivateKey::new(&mut rng, 2048).unwrap(),
             p256: p256::ecdsa::SigningKey::from_slice(&seeded_bytes::<32>(&mut rng)).unwrap(),
             p384: p384::ecdsa::SigningKey::from_slice(&seeded_bytes::<48>(&mut rng)).unwrap(),
             ed: ed25519_dalek::SigningKey::from_bytes(&seeded_bytes::<32>(&mut rng)),
-        }
+        };
+        assert_eq!(rsa::traits::PublicKeyParts::n_bytes(&keys.rsa).len(), 256, "an RSA 2048 key");
+        keys
     }
 
     /// The issuer's keys: kids `rsa`, `p256`, `p384`, `ed`.
