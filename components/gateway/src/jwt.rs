@@ -113,7 +113,7 @@ pub(crate) fn printable(s: &str) -> String {
     let mut out: String =
         s.chars().take(40).map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' && c != '\'' { c } else { '?' }).collect();
     if s.chars().nth(40).is_some() {
-        out.push('…');
+        out.push_str("...");
     }
     out
 }
@@ -185,14 +185,21 @@ fn seconds(value: Option<f64>) -> Option<i64> {
     value.map(|v| v.trunc() as i64)
 }
 
-/// A token taken apart but not yet trusted.
-#[derive(Clone, Debug)]
+/// A token taken apart but not yet trusted. Its debug form leaves out
+/// the encoded parts and the signature, so a log line cannot replay it.
+#[derive(Clone)]
 pub struct UnverifiedToken {
     pub header: Header,
     pub claims: Claims,
     /// `BASE64URL(header) "." BASE64URL(payload)`: what the signature covers.
     pub signing_input: String,
     pub signature: Vec<u8>,
+}
+
+impl fmt::Debug for UnverifiedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnverifiedToken").field("header", &self.header).field("claims", &self.claims).finish_non_exhaustive()
+    }
 }
 
 fn b64(part: &str, what: &'static str) -> Result<Vec<u8>, TokenError> {
@@ -327,6 +334,7 @@ mod tests {
         assert_eq!(t.claims.scope, ["openid", "storage.read:/bkt"]);
         assert_eq!(t.claims.wlcg_ver.as_deref(), Some("1.0"));
         assert_eq!(t.signature, b"sig");
+        assert!(!format!("{t:?}").contains(&enc("sig")) && !format!("{t:?}").contains(&t.signing_input));
         let t = decode(&token(r#"{"alg":"RS256"}"#, r#"{"aud":"x","wlcg.ver":1.0}"#)).unwrap();
         assert_eq!((t.claims.aud, t.claims.wlcg_ver.as_deref(), t.header.kid), (vec!["x".to_string()], Some("1.0"), None));
     }

@@ -177,6 +177,13 @@ fn keys_are_bound_to_their_algorithms() {
         refused(&keys.token(Alg::EdDSA, &header("EdDSA", "rsa"), &claims("", ""))),
         TokenError::KeyMismatch { kid: Some("rsa".into()), alg: Alg::EdDSA }
     );
+    // Among RSA algorithms the header's alg decides the padding and hash:
+    // an RS256 signature over a header saying PS256 or RS512 does not pass.
+    for alg in ["PS256", "RS384", "RS512"] {
+        let input = format!("{}.{}", b64(header(alg, "rsa").as_bytes()), b64(claims("", "").as_bytes()));
+        let signature = keys.sign(Alg::RS256, input.as_bytes());
+        assert_eq!(refused(&format!("{input}.{}", b64(&signature))), TokenError::BadSignature, "{alg}");
+    }
 }
 
 #[test]
