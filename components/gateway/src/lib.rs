@@ -1,0 +1,78 @@
+//! The gateway's sans-I/O core: it decides whether a request that came in
+//! with `Authorization: Bearer <JWT>` may pass to the S3 backend.
+//!
+//! Decided here, with no network and no clock (time and fetched documents
+//! are passed in):
+//! - whether the token is well formed and small enough ([`jwt::decode`],
+//!   [`jwt::MAX_TOKEN_BYTES`]), uses an allowed asymmetric algorithm (never
+//!   `none` or HS*; `jku`, `x5u`, `jwk` and `x5c` are never read), has the
+//!   configured issuer and audience and is within `exp`/`nbf` give or take
+//!   the leeway ([`jwt::Validation`]);
+//! - which of the issuer's keys verifies it, each key bound to the
+//!   algorithms its type allows, and whether the signature holds ([`jwks`]);
+//! - when the issuer's JWKS must be fetched: first use, after the TTL, or
+//!   once per interval for an unknown `kid` ([`keys::JwksCache`]);
+//! - under the `wlcg-scopes` profile, whether the token's storage scopes
+//!   allow the method on the normalised path ([`scopes::authorize`]); under
+//!   the `backend` profile any valid token passes and the backend decides,
+//!   but the path still goes through [`scopes::normalize_path`];
+//! - the RFC 6750 `WWW-Authenticate` values for each refusal ([`challenge`]).
+//!
+//! Left to the component: reading its configuration, OIDC discovery of the
+//! issuer's `jwks_uri`, the HTTP fetches [`Authentication::FetchKeys`] asks
+//! for, the clock, checking that a `Destination`'s authority is the
+//! gateway, finding out (or enforcing with `If-None-Match: *`, see
+//! [`scopes::Grant`]) whether a `PUT` target exists, refusing S3
+//! sub-resource queries (`?acl`, `?uploads`, …) it does not mean to serve,
+//! and building, signing (SigV4) and sending the backend request for the
+//! normalised path.
+
+pub mod challenge;
+pub mod jwks;
+pub mod jwt;
+pub mod keys;
+pub mod scopes;
+
+pub use challenge::{bearer_token, Credentials};
+pub use jwks::{parse_jwks, Jwk, Jwks, JwksError};
+pub use jwt::{Alg, Claims, TokenError, Validation};
+pub use keys::{CachePolicy, JwksCache, Lookup};
+pub use scopes::{authorize, normalize_path, parse_scopes, Denied, Grant, PathError, ResourcePath, StorageScope};
+
+/// The outcome of one step of token verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Authentication {
+    /// Signature and claims hold.
+    Valid(Claims),
+    /// Fetch the issuer's JWKS, [`JwksCache::store`] it and call
+    /// [`authenticate`] again (it asks at most once per fetch interval).
+    FetchKeys,
+    /// `401` with [`challenge::invalid_token`].
+    Invalid(TokenError),
+    /// The issuer's keys could not be had: `503`, the token may be fine.
+    KeysUnavailable,
+}
+
+/// Verifies a bearer token against one trusted issuer's cached keys.
+/// Claims are checked before any key is looked up, so a token that would
+/// be refused anyway (wrong issuer or audience, expired) never causes a
+/// JWKS fetch; the signature decides last.
+pub fn authenticate(token: &str, validation: &Validation, keys: &mut JwksCache) -> Authentication {
+    let token = match jwt::decode(token) {
+        Ok(t) => t,
+        Err(e) => return Authentication::Invalid(e),
+    };
+    if let Err(e) = validation.check(&token.claims) {
+        return Authentication::Invalid(e);
+    }
+    let key = match keys.lookup(token.header.kid.as_deref(), token.header.alg, validation.now) {
+        Lookup::Hit(key) => key,
+        Lookup::Fetch | Lookup::Refetch => return Authentication::FetchKeys,
+        Lookup::Refused(e) => return Authentication::Invalid(e),
+        Lookup::Unavailable => return Authentication::KeysUnavailable,
+    };
+    match key.verify(token.header.alg, token.signing_input.as_bytes(), &token.signature) {
+        Ok(()) => Authentication::Valid(token.claims),
+        Err(e) => Authentication::Invalid(e),
+    }
+}
