@@ -140,8 +140,7 @@ impl<'a> TokenContext<'a> {
         // The token must outlive the STS call, not the credentials.
         let token = self.access_token(60).context("getting the OIDC token for STS")?;
         let host = AllowedHost::from_url(endpoint).with_context(|| format!("profile '{}': bad sts_endpoint", self.name))?;
-        let ca = self.ca_file.clone().or_else(|| self.profile.ca_file.clone());
-        let policy = EgressPolicy::for_secrets(vec![host], ca, self.profile.allow_insecure_http).with_context(|| format!("profile '{}'", self.name))?;
+        let policy = EgressPolicy::for_secrets(vec![host], self.ca_file(), self.profile.allow_insecure_http).with_context(|| format!("profile '{}'", self.name))?;
         let mut sts = Sts::new(self.runtime, policy)?;
         let request = AssumeRoleRequest {
             endpoint: endpoint.into(),
@@ -173,32 +172,34 @@ impl<'a> TokenContext<'a> {
 
 /// What a transfer needs to renew its profile's credentials by itself, in
 /// the middle of a component call: owned copies of the profile's context
-/// and a runtime of its own for the sts and oidc components.
+/// and a runtime of its own for the sts and oidc components (its engine is
+/// made on the first renewal, and kept for the next).
 pub struct Renewal {
     name: String,
     profile: crate::config::Profile,
     store: crate::store::Store,
     passphrase: crate::tokens::PassphraseSource,
     ca_file: Option<PathBuf>,
+    runtime: crate::runtime::Runtime,
 }
 
 impl Renewal {
-    pub fn of(ctx: &TokenContext<'_>) -> Self {
-        Renewal {
+    pub fn of(ctx: &TokenContext<'_>) -> Result<Self> {
+        Ok(Renewal {
             name: ctx.name.clone(),
             profile: ctx.profile.clone(),
             store: ctx.store.clone(),
             passphrase: ctx.passphrase.clone(),
             ca_file: ctx.ca_file.clone(),
-        }
+            runtime: crate::runtime::Runtime::new()?,
+        })
     }
 
     pub fn renew(&self, refused_access_key_id: &str) -> Result<S3Credentials> {
-        let runtime = crate::runtime::Runtime::new()?;
         let ctx = TokenContext {
             name: self.name.clone(),
             profile: &self.profile,
-            runtime: &runtime,
+            runtime: &self.runtime,
             store: self.store.clone(),
             passphrase: self.passphrase.clone(),
             ca_file: self.ca_file.clone(),

@@ -157,13 +157,17 @@ impl<'a> TokenContext<'a> {
     }
 
     /// An oidc instance that may reach the issuer and the profile's extra hosts.
+    /// Extra CA certificates to trust: `--ca-file`, else the profile's.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.ca_file.clone().or_else(|| self.profile.ca_file.clone())
+    }
+
     pub fn oidc(&self) -> Result<Oidc> {
         let mut hosts = vec![AllowedHost::from_url(self.issuer()?).with_context(|| format!("profile '{}': bad issuer", self.name))?];
         for url in &self.profile.allowed_hosts {
             hosts.push(AllowedHost::from_url(url).with_context(|| format!("profile '{}': bad allowed_hosts entry", self.name))?);
         }
-        let ca = self.ca_file.clone().or_else(|| self.profile.ca_file.clone());
-        let policy = EgressPolicy::for_secrets(hosts, ca, self.profile.allow_insecure_http).with_context(|| format!("profile '{}'", self.name))?;
+        let policy = EgressPolicy::for_secrets(hosts, self.ca_file(), self.profile.allow_insecure_http).with_context(|| format!("profile '{}'", self.name))?;
         Oidc::new(self.runtime, policy)
     }
 

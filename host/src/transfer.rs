@@ -663,7 +663,6 @@ impl Transfer {
             }
         }
         let creds = ctx.s3_credentials()?;
-        let ca = ctx.ca_file.clone().or_else(|| ctx.profile.ca_file.clone());
         let client = ClientConfig {
             endpoint,
             region,
@@ -678,9 +677,9 @@ impl Transfer {
             multipart_threshold: None,
             max_attempts: None,
         };
-        let renewal = crate::creds::Renewal::of(ctx);
+        let renewal = crate::creds::Renewal::of(ctx)?;
         let renew_keys: crate::runtime::RenewS3Keys = Box::new(move |refused| renewal.renew(refused).map_err(|e| format!("{e:#}")));
-        Self::new(ctx.runtime, EgressPolicy::new(allowed, ca), &client, Some(renew_keys))
+        Self::new(ctx.runtime, EgressPolicy::new(allowed, ctx.ca_file()), &client, Some(renew_keys))
     }
 
     /// Calls a method of the component's `client` resource that has no error of its own.

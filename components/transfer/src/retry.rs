@@ -113,7 +113,9 @@ pub trait S3Retry {
     fn decide(&self, attempts: &mut Attempts, error: &TransferError, local_now: i64, random: u64) -> RetryDecision;
 
     /// [`S3Retry::decide`] for one piece (part or range) of a transfer that
-    /// fails as a whole on [`RetryDecision::GiveUp`]; see the impl.
+    /// fails as a whole on [`RetryDecision::GiveUp`]. `attempts` is the
+    /// piece's record, or the driver's misuse when it was not in flight;
+    /// the transfer's first fatal error is kept in `failure`.
     fn decide_for_piece(
         &self,
         attempts: Result<&mut Attempts, TransferError>,
@@ -125,8 +127,6 @@ pub trait S3Retry {
 }
 
 impl S3Retry for RetryPolicy {
-    /// Decides after a failed attempt. `local_now` is the local clock (Unix
-    /// seconds) when the answer came; `random` any random value.
     fn decide(&self, attempts: &mut Attempts, error: &TransferError, local_now: i64, random: u64) -> RetryDecision {
         attempts.failures += 1;
         match classify_at(error, local_now) {
@@ -151,10 +151,6 @@ impl S3Retry for RetryPolicy {
         }
     }
 
-    /// [`RetryPolicy::decide`] for one piece (part or range) of a transfer
-    /// that fails as a whole on [`RetryDecision::GiveUp`]. `attempts` is the
-    /// piece's record, or the driver's misuse when it was not in flight;
-    /// the transfer's first fatal error is kept in `failure`.
     fn decide_for_piece(
         &self,
         attempts: Result<&mut Attempts, TransferError>,

@@ -239,7 +239,7 @@ fn status(args: &ProfileArgs, warn_days: u32, ping: Option<&str>, output: Output
     if let Some(url) = ping {
         let healthy = matches!(&checked, Ok(s) if s.problem.is_none());
         let target = if healthy { url.to_string() } else { format!("{}/fail", url.trim_end_matches('/')) };
-        let ca = args.ca_file.clone().or_else(|| ctx.profile.ca_file.clone());
+        let ca = ctx.ca_file();
         // Ping URLs carry the check's key (healthchecks.io: a UUID): only
         // the host goes into messages.
         let host = target.parse::<http::Uri>().ok().and_then(|u| u.authority().map(|a| a.to_string())).unwrap_or_default();

@@ -79,7 +79,7 @@ impl<'a> Session<'a> {
             "oidc" => Login::Oidc,
             other => bail!("profile '{}': Rucio authentication '{other}' is not one lakeport does: use userpass or oidc", ctx.name),
         };
-        let ca = ctx.ca_file.clone().or_else(|| p.ca_file.clone()).or_else(|| from_cfg("ca_cert").map(PathBuf::from));
+        let ca = ctx.ca_file().or_else(|| from_cfg("ca_cert").map(PathBuf::from));
         let policy = EgressPolicy::for_secrets(allowed, ca, p.allow_insecure_http).with_context(|| format!("profile '{}'", ctx.name))?;
         let rucio = Rucio::new(ctx.runtime, policy)?;
         Ok(Session { target: Target { host, auth_host, account, login }, rucio, open: false, ctx })
