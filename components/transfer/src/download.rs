@@ -14,7 +14,9 @@
 //! [`RangedDownload`] follows the same contract as
 //! [`crate::multipart::MultipartUpload`]: `next_range` while it gives
 //! ranges (at most `max_in_flight` out), `range_done` with a
-//! [`RangeDigest`] from a [`RangeHasher`], `range_failed` for a
+//! [`RangeDigest`] from a [`RangeHasher`] (or `range_landed` first, when
+//! the bytes are stored and their digest comes later: a landed range no
+//! longer counts as in flight), `range_failed` for a
 //! [`RetryDecision`], and [`RangedDownload::verify`] at the end. Every
 //! ranged GET carries `If-Match` with the ETag, so ranges of two versions
 //! of an object never mix.
@@ -401,6 +403,8 @@ pub fn verify_download(
 enum RangeState {
     Pending,
     InFlight(Attempts),
+    /// Stored whole, its digest still to come.
+    Landed,
     Done(RangeDigest),
 }
 
@@ -456,10 +460,21 @@ impl RangedDownload {
         in_flight_range(&mut self.ranges, index)
     }
 
-    /// Range `index` arrived whole; a short or long range is an error the
-    /// caller may retry like a dropped connection.
-    pub fn range_done(&mut self, index: u32, digest: RangeDigest) -> Result<()> {
+    /// Range `index` arrived whole and is stored; its digest follows with
+    /// [`RangedDownload::range_done`]. Digests of several ranges can then
+    /// be taken together, while other ranges are fetched.
+    pub fn range_landed(&mut self, index: u32) -> Result<()> {
         self.attempts(index)?;
+        self.ranges[index as usize] = RangeState::Landed;
+        Ok(())
+    }
+
+    /// Range `index` arrived whole (in flight or landed); a short or long
+    /// range is an error the caller may retry like a dropped connection.
+    pub fn range_done(&mut self, index: u32, digest: RangeDigest) -> Result<()> {
+        if !matches!(self.ranges.get(index as usize), Some(RangeState::Landed)) {
+            self.attempts(index)?;
+        }
         let (_, length) = self.plan.span(index);
         if digest.length != length {
             return Err(TransferError::Integrity(format!("range {index} brought {} bytes instead of {length}", digest.length)));

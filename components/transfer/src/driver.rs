@@ -8,6 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use futures_util::future::{FutureExt, LocalBoxFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lakeport_http::HttpError;
 
@@ -158,8 +159,14 @@ pub struct PutRequest<'a> {
     pub keep_on_failure: bool,
 }
 
-/// MD5s the host computes at once when checking local data for a resume.
-const HASHED_AT_ONCE: usize = 4;
+/// Spans whose MD5s are asked for together: the host hashes spans side by
+/// side, one per SIMD lane (16 with AVX-512), so parts are hashed ahead of
+/// sending in batches of at least this many, and landed ranges too. One
+/// span at a time would run its lanes mostly empty.
+const DIGESTS_AT_ONCE: usize = 16;
+
+/// An MD5 the host is computing.
+type PendingMd5<'a> = LocalBoxFuture<'a, std::result::Result<Md5, String>>;
 
 /// User metadata naming the part size of a multipart upload: a download
 /// can then check the multipart ETag for certain.
@@ -420,7 +427,7 @@ impl<X: Exchange> Session<X> {
                 let spans: Vec<crate::PartSpan> = server_parts.iter().filter_map(|p| plan.part(p.part_number)).collect();
                 let digests: BTreeMap<u32, Md5> = futures_util::stream::iter(spans)
                     .map(|span| async move { (span.number, source.md5(span.offset, span.length).await) })
-                    .buffer_unordered(HASHED_AT_ONCE)
+                    .buffer_unordered(DIGESTS_AT_ONCE)
                     .filter_map(|(number, digest)| async move { Some((number, digest.ok()?)) })
                     .collect()
                     .await;
@@ -470,7 +477,14 @@ impl<X: Exchange> Session<X> {
         let upload_id = upload.upload_id().to_string();
         let pipe = upload.plan().total_size().is_none();
         let mut running = FuturesUnordered::new();
+        let mut digests: BTreeMap<u32, PendingMd5<'_>> = BTreeMap::new();
         loop {
+            // Topped up a whole batch at a time, so that a batch hashes together.
+            if digests.len() <= DIGESTS_AT_ONCE {
+                for span in upload.parts_to_send(2 * DIGESTS_AT_ONCE) {
+                    digests.entry(span.number).or_insert_with(|| Box::pin(source.md5(span.offset, span.length)));
+                }
+            }
             while let Some(span) = upload.next_part_to_send() {
                 let payload = match (span.number, first.take()) {
                     (1, Some(data)) => Payload::Held(data),
@@ -486,7 +500,8 @@ impl<X: Exchange> Session<X> {
                         Payload::Held(data)
                     }
                 };
-                running.push(self.upload_part(source, bucket, key, &upload_id, span.number, payload, 0));
+                let digest = digests.remove(&span.number);
+                running.push(self.upload_part(source, bucket, key, &upload_id, span.number, payload, digest, 0));
             }
             if upload.is_complete() {
                 break;
@@ -497,7 +512,7 @@ impl<X: Exchange> Session<X> {
                 Err(e) => {
                     let e = self.judged(e);
                     match self.settle(upload.part_failed(number, &e, now(), self.random()), generation) {
-                        Ok(wait) => running.push(self.upload_part(source, bucket, key, &upload_id, number, payload, wait)),
+                        Ok(wait) => running.push(self.upload_part(source, bucket, key, &upload_id, number, payload, None, wait)),
                         Err(note) => return Err(upload.failure().cloned().unwrap_or_else(|| noted(e, note))),
                     }
                 }
@@ -532,8 +547,9 @@ impl<X: Exchange> Session<X> {
         }
     }
 
-    /// One attempt at a part; the payload comes back for another, with the
-    /// generation of the keys that signed it.
+    /// One attempt at a part (with its MD5 when it was asked for ahead);
+    /// the payload comes back for another, with the generation of the keys
+    /// that signed it.
     #[allow(clippy::too_many_arguments)]
     async fn upload_part(
         &self,
@@ -543,12 +559,17 @@ impl<X: Exchange> Session<X> {
         upload_id: &str,
         number: u32,
         payload: Payload,
+        digest: Option<PendingMd5<'_>>,
         wait_ms: u64,
     ) -> (u32, Payload, u32, Result<String>) {
         self.exchange.sleep_ms(wait_ms).await;
         let mut generation = self.generation.get();
         let result = async {
-            let descriptor = PayloadDescriptor::unsigned(payload.len(), self.payload_md5(&payload, source).await?);
+            let digest = match digest {
+                Some(pending) => pending.await.map_err(|e| local_io("reading", &source.name(), e))?,
+                None => self.payload_md5(&payload, source).await?,
+            };
+            let descriptor = PayloadDescriptor::unsigned(payload.len(), digest);
             let (request, signed_with) = self.sign(&|r, t| r.upload_part(bucket, key, upload_id, number, &descriptor, t))?;
             generation = signed_with;
             parse::parse_upload_part(&self.attempt_payload(&request, &payload, source).await?)
@@ -696,15 +717,43 @@ impl<X: Exchange> Session<X> {
         // A pipe's ranges wait here until the ones before them are out.
         let mut held: BTreeMap<u32, (u64, Vec<u8>)> = BTreeMap::new();
         let mut next_in_order = 0u32;
-        let mut running = FuturesUnordered::new();
+        // Ranges stored in the file whose digests are still to be taken:
+        // asked for DIGESTS_AT_ONCE together, or when nothing else arrives.
+        let mut landed: Vec<RangeToFetch> = Vec::new();
+        let mut fetching = 0usize;
+        let mut running: FuturesUnordered<LocalBoxFuture<'_, RangeEvent>> = FuturesUnordered::new();
         loop {
             while held.len() + download.in_flight() < max_held {
                 let Some(range) = download.next_range() else { break };
-                running.push(self.fetch_range(bucket, key, &plan, range, sink, 0));
+                fetching += 1;
+                running.push(Box::pin(self.fetch_range(bucket, key, &plan, range, sink, 0).map(RangeEvent::Fetched)));
             }
-            let Some((range, generation, result)) = running.next().await else { break };
+            if landed.len() >= DIGESTS_AT_ONCE || (!landed.is_empty() && fetching == 0) {
+                running.push(Box::pin(self.hash_landed(&plan, std::mem::take(&mut landed), sink).map(RangeEvent::Hashed)));
+            }
+            let Some(event) = running.next().await else { break };
             let prefix_before = download.done_prefix_end();
-            match result.and_then(|fetched| download.range_done(range.index, fetched.digest).map(|()| fetched.data)) {
+            let (range, generation, result) = match event {
+                RangeEvent::Hashed(digests) => {
+                    for (index, digest) in digests? {
+                        download.range_done(index, digest)?;
+                    }
+                    if whole_md5 && download.done_prefix_end() > prefix_before {
+                        prefix_md5 = Some(sink.md5(0, download.done_prefix_end()));
+                    }
+                    continue;
+                }
+                RangeEvent::Fetched(fetched) => fetched,
+            };
+            fetching -= 1;
+            let stored = result.and_then(|fetched| match fetched {
+                Fetched::Landed => download.range_landed(range.index).map(|()| {
+                    landed.push(range.clone());
+                    None
+                }),
+                Fetched::Done { digest, data } => download.range_done(range.index, digest).map(|()| data),
+            });
+            match stored {
                 Ok(None) => {
                     if whole_md5 && download.done_prefix_end() > prefix_before {
                         prefix_md5 = Some(sink.md5(0, download.done_prefix_end()));
@@ -723,7 +772,10 @@ impl<X: Exchange> Session<X> {
                 Err(e) => {
                     let e = self.judged(e);
                     match self.settle(download.range_failed(range.index, &e, now(), self.random()), generation) {
-                        Ok(wait) => running.push(self.fetch_range(bucket, key, &plan, range, sink, wait)),
+                        Ok(wait) => {
+                            fetching += 1;
+                            running.push(Box::pin(self.fetch_range(bucket, key, &plan, range, sink, wait).map(RangeEvent::Fetched)));
+                        }
                         Err(note) => return Err(download.failure().cloned().unwrap_or_else(|| noted(e, note))),
                     }
                 }
@@ -743,6 +795,28 @@ impl<X: Exchange> Session<X> {
         let verification = download.verify(whole)?;
         sink.commit().map_err(|e| local_io("completing", &sink.name(), e))?;
         Ok(Downloaded { size, etag: download.plan().etag.clone(), verified_by: verified_by(&verification) })
+    }
+
+    /// The digests of ranges stored in `sink`, read back by the host: all
+    /// their spans are asked for before any is awaited, so they are hashed
+    /// side by side.
+    async fn hash_landed(&self, plan: &DownloadPlan, ranges: Vec<RangeToFetch>, sink: &X::Sink) -> Result<Vec<(u32, RangeDigest)>> {
+        let pending: Vec<(RangeToFetch, Vec<_>)> = ranges
+            .into_iter()
+            .map(|range| {
+                let md5s = digest_spans(plan, range.length).iter().map(|&(at, len)| sink.md5(range.offset + at, len)).collect();
+                (range, md5s)
+            })
+            .collect();
+        let mut digests = Vec::with_capacity(pending.len());
+        for (range, md5s) in pending {
+            let mut got = Vec::with_capacity(md5s.len());
+            for md5 in md5s {
+                got.push(md5.await.map_err(|e| local_io("reading back", &sink.name(), e))?);
+            }
+            digests.push((range.index, range_digest(plan, range.length, &got)?));
+        }
+        Ok(digests)
     }
 
     /// One attempt at a range, and the generation of the keys that signed
@@ -779,13 +853,10 @@ impl<X: Exchange> Session<X> {
                 if moved < range.length {
                     return Err(cut_short(moved));
                 }
-                let spans = digest_spans(plan, range.length);
-                let mut md5s = Vec::with_capacity(spans.len());
-                let pending: Vec<_> = spans.iter().map(|&(at, len)| sink.md5(range.offset + at, len)).collect();
-                for digest in pending {
-                    md5s.push(digest.await.map_err(|e| local_io("reading back", &sink.name(), e))?);
+                if digest_spans(plan, range.length).is_empty() {
+                    return Ok(Fetched::Done { digest: range_digest(plan, range.length, &[])?, data: None });
                 }
-                return Ok(Fetched { digest: range_digest(plan, range.length, &md5s)?, data: None });
+                return Ok(Fetched::Landed);
             }
             let mut data = Vec::with_capacity(range.length as usize);
             let mut hasher = RangeHasher::new(plan);
@@ -799,18 +870,25 @@ impl<X: Exchange> Session<X> {
             if (data.len() as u64) < range.length {
                 return Err(cut_short(data.len() as u64));
             }
-            Ok(Fetched { digest: hasher.finish(), data: Some(data) })
+            Ok(Fetched::Done { digest: hasher.finish(), data: Some(data) })
         }
         .await;
         (range, generation, result)
     }
 }
 
-/// A range that arrived: its digests, and its bytes when they are not
-/// already in the sink.
-struct Fetched {
-    digest: RangeDigest,
-    data: Option<Vec<u8>>,
+/// A range that arrived.
+enum Fetched {
+    /// Stored in the sink; its digests are read back later, with others'.
+    Landed,
+    /// Its digests, and its bytes when they are not already in the sink.
+    Done { digest: RangeDigest, data: Option<Vec<u8>> },
+}
+
+/// What a download waits for: a range, or the digests of landed ones.
+enum RangeEvent {
+    Fetched((RangeToFetch, u32, Result<Fetched>)),
+    Hashed(Result<Vec<(u32, RangeDigest)>>),
 }
 
 fn verified_by(v: &Verification) -> &'static str {

@@ -279,6 +279,21 @@ impl MultipartUpload {
         self.failure.as_ref()
     }
 
+    /// Up to `limit` parts not yet sent, in the order
+    /// [`MultipartUpload::next_part_to_send`] will give them (a known size's
+    /// only: a pipe's parts exist once read). Nothing is marked: a driver
+    /// asks for their digests ahead of sending them.
+    pub fn parts_to_send(&self, limit: usize) -> Vec<PartSpan> {
+        if self.failure.is_some() || self.plan.total_size.is_none() {
+            return Vec::new();
+        }
+        (1..=self.parts.len() as u32)
+            .filter(|&n| self.parts[n as usize - 1] == PartState::Pending)
+            .filter_map(|n| self.plan.part(n))
+            .take(limit)
+            .collect()
+    }
+
     /// The lowest-numbered part not yet sent, now counted as in flight;
     /// `None` when `max_in_flight` parts are out, everything is sent, or the
     /// upload failed.

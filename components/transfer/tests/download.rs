@@ -271,6 +271,42 @@ fn the_done_prefix_grows_only_over_ranges_done_from_the_first() {
 }
 
 #[test]
+fn landed_ranges_make_room_for_more_and_are_done_only_with_their_digest() {
+    let object = data(40 * MB + 5);
+    let plan = DownloadPlan::new(object.len() as u64, None, &DownloadOptions { max_in_flight: 2, ..Default::default() }).unwrap();
+    let mut d = RangedDownload::new(plan.clone(), RetryPolicy::default());
+    let first: Vec<_> = std::iter::from_fn(|| d.next_range()).collect();
+    assert_eq!(first.len(), 2);
+    let digest = |r: &RangeToFetch| {
+        let mut h = RangeHasher::new(&plan);
+        h.update(&object[r.offset as usize..(r.offset + r.length) as usize]);
+        h.finish()
+    };
+    // Stored, digest to come: no longer in flight, so the third range may go.
+    d.range_landed(first[0].index).unwrap();
+    assert_eq!(d.in_flight(), 1);
+    let third = d.next_range().expect("a landed range frees its place");
+    assert_eq!(third.index, 2);
+    // A landed range is not done: the prefix and completion wait for its digest.
+    assert_eq!(d.done_prefix_end(), 0);
+    assert!(matches!(d.range_landed(first[0].index), Err(TransferError::Usage(_))), "landed twice");
+    d.range_done(first[1].index, digest(&first[1])).unwrap();
+    d.range_done(third.index, digest(&third)).unwrap();
+    assert!(!d.is_complete());
+    d.range_done(first[0].index, digest(&first[0])).unwrap();
+    assert_eq!(d.done_prefix_end(), object.len() as u64);
+    assert!(d.is_complete());
+    assert!(d.verify(None).is_ok());
+    // A landed range's digest is still checked against its length.
+    let mut d = RangedDownload::new(plan.clone(), RetryPolicy::default());
+    let r = d.next_range().unwrap();
+    d.range_landed(r.index).unwrap();
+    let mut short = RangeHasher::new(&plan);
+    short.update(&object[..10]);
+    assert!(matches!(d.range_done(r.index, short.finish()), Err(TransferError::Integrity(_))));
+}
+
+#[test]
 fn plans_survive_what_a_head_answer_may_say() {
     let etag = "\"9b2cf535f27731c974343645a3985328-7\"";
     // A part size of 0 (from `x-amz-meta-lakeport-part-size: 0` or an

@@ -273,3 +273,55 @@ fn a_piped_upload_round_trips_and_its_multipart_etag_verifies_the_download() {
     assert!(*sink.data.borrow() == source.data);
     assert_eq!(session.exchange().count("HeadObject"), 1, "the noted part size spares a HEAD of part 1");
 }
+
+// ---- hashing local data ----
+
+/// The host hashes spans side by side, one per SIMD lane (16 with AVX-512):
+/// asked one at a time, its lanes run mostly empty.
+const DIGESTS_TOGETHER: usize = 16;
+
+#[test]
+fn part_digests_are_asked_for_in_batches_ahead_of_sending() {
+    let parts = 2 * DIGESTS_TOGETHER as u64 + 8;
+    let session = session(SimExchange::new(&["AK1"]), "AK1", PART, 2, 3);
+    let source = MemSource::file(data(parts * PART));
+    block_on(session.put(&source, &put_request(false))).unwrap();
+    let asked = source.digests_asked.borrow();
+    assert_eq!(asked.len() as u64, parts, "one digest per part, none asked twice: {asked:?}");
+    let mut offsets: Vec<u64> = asked.iter().map(|a| a.offset).collect();
+    offsets.sort();
+    assert_eq!(offsets, (0..parts).map(|n| n * PART).collect::<Vec<_>>());
+    // Asked for in batches (those asked between the same two requests):
+    // the first before any part went out (only CreateMultipartUpload had),
+    // then a batch of the rest (here 8) once 16 parts had gone.
+    let mut batches: Vec<(usize, usize)> = Vec::new();
+    for a in asked.iter() {
+        match batches.last_mut() {
+            Some((at, n)) if *at == a.requests_before => *n += 1,
+            _ => batches.push((a.requests_before, 1)),
+        }
+    }
+    assert_eq!(batches.iter().map(|b| b.1).collect::<Vec<_>>(), [2 * DIGESTS_TOGETHER, 8], "{batches:?}");
+    assert_eq!(batches[0].0, 1, "the first batch before any part: {batches:?}");
+}
+
+#[test]
+fn landed_ranges_are_read_back_together_and_the_download_verifies() {
+    let parts = DIGESTS_TOGETHER as u64 + 2;
+    let session = session(SimExchange::new(&["AK1"]), "AK1", PART, 2, 3);
+    let source = MemSource::file(data(parts * PART));
+    block_on(session.put(&source, &put_request(false))).unwrap();
+    let sent_before_download = session.exchange().log().len();
+    let sink = MemSink::default();
+    let got = block_on(session.get(BUCKET, KEY, &sink)).unwrap();
+    assert_eq!(got.verified_by, "multipart-etag");
+    assert!(*sink.data.borrow() == source.data);
+    let asked = sink.digests_asked.borrow();
+    assert_eq!(asked.len() as u64, parts, "{asked:?}");
+    // The first 16 ranges are read back together once they have all
+    // landed (while later ones were fetched), the last two at the end.
+    let (first, last) = asked.split_at(DIGESTS_TOGETHER);
+    assert!(first.iter().all(|a| a.requests_before == first[0].requests_before), "{asked:?}");
+    assert!(first[0].requests_before >= sent_before_download + DIGESTS_TOGETHER, "{asked:?}");
+    assert!(last.iter().all(|a| a.requests_before == session.exchange().log().len()), "{asked:?}");
+}

@@ -103,6 +103,26 @@ fn etag_of(n: u32) -> String {
 }
 
 #[test]
+fn the_parts_to_send_are_those_next_part_to_send_gives_next() {
+    let mut up = upload(6 * 5 * MB + 3, 5 * MB, 2);
+    let ahead: Vec<u32> = up.parts_to_send(4).iter().map(|p| p.number).collect();
+    assert_eq!(ahead, [1, 2, 3, 4]);
+    let a = up.next_part_to_send().unwrap();
+    let b = up.next_part_to_send().unwrap();
+    assert_eq!(up.parts_to_send(10).iter().map(|p| p.number).collect::<Vec<_>>(), [3, 4, 5, 6, 7]);
+    assert_eq!(up.parts_to_send(10).last().unwrap().length, 3, "the last part is the remainder");
+    up.part_done(a.number, &etag_of(a.number)).unwrap();
+    // A part put back goes out again, before the later ones.
+    up.release_part(b.number).unwrap();
+    let next = up.parts_to_send(1)[0];
+    assert_eq!(next.number, b.number);
+    assert_eq!(next, up.next_part_to_send().unwrap());
+    // A pipe's parts are not known ahead.
+    let pipe = MultipartUpload::new("u", PartPlan::new(5 * MB, None).unwrap(), 2, RetryPolicy::default()).unwrap();
+    assert!(pipe.parts_to_send(4).is_empty());
+}
+
+#[test]
 fn parts_go_out_in_order_within_the_in_flight_bound() {
     let mut up = upload(5 * 5 * MB + 3, 5 * MB, 2);
     let a = up.next_part_to_send().unwrap();

@@ -68,16 +68,35 @@ fn yield_once() -> YieldOnce {
 
 // ---- local data ----
 
+thread_local! {
+    /// Requests sent so far on this thread: when a digest was asked for.
+    static REQUESTS_SENT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A digest asked of local data: its span, and how many requests had been
+/// sent by then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DigestAsked {
+    pub offset: u64,
+    pub len: u64,
+    pub requests_before: usize,
+}
+
+fn note_digest(log: &RefCell<Vec<DigestAsked>>, offset: u64, len: u64) {
+    log.borrow_mut().push(DigestAsked { offset, len, requests_before: REQUESTS_SENT.with(Cell::get) });
+}
+
 /// Bytes to upload: a file (size known) or a pipe.
 pub struct MemSource {
     pub data: Vec<u8>,
     pub pipe: bool,
     pub recorded_uploads: RefCell<Vec<String>>,
+    pub digests_asked: RefCell<Vec<DigestAsked>>,
 }
 
 impl MemSource {
     pub fn file(data: Vec<u8>) -> Self {
-        MemSource { data, pipe: false, recorded_uploads: RefCell::default() }
+        MemSource { data, pipe: false, recorded_uploads: RefCell::default(), digests_asked: RefCell::default() }
     }
 }
 
@@ -102,6 +121,7 @@ impl Source for MemSource {
         Ok(span(&self.data, offset, len).to_vec())
     }
     fn md5(&self, offset: u64, len: u64) -> impl Future<Output = Result<Md5, String>> {
+        note_digest(&self.digests_asked, offset, len);
         std::future::ready(Ok(md5(span(&self.data, offset, len))))
     }
     fn record_upload(&self, _bucket: &str, _key: &str, upload_id: &str) {
@@ -115,6 +135,7 @@ pub struct MemSink {
     pub data: Rc<RefCell<Vec<u8>>>,
     pub pipe: bool,
     pub committed: Cell<bool>,
+    pub digests_asked: RefCell<Vec<DigestAsked>>,
 }
 
 fn write_at(data: &RefCell<Vec<u8>>, offset: u64, bytes: &[u8]) {
@@ -148,6 +169,7 @@ impl Sink for MemSink {
         Ok(MemWriter { data: self.data.clone(), offset: Cell::new(offset) })
     }
     fn md5(&self, offset: u64, len: u64) -> impl Future<Output = Result<Md5, String>> {
+        note_digest(&self.digests_asked, offset, len);
         std::future::ready(Ok(md5(span(&self.data.borrow(), offset, len))))
     }
     fn commit(&self) -> Result<(), String> {
@@ -711,6 +733,7 @@ impl Exchange for SimExchange {
     type Answer = SimAnswer;
 
     async fn send(&self, request: &HttpRequest, body: Body<'_, Vec<u8>>) -> Result<SimAnswer, HttpError> {
+        REQUESTS_SENT.with(|sent| sent.set(sent.get() + 1));
         let body: &[u8] = match body {
             Body::Bytes(bytes) => bytes,
             Body::Span { span, len } => {
