@@ -302,7 +302,7 @@ impl EgressPolicy {
             })?;
         log::verbose(format_args!("{method} {host}:{port}{path}: {}", response.status().as_u16()));
         self.idle.clone().give_back(endpoint, connection);
-        let response = response.map(|body| StallGuard::new(body, between_bytes).boxed_unsync());
+        let response = response.map(|body| in_bursts(StallGuard::new(body, between_bytes)).boxed_unsync());
         // The connection outlives this exchange; its errors reach the
         // component through the response body.
         Ok((response, Box::new(async { Ok(()) })))
@@ -473,6 +473,81 @@ impl http_body::Body for StallGuard {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Answer bytes handed on together, at most: a burst is gathered while
+/// frames keep coming, up to this size.
+const BURST_BYTES: usize = 256 << 10;
+/// How long a burst waits for more frames once it holds some.
+const BURST_LULL: Duration = Duration::from_millis(2);
+
+/// An answer body handed to the component in bursts. A server that writes
+/// in small pieces (s3s-fs: 4 KiB) makes the connection read a few KiB at
+/// a time, and each piece would wake the component's thread on its own (a
+/// context switch per 8 KiB, most of a download's CPU time). A task beside
+/// the connection gathers frames until BURST_BYTES, the body's end, an
+/// error, or a BURST_LULL without a frame, and passes them on as one.
+fn in_bursts<B>(mut body: B) -> Bursts
+where
+    B: http_body::Body<Data = Bytes, Error = Error> + Send + Unpin + 'static,
+{
+    let (bursts, receiver) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut held = bytes::BytesMut::new();
+        let mut lull = Box::pin(tokio::time::sleep(BURST_LULL));
+        loop {
+            // The next frame; `None` when a lull ends a burst first.
+            let next = std::future::poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
+                Poll::Ready(frame) => Poll::Ready(Some(frame)),
+                Poll::Pending if !held.is_empty() && lull.as_mut().poll(cx).is_ready() => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            })
+            .await;
+            let (last, after) = match next {
+                Some(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        if held.is_empty() {
+                            lull.as_mut().reset(tokio::time::Instant::now() + BURST_LULL);
+                        }
+                        held.extend_from_slice(&data);
+                        if held.len() < BURST_BYTES {
+                            continue;
+                        }
+                        (false, None)
+                    }
+                    // Trailers end the body.
+                    Err(trailers) => (true, Some(Ok(trailers))),
+                },
+                Some(Some(Err(e))) => (true, Some(Err(e))),
+                Some(None) => (true, None),
+                None => (false, None),
+            };
+            if !held.is_empty() && bursts.send(Ok(http_body::Frame::data(held.split().freeze()))).await.is_err() {
+                return;
+            }
+            if let Some(frame) = after {
+                let _ = bursts.send(frame).await;
+            }
+            if last {
+                return;
+            }
+        }
+    });
+    Bursts { frames: receiver }
+}
+
+/// The receiving end of [`in_bursts`]; it ends when the task does.
+struct Bursts {
+    frames: tokio::sync::mpsc::Receiver<std::result::Result<http_body::Frame<Bytes>, Error>>,
+}
+
+impl http_body::Body for Bursts {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<std::result::Result<http_body::Frame<Bytes>, Error>>> {
+        self.frames.poll_recv(cx)
     }
 }
 
