@@ -21,7 +21,7 @@ use crate::requests::{ListObjectsV2, S3Requests, MAX_DELETE_KEYS};
 use crate::digest::Md5;
 use crate::driver::{self, Body, Downloaded, PutRequest, Settings, Uploaded};
 use crate::retry::RetryPolicy;
-use crate::{parse, Credentials};
+use crate::{parse, Credentials, S3Location};
 
 type Session = driver::Session<HostExchange>;
 
@@ -204,6 +204,11 @@ impl Client {
 
 impl wit::Guest for Component {
     type Client = Client;
+
+    fn parse_location(text: String) -> Result<Option<wit::S3Location>, wit::TransferError> {
+        let location = S3Location::parse_if_s3(&text).map_err(error)?;
+        Ok(location.map(|l| wit::S3Location { is_prefix: l.is_prefix(), dir_key: l.dir_key(), bucket: l.bucket, key: l.key }))
+    }
 }
 
 impl wit::GuestClient for Client {
