@@ -98,10 +98,7 @@ impl Rucio {
 
     /// Seconds; `never` is none.
     pub fn lifetime(&mut self, text: &str) -> Answer<Option<u64>> {
-        if text.trim().eq_ignore_ascii_case("never") {
-            return Ok(None);
-        }
-        self.instance.call(|b, store| b.lakeport_plugins_rucio().call_parse_lifetime(store, text)).map(Some)
+        self.instance.call(|b, store| b.lakeport_plugins_rucio().call_parse_lifetime(store, text))
     }
 
     /// Opens a session (logging in for userpass), in place of any before.

@@ -127,7 +127,7 @@ impl wit::Guest for Component {
         Did::parse(&text, None).map(did_out).map_err(error)
     }
 
-    fn parse_lifetime(text: String) -> Result<u64, wit::RucioError> {
+    fn parse_lifetime(text: String) -> Result<Option<u64>, wit::RucioError> {
         crate::parse_lifetime(&text).map_err(error)
     }
 }

@@ -152,10 +152,13 @@ pub struct FileReplicas {
 }
 
 /// Parses a lifetime: whole seconds, or a number with `s`, `m`, `h`, `d`
-/// or `w` (`7d`).
-pub fn parse_lifetime(text: &str) -> Result<u64, RucioError> {
+/// or `w` (`7d`); `never` (any case) is none, no expiry.
+pub fn parse_lifetime(text: &str) -> Result<Option<u64>, RucioError> {
     let text = text.trim();
-    let bad = || RucioError::invalid_input(format!("'{text}' is not a lifetime: write e.g. 3600, 90m, 12h, 7d or 2w"));
+    if text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    let bad = || RucioError::invalid_input(format!("'{text}' is not a lifetime: write e.g. 3600, 90m, 12h, 7d, 2w or never"));
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
         None => (text, "s"),
@@ -171,6 +174,6 @@ pub fn parse_lifetime(text: &str) -> Result<u64, RucioError> {
     };
     match n.checked_mul(scale) {
         Some(0) | None => Err(bad()),
-        Some(s) => Ok(s),
+        Some(s) => Ok(Some(s)),
     }
 }

@@ -66,11 +66,12 @@ fn dids_parse_with_and_without_a_default_scope() {
 
 #[test]
 fn lifetimes() {
-    assert_eq!(parse_lifetime("7d").unwrap(), 604_800);
-    assert_eq!(parse_lifetime("3600").unwrap(), 3600);
-    assert_eq!(parse_lifetime("90m").unwrap(), 5400);
-    assert_eq!(parse_lifetime("2w").unwrap(), 1_209_600);
-    for bad in ["", "0", "7y", "d", "-1d", "99999999999999999999d"] {
+    assert_eq!(parse_lifetime("7d").unwrap(), Some(604_800));
+    assert_eq!(parse_lifetime("3600").unwrap(), Some(3600));
+    assert_eq!(parse_lifetime("90m").unwrap(), Some(5400));
+    assert_eq!(parse_lifetime("2w").unwrap(), Some(1_209_600));
+    assert_eq!(parse_lifetime(" Never ").unwrap(), None, "no expiry");
+    for bad in ["", "0", "7y", "d", "-1d", "99999999999999999999d", "nevermore"] {
         assert!(parse_lifetime(bad).is_err(), "{bad}");
     }
 }
