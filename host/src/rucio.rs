@@ -29,7 +29,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::lakeport::plugins::rucio::{
-    AccountInfo, Auth, Availability, ClientConfig, Did, DidEntry, DidType, FileReplicas, NewReplica, RucioError, Rule, RuleRequest, RuleState,
+    AccountInfo, Auth, Availability, ClientConfig, Did, DidEntry, DidType, FileReplicas, Grouping, NewReplica, Notify, ReplicaState, RucioError, Rule,
+    RuleRequest, RuleState,
     ServerError, SessionToken, UploadFile, UploadTarget, UserpassLogin,
 };
 

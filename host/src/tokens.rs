@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{GrantKind, Profile};
+use crate::config::{ClientAuthKind, GrantKind, Profile};
 use crate::egress::{AllowedHost, EgressPolicy};
 use crate::instance::{CallError, ComponentError};
 use crate::oidc::{Client, ClientAuth, Oidc, OidcError, ProviderMetadata, TokenSet};
@@ -137,13 +137,12 @@ impl<'a> TokenContext<'a> {
 
     pub fn client(&self, secret: Option<String>) -> Result<Client> {
         let client_id = self.profile.require("client_id", &self.profile.client_id, &self.name)?.to_string();
-        let auth = match self.profile.client_auth.as_deref() {
-            Some("basic") => ClientAuth::Basic,
-            Some("post") => ClientAuth::Post,
-            Some("none") => ClientAuth::None,
+        let auth = match self.profile.client_auth {
+            Some(ClientAuthKind::Basic) => ClientAuth::Basic,
+            Some(ClientAuthKind::Post) => ClientAuth::Post,
+            Some(ClientAuthKind::None) => ClientAuth::None,
             None if secret.is_some() => ClientAuth::Basic,
             None => ClientAuth::None,
-            Some(other) => bail!("profile '{}': client_auth must be basic, post or none, not '{other}'", self.name),
         };
         Ok(Client {
             issuer: self.issuer()?.to_string(),

@@ -17,6 +17,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, InputStrea
 use tokio::sync::oneshot;
 use wasmtime_wasi::runtime::poll_noop;
 
+use crate::config::AddressingStyle;
 use crate::egress::{AllowedHost, EgressPolicy};
 use crate::file_md5::{ended_early, md5_of_prefix, md5_of_span, Md5Result, PrefixMd5};
 use crate::progress::Progress;
@@ -46,7 +47,7 @@ wasmtime::component::bindgen!({
 use self::lakeport::plugins::{credential_source, files};
 pub use exports::lakeport::plugins::transfer::{
     Addressing, BatchOutcome, ClientConfig, DownloadResult, ListPage, ObjectInfo, ObjectSummary, S3Location, S3Refusal, TransferError,
-    UploadOptions, UploadResult, UploadSummary,
+    UploadOptions, UploadResult, UploadSummary, VerifiedBy,
 };
 pub use self::lakeport::plugins::types::Credentials;
 
@@ -648,6 +649,17 @@ impl Locations {
     }
 }
 
+impl VerifiedBy {
+    /// As `lakeport s3 cp` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifiedBy::Md5 => "md5",
+            VerifiedBy::MultipartEtag => "multipart-etag",
+            VerifiedBy::Size => "size",
+        }
+    }
+}
+
 impl S3Location {
     /// `key` in this location's bucket, as a URL.
     pub fn show(&self, key: &str) -> String {
@@ -693,10 +705,9 @@ impl Transfer {
     ) -> Result<Transfer> {
         let endpoint = ctx.profile.require("s3_endpoint", &ctx.profile.s3_endpoint, &ctx.name)?.to_string();
         let region = ctx.profile.region.clone().unwrap_or_else(|| "us-east-1".into());
-        let addressing = match ctx.profile.addressing_style.as_deref() {
-            None | Some("path") => Addressing::Path,
-            Some("virtual") | Some("virtual-hosted") => Addressing::VirtualHosted,
-            Some(other) => bail!("profile '{}': addressing_style '{other}' must be 'path' or 'virtual'", ctx.name),
+        let addressing = match ctx.profile.addressing_style {
+            None | Some(AddressingStyle::Path) => Addressing::Path,
+            Some(AddressingStyle::Virtual) => Addressing::VirtualHosted,
         };
         let mut allowed = vec![AllowedHost::from_url(&endpoint).with_context(|| format!("profile '{}': bad s3_endpoint", ctx.name))?];
         if addressing == Addressing::VirtualHosted {

@@ -366,8 +366,8 @@ fn download(s: &mut Session, from: &S3Location, destination: &str) -> Result<()>
     };
     if destination != "-" {
         s.say(
-            &format!("download: {} to {shown} ({}, verified by {})", from.show(&from.key), bytes(done.size), done.verified_by),
-            json!({"downloaded": from.show(&from.key), "to": shown, "size": done.size, "etag": done.etag, "verified_by": done.verified_by}),
+            &format!("download: {} to {shown} ({}, verified by {})", from.show(&from.key), bytes(done.size), done.verified_by.as_str()),
+            json!({"downloaded": from.show(&from.key), "to": shown, "size": done.size, "etag": done.etag, "verified_by": done.verified_by.as_str()}),
         );
     }
     Ok(())
@@ -382,8 +382,8 @@ fn report(s: &Session, outcomes: Vec<BatchOutcome>, local: &[String]) -> Result<
                 json!({"uploaded": local, "key": u.key, "size": u.size, "etag": u.etag, "parts": u.parts}),
             ),
             BatchOutcome::Downloaded(d) => s.say(
-                &format!("download: {} to {local} ({}, verified by {})", d.key, bytes(d.size), d.verified_by),
-                json!({"downloaded": d.key, "to": local, "size": d.size, "etag": d.etag, "verified_by": d.verified_by}),
+                &format!("download: {} to {local} ({}, verified by {})", d.key, bytes(d.size), d.verified_by.as_str()),
+                json!({"downloaded": d.key, "to": local, "size": d.size, "etag": d.etag, "verified_by": d.verified_by.as_str()}),
             ),
             BatchOutcome::Failed((key, e)) => {
                 failures += 1;
