@@ -66,6 +66,12 @@ impl RuleState {
             RuleState::Inject => "INJECT",
         }
     }
+
+    /// No change is coming without someone acting (an admin, a fix): what
+    /// waiting for a rule waits for.
+    pub fn is_final(self) -> bool {
+        matches!(self, RuleState::Ok | RuleState::Stuck | RuleState::Suspended)
+    }
 }
 
 impl std::fmt::Display for Did {

@@ -19,24 +19,6 @@ pub enum RuleState {
     Inject,
 }
 
-impl RuleState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuleState::Ok => "OK",
-            RuleState::Replicating => "REPLICATING",
-            RuleState::Stuck => "STUCK",
-            RuleState::Suspended => "SUSPENDED",
-            RuleState::WaitingApproval => "WAITING_APPROVAL",
-            RuleState::Inject => "INJECT",
-        }
-    }
-
-    /// No change is coming without someone acting (an admin, a fix).
-    pub fn is_final(self) -> bool {
-        matches!(self, RuleState::Ok | RuleState::Stuck | RuleState::Suspended)
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DidType {

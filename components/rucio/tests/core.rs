@@ -50,7 +50,7 @@ fn rule_states_and_rules_parse() {
     assert_eq!(rule.did().to_string(), "user.jdoe:ds");
     for (text, state) in [("OK", RuleState::Ok), ("STUCK", RuleState::Stuck), ("SUSPENDED", RuleState::Suspended), ("WAITING_APPROVAL", RuleState::WaitingApproval), ("INJECT", RuleState::Inject)] {
         assert_eq!(serde_json::from_str::<RuleState>(&format!("\"{text}\"")).unwrap(), state);
-        assert_eq!(state.as_str(), text);
+        assert_eq!(serde_json::to_value(state).unwrap(), text);
     }
     assert!(serde_json::from_str::<RuleState>("\"BROKEN\"").is_err());
 }
@@ -151,7 +151,7 @@ fn whoami_follows_the_redirect_on_the_same_host_only() {
 
 fn rule(id: &str, account: &str, expr: &str, state: RuleState, expires: Option<&str>) -> Rule {
     serde_json::from_value(serde_json::json!({
-        "id": id, "account": account, "scope": "s", "name": "ds", "state": state.as_str(), "rse_expression": expr,
+        "id": id, "account": account, "scope": "s", "name": "ds", "state": state, "rse_expression": expr,
         "copies": 1, "expires_at": expires,
     }))
     .unwrap()

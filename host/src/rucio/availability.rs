@@ -57,7 +57,7 @@ pub fn make_available(s: &mut Session, options: &AvailabilityOptions, mut on_pro
         if let Some((timeout, poll)) = wait {
             let started = Instant::now();
             let mut last = None;
-            while !matches!(rule.state, RuleState::Ok | RuleState::Stuck | RuleState::Suspended) {
+            while !rule.state.is_final() {
                 let now = (rule.state, rule.locks_ok, rule.locks_replicating, rule.locks_stuck);
                 if last != Some(now) {
                     on_progress(&rule);
