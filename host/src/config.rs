@@ -19,6 +19,38 @@ pub enum GrantKind {
     OidcAgent,
 }
 
+/// How a profile's client authenticates to the issuer's token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuthKind {
+    /// HTTP Basic with the client secret.
+    Basic,
+    /// The secret in the form body.
+    Post,
+    /// A public client: no secret.
+    None,
+}
+
+/// How S3 requests name the bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum AddressingStyle {
+    /// `https://endpoint/bucket/key`.
+    #[serde(rename = "path")]
+    Path,
+    /// `https://bucket.endpoint/key`.
+    #[serde(rename = "virtual", alias = "virtual-hosted")]
+    Virtual,
+}
+
+/// Where an RSE's storage is mounted on this machine: a PFN starting with
+/// `pfn_prefix` is the file at `path` followed by the rest of the PFN.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RseMount {
+    pub pfn_prefix: String,
+    pub path: String,
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -28,7 +60,7 @@ pub struct Profile {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     /// `basic` (default with a secret), `post`, or `none` (public client).
-    pub client_auth: Option<String>,
+    pub client_auth: Option<ClientAuthKind>,
     pub scopes: Option<String>,
     pub audience: Option<String>,
     pub resource: Option<String>,
@@ -49,7 +81,8 @@ pub struct Profile {
     pub region: Option<String>,
     // S3
     pub s3_endpoint: Option<String>,
-    pub addressing_style: Option<String>,
+    /// `path` (default) or `virtual`.
+    pub addressing_style: Option<AddressingStyle>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     // Rucio
@@ -59,7 +92,9 @@ pub struct Profile {
     pub rucio_auth: Option<String>,
     pub rucio_username: Option<String>,
     pub rucio_password: Option<String>,
-    pub rse_mounts: Option<toml::Table>,
+    /// RSE name to where it is mounted here.
+    #[serde(default)]
+    pub rse_mounts: BTreeMap<String, RseMount>,
     /// A Rucio client configuration (`rucio.cfg`) whose `[client]` section
     /// fills the rucio_* keys this profile leaves out.
     pub rucio_cfg: Option<PathBuf>,
@@ -204,5 +239,16 @@ mod tests {
         assert!(two.profile(None).unwrap_err().to_string().contains("pass --profile"));
         assert!(two.profile(Some("c")).unwrap_err().to_string().contains("no profile 'c'"));
         assert!(parse("[profiles.\"../x\"]\n").is_err());
+    }
+
+    #[test]
+    fn rse_mounts_refuse_unknown_keys_and_missing_ones() {
+        let mount = |fields: &str| parse(&format!("[profiles.x]\nrse_mounts = {{ SITE = {{ {fields} }} }}\n"));
+        let c = mount("pfn_prefix = \"root://a/\", path = \"/mnt/a\"").unwrap();
+        assert_eq!(c.profile(None).unwrap().1.rse_mounts["SITE"], RseMount { pfn_prefix: "root://a/".into(), path: "/mnt/a".into() });
+        let err = mount("pfn_prefix = \"root://a/\", pth = \"/mnt/a\"").err().expect("a typo in rse_mounts is refused").to_string();
+        assert!(err.contains("unknown field `pth`") && err.contains("line 2"), "{err}");
+        let err = mount("pfn_prefix = \"root://a/\"").err().expect("a mount without its path is refused").to_string();
+        assert!(err.contains("missing field `path`"), "{err}");
     }
 }

@@ -1,5 +1,5 @@
-//! What an S3 command works on, resolved before anything moves: `s3://`
-//! URLs, complete listings, the files of a directory tree to upload, where
+//! What an S3 command works on, resolved before anything moves: complete
+//! listings, the files of a directory tree to upload, where
 //! downloaded keys land, and the keys of a server-side copy.
 
 use std::collections::HashSet;
@@ -7,69 +7,20 @@ use std::path::{Component as PathPart, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::transfer::{ObjectSummary, Transfer};
+use crate::transfer::{ObjectSummary, S3Location, Transfer};
 
-/// `s3://bucket/key` split; the key may be empty. Bucket and key rules are
-/// the component's to check.
-#[derive(Clone, Debug)]
-pub struct S3Url {
-    pub bucket: String,
-    pub key: String,
-}
-
-impl S3Url {
-    /// None when `text` is not an `s3://` URL (a local path, `-`).
-    pub fn parse(text: &str) -> Option<S3Url> {
-        let rest = text.strip_prefix("s3://")?;
-        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-        Some(S3Url { bucket: bucket.to_string(), key: key.to_string() })
-    }
-
-    /// An `s3://` URL naming a bucket, the key optional.
-    pub fn require(text: &str) -> Result<S3Url> {
-        let url = S3Url::parse(text).ok_or_else(|| anyhow!("'{text}' is not an s3://bucket/key URL"))?;
-        if url.bucket.is_empty() {
-            bail!("'{text}' names no bucket");
-        }
-        Ok(url)
-    }
-
-    /// An `s3://` URL naming an object.
-    pub fn object(text: &str) -> Result<S3Url> {
-        let url = S3Url::require(text)?;
-        if url.key.is_empty() {
-            bail!("'{text}' names a bucket, not an object: add the key (s3://bucket/key)");
-        }
-        Ok(url)
-    }
-
-    /// `key` in this URL's bucket, as a URL.
-    pub fn show(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
-    }
-
-    /// The key as a "directory": empty, or ending in `/`.
-    pub fn prefix(&self) -> String {
-        if self.key.is_empty() || self.key.ends_with('/') {
-            self.key.clone()
-        } else {
-            format!("{}/", self.key)
-        }
-    }
-}
-
-/// Every object (and, with a delimiter, every common prefix) under the
-/// URL's key, page after page.
-pub fn list_all(transfer: &mut Transfer, url: &S3Url, delimiter: Option<&str>) -> Result<(Vec<ObjectSummary>, Vec<String>)> {
+/// Every object (and, with a delimiter, every common prefix) under
+/// `prefix` in `bucket`, page after page.
+pub fn list_all(transfer: &mut Transfer, bucket: &str, prefix: &str, delimiter: Option<&str>) -> Result<(Vec<ObjectSummary>, Vec<String>)> {
     let (mut objects, mut prefixes, mut token) = (Vec::new(), Vec::new(), None::<String>);
     let mut seen = HashSet::new();
     loop {
-        let page = transfer.list(&url.bucket, &url.key, delimiter, token.as_deref())?;
+        let page = transfer.list(bucket, prefix, delimiter, token.as_deref())?;
         objects.extend(page.objects);
         prefixes.extend(page.common_prefixes);
         match page.next_continuation {
             Some(next) if !seen.insert(next.clone()) => {
-                bail!("listing s3://{}/{}: the server gave a continuation token it gave before, so its listing would never end (a server bug)", url.bucket, url.key)
+                bail!("listing s3://{}/{}: the server gave a continuation token it gave before, so its listing would never end (a server bug)", bucket, prefix)
             }
             Some(next) => token = Some(next),
             None => return Ok((objects, prefixes)),
@@ -78,9 +29,9 @@ pub fn list_all(transfer: &mut Transfer, url: &S3Url, delimiter: Option<&str>) -
 }
 
 /// The key for a local file copied to `to`: `to`'s key, or under it when
-/// it names a "directory" (empty, or ending in `/`).
-pub fn key_for(to: &S3Url, file: &Path) -> Result<String> {
-    if !to.key.is_empty() && !to.key.ends_with('/') {
+/// it is a prefix.
+pub fn key_for(to: &S3Location, file: &Path) -> Result<String> {
+    if !to.is_prefix {
         return Ok(to.key.clone());
     }
     let name = file.file_name().ok_or_else(|| anyhow!("{} has no file name: give the key in the s3:// URL", file.display()))?;
@@ -134,15 +85,14 @@ pub fn local_path(dir: &Path, relative: &str) -> Option<PathBuf> {
 
 /// The (source, destination) keys of a server-side copy from `from` to
 /// `to`: one object, or with `recursive` every object under `from`.
-pub fn copy_pairs(transfer: &mut Transfer, from: &S3Url, to: &S3Url, recursive: bool) -> Result<Vec<(String, String)>> {
+pub fn copy_pairs(transfer: &mut Transfer, from: &S3Location, to: &S3Location, recursive: bool) -> Result<Vec<(String, String)>> {
     if recursive {
-        let prefix = from.prefix();
-        let to_prefix = to.prefix();
-        let (objects, _) = list_all(transfer, &S3Url { bucket: from.bucket.clone(), key: prefix.clone() }, None)?;
-        return Ok(objects.into_iter().map(|o| (o.key.clone(), format!("{to_prefix}{}", &o.key[prefix.len()..]))).collect());
+        let prefix = &from.dir_key;
+        let (objects, _) = list_all(transfer, &from.bucket, prefix, None)?;
+        return Ok(objects.into_iter().map(|o| (o.key.clone(), format!("{}{}", to.dir_key, &o.key[prefix.len()..]))).collect());
     }
     let name = from.key.rsplit('/').next().unwrap_or(&from.key);
-    let key = if to.key.is_empty() || to.key.ends_with('/') { format!("{}{name}", to.key) } else { to.key.clone() };
+    let key = if to.is_prefix { format!("{}{name}", to.key) } else { to.key.clone() };
     Ok(vec![(from.key.clone(), key)])
 }
 
@@ -150,13 +100,6 @@ pub fn copy_pairs(transfer: &mut Transfer, from: &S3Url, to: &S3Url, recursive: 
 mod tests {
     use super::*;
 
-    #[test]
-    fn urls() {
-        let u = S3Url::parse("s3://b/a/b c").unwrap();
-        assert_eq!((u.bucket.as_str(), u.key.as_str()), ("b", "a/b c"));
-        assert_eq!(S3Url::parse("s3://b").unwrap().key, "");
-        assert!(S3Url::parse("/tmp/x").is_none());
-    }
 
     #[test]
     fn keys_cannot_climb_out_of_the_destination() {

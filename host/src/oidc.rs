@@ -17,6 +17,8 @@ wasmtime::component::bindgen!({
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
     },
+    // Issuer metadata is cached as the record itself.
+    additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
 pub use exports::lakeport::plugins::oidc::{

@@ -29,7 +29,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::lakeport::plugins::rucio::{
-    AccountInfo, Auth, Availability, ClientConfig, Did, DidEntry, DidType, FileReplicas, NewReplica, RucioError, Rule, RuleRequest, RuleState,
+    AccountInfo, Auth, Availability, ClientConfig, Did, DidEntry, DidType, FileReplicas, Grouping, NewReplica, Notify, ReplicaState, RucioError, Rule,
+    RuleRequest, RuleState,
     ServerError, SessionToken, UploadFile, UploadTarget, UserpassLogin,
 };
 
@@ -65,6 +66,12 @@ impl RuleState {
             RuleState::Inject => "INJECT",
         }
     }
+
+    /// No change is coming without someone acting (an admin, a fix): what
+    /// waiting for a rule waits for.
+    pub fn is_final(self) -> bool {
+        matches!(self, RuleState::Ok | RuleState::Stuck | RuleState::Suspended)
+    }
 }
 
 impl std::fmt::Display for Did {
@@ -98,10 +105,7 @@ impl Rucio {
 
     /// Seconds; `never` is none.
     pub fn lifetime(&mut self, text: &str) -> Answer<Option<u64>> {
-        if text.trim().eq_ignore_ascii_case("never") {
-            return Ok(None);
-        }
-        self.instance.call(|b, store| b.lakeport_plugins_rucio().call_parse_lifetime(store, text)).map(Some)
+        self.instance.call(|b, store| b.lakeport_plugins_rucio().call_parse_lifetime(store, text))
     }
 
     /// Opens a session (logging in for userpass), in place of any before.

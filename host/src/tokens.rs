@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{GrantKind, Profile};
+use crate::config::{ClientAuthKind, GrantKind, Profile};
 use crate::egress::{AllowedHost, EgressPolicy};
 use crate::instance::{CallError, ComponentError};
 use crate::oidc::{Client, ClientAuth, Oidc, OidcError, ProviderMetadata, TokenSet};
@@ -137,13 +137,12 @@ impl<'a> TokenContext<'a> {
 
     pub fn client(&self, secret: Option<String>) -> Result<Client> {
         let client_id = self.profile.require("client_id", &self.profile.client_id, &self.name)?.to_string();
-        let auth = match self.profile.client_auth.as_deref() {
-            Some("basic") => ClientAuth::Basic,
-            Some("post") => ClientAuth::Post,
-            Some("none") => ClientAuth::None,
+        let auth = match self.profile.client_auth {
+            Some(ClientAuthKind::Basic) => ClientAuth::Basic,
+            Some(ClientAuthKind::Post) => ClientAuth::Post,
+            Some(ClientAuthKind::None) => ClientAuth::None,
             None if secret.is_some() => ClientAuth::Basic,
             None => ClientAuth::None,
-            Some(other) => bail!("profile '{}': client_auth must be basic, post or none, not '{other}'", self.name),
         };
         Ok(Client {
             issuer: self.issuer()?.to_string(),
@@ -179,12 +178,12 @@ impl<'a> TokenContext<'a> {
         if let Some(cached) = path.as_deref().and_then(crate::paths::read_cache).and_then(|b| serde_json::from_slice::<CachedDiscovery>(&b).ok()) {
             if cached.issuer == issuer && now() - cached.fetched_at < DISCOVERY_TTL {
                 crate::log::verbose(format_args!("issuer metadata from the discovery cache"));
-                return Ok(cached.into_metadata());
+                return Ok(cached.metadata);
             }
         }
         let meta = oidc.discover(issuer).map_err(|e| explain(e, &self.name, "discovery"))?;
         if let Some(path) = path {
-            let entry = CachedDiscovery::new(issuer, &meta);
+            let entry = CachedDiscovery { issuer: issuer.into(), fetched_at: now(), metadata: meta.clone() };
             if let Err(e) = crate::paths::write_private(&path, &serde_json::to_vec(&entry)?) {
                 crate::log::verbose(format_args!("not caching the discovery document: {e}"));
             }
@@ -433,35 +432,7 @@ const DISCOVERY_TTL: i64 = 24 * 3600;
 struct CachedDiscovery {
     issuer: String,
     fetched_at: i64,
-    metadata_issuer: String,
-    token_endpoint: String,
-    device_authorization_endpoint: Option<String>,
-    revocation_endpoint: Option<String>,
-    grant_types_supported: Vec<String>,
-}
-
-impl CachedDiscovery {
-    fn new(issuer: &str, m: &ProviderMetadata) -> Self {
-        CachedDiscovery {
-            issuer: issuer.into(),
-            fetched_at: now(),
-            metadata_issuer: m.issuer.clone(),
-            token_endpoint: m.token_endpoint.clone(),
-            device_authorization_endpoint: m.device_authorization_endpoint.clone(),
-            revocation_endpoint: m.revocation_endpoint.clone(),
-            grant_types_supported: m.grant_types_supported.clone(),
-        }
-    }
-
-    fn into_metadata(self) -> ProviderMetadata {
-        ProviderMetadata {
-            issuer: self.metadata_issuer,
-            token_endpoint: self.token_endpoint,
-            device_authorization_endpoint: self.device_authorization_endpoint,
-            revocation_endpoint: self.revocation_endpoint,
-            grant_types_supported: self.grant_types_supported,
-        }
-    }
+    metadata: ProviderMetadata,
 }
 
 /// One file per issuer, named by a hash of its URL (stable across builds).

@@ -17,6 +17,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, InputStrea
 use tokio::sync::oneshot;
 use wasmtime_wasi::runtime::poll_noop;
 
+use crate::config::AddressingStyle;
 use crate::egress::{AllowedHost, EgressPolicy};
 use crate::file_md5::{ended_early, md5_of_prefix, md5_of_span, Md5Result, PrefixMd5};
 use crate::progress::Progress;
@@ -45,8 +46,8 @@ wasmtime::component::bindgen!({
 
 use self::lakeport::plugins::{credential_source, files};
 pub use exports::lakeport::plugins::transfer::{
-    Addressing, BatchOutcome, ClientConfig, DownloadResult, ListPage, ObjectInfo, ObjectSummary, S3Refusal, TransferError, UploadOptions,
-    UploadResult, UploadSummary,
+    Addressing, BatchOutcome, ClientConfig, DownloadResult, ListPage, ObjectInfo, ObjectSummary, S3Location, S3Refusal, TransferError,
+    UploadOptions, UploadResult, UploadSummary, VerifiedBy,
 };
 pub use self::lakeport::plugins::types::Credentials;
 
@@ -605,6 +606,67 @@ impl files::HostSink for HostState {
     }
 }
 
+/// An instance of the transfer component with lakeport's own imports.
+fn instantiate(runtime: &Runtime, grant: Grant, renew_keys: Option<crate::runtime::RenewS3Keys>) -> Result<Instance<TransferComponent>> {
+    let imports: crate::instance::Imports = Box::new(|linker, state| {
+        files::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+        credential_source::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+        state.renew_s3_keys = renew_keys;
+        Ok(())
+    });
+    Instance::new(runtime, NAME, grant, Some(imports), |store, component, linker| TransferComponent::instantiate(store, component, linker))
+}
+
+/// The transfer component's reading of `s3://` locations, before there is
+/// a client (which needs the buckets named): an instance that may reach no
+/// host.
+pub struct Locations {
+    instance: Instance<TransferComponent>,
+}
+
+impl Locations {
+    pub fn new(runtime: &Runtime) -> Result<Self> {
+        Ok(Locations { instance: instantiate(runtime, Grant::http_to(EgressPolicy::new(Vec::new(), None)), None)? })
+    }
+
+    /// None when `text` is not an `s3://` URL (a local path, `-`).
+    pub fn parse(&mut self, text: &str) -> Result<Option<S3Location>> {
+        Ok(self.instance.call(|b, store| b.lakeport_plugins_transfer().call_parse_location(store, text))?)
+    }
+
+    /// An `s3://` URL naming a bucket, the key optional.
+    pub fn require(&mut self, text: &str) -> Result<S3Location> {
+        self.parse(text)?.ok_or_else(|| anyhow!("'{text}' is not an s3://bucket/key URL"))
+    }
+
+    /// An `s3://` URL naming an object.
+    pub fn object(&mut self, text: &str) -> Result<S3Location> {
+        let url = self.require(text)?;
+        if url.key.is_empty() {
+            bail!("'{text}' names a bucket, not an object: add the key (s3://bucket/key)");
+        }
+        Ok(url)
+    }
+}
+
+impl VerifiedBy {
+    /// As `lakeport s3 cp` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifiedBy::Md5 => "md5",
+            VerifiedBy::MultipartEtag => "multipart-etag",
+            VerifiedBy::Size => "size",
+        }
+    }
+}
+
+impl S3Location {
+    /// `key` in this location's bucket, as a URL.
+    pub fn show(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+}
+
 /// A transfer client: one component instance with one S3 client in it.
 pub struct Transfer {
     instance: Instance<TransferComponent>,
@@ -628,13 +690,7 @@ impl Transfer {
             time_limit: Duration::from_secs(30 * 24 * 3600),
             ..Grant::http_to(policy)
         };
-        let imports: crate::instance::Imports = Box::new(|linker, state| {
-            files::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-            credential_source::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-            state.renew_s3_keys = renew_keys;
-            Ok(())
-        });
-        let mut instance = Instance::new(runtime, NAME, grant, Some(imports), |store, component, linker| TransferComponent::instantiate(store, component, linker))?;
+        let mut instance = instantiate(runtime, grant, renew_keys)?;
         let client = instance.call(|b, store| b.lakeport_plugins_transfer().client().call_open(store, config))?;
         Ok(Transfer { instance, client })
     }
@@ -649,10 +705,9 @@ impl Transfer {
     ) -> Result<Transfer> {
         let endpoint = ctx.profile.require("s3_endpoint", &ctx.profile.s3_endpoint, &ctx.name)?.to_string();
         let region = ctx.profile.region.clone().unwrap_or_else(|| "us-east-1".into());
-        let addressing = match ctx.profile.addressing_style.as_deref() {
-            None | Some("path") => Addressing::Path,
-            Some("virtual") | Some("virtual-hosted") => Addressing::VirtualHosted,
-            Some(other) => bail!("profile '{}': addressing_style '{other}' must be 'path' or 'virtual'", ctx.name),
+        let addressing = match ctx.profile.addressing_style {
+            None | Some(AddressingStyle::Path) => Addressing::Path,
+            Some(AddressingStyle::Virtual) => Addressing::VirtualHosted,
         };
         let mut allowed = vec![AllowedHost::from_url(&endpoint).with_context(|| format!("profile '{}': bad s3_endpoint", ctx.name))?];
         if addressing == Addressing::VirtualHosted {

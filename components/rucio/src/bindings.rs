@@ -10,12 +10,40 @@ use exports::lakeport::plugins::rucio as wit;
 use lakeport_http::{HttpError, HttpRequest, HttpResponse};
 
 use crate::models::{Did, DidEntry, DidType, FileReplicas, Rule, RuleState};
-use crate::requests::{NewReplica, RucioRequests, RuleRequest};
+use crate::requests::{Grouping, NewReplica, Notify, ReplicaState, RucioRequests, RuleRequest};
 use crate::responses::{self, parse_done, parse_json, Account, AuthToken, Whoami};
 use crate::workflows::{RucioClient, RucioExchange, UploadFile, UploadTarget};
 use crate::RucioError;
 
 struct Component;
+
+fn grouping_in(g: wit::Grouping) -> Grouping {
+    match g {
+        wit::Grouping::All => Grouping::All,
+        wit::Grouping::Dataset => Grouping::Dataset,
+        wit::Grouping::None => Grouping::None,
+    }
+}
+
+fn notify_in(n: wit::Notify) -> Notify {
+    match n {
+        wit::Notify::Yes => Notify::Yes,
+        wit::Notify::No => Notify::No,
+        wit::Notify::OnClose => Notify::OnClose,
+        wit::Notify::Progress => Notify::Progress,
+    }
+}
+
+fn replica_state_in(s: wit::ReplicaState) -> ReplicaState {
+    match s {
+        wit::ReplicaState::Available => ReplicaState::Available,
+        wit::ReplicaState::Unavailable => ReplicaState::Unavailable,
+        wit::ReplicaState::Copying => ReplicaState::Copying,
+        wit::ReplicaState::BeingDeleted => ReplicaState::BeingDeleted,
+        wit::ReplicaState::Bad => ReplicaState::Bad,
+        wit::ReplicaState::TemporaryUnavailable => ReplicaState::TemporaryUnavailable,
+    }
+}
 
 fn error(e: RucioError) -> wit::RucioError {
     match e {
@@ -127,7 +155,7 @@ impl wit::Guest for Component {
         Did::parse(&text, None).map(did_out).map_err(error)
     }
 
-    fn parse_lifetime(text: String) -> Result<u64, wit::RucioError> {
+    fn parse_lifetime(text: String) -> Result<Option<u64>, wit::RucioError> {
         crate::parse_lifetime(&text).map_err(error)
     }
 }
@@ -217,14 +245,14 @@ impl wit::GuestClient for Client {
     fn add_replicas(&self, rse: String, files: Vec<wit::NewReplica>) -> Result<(), wit::RucioError> {
         let files: Vec<NewReplica> = files
             .into_iter()
-            .map(|f| NewReplica { scope: f.did.scope, name: f.did.name, bytes: f.bytes, adler32: f.adler32, md5: f.md5, pfn: f.pfn, state: f.state })
+            .map(|f| NewReplica { scope: f.did.scope, name: f.did.name, bytes: f.bytes, adler32: f.adler32, md5: f.md5, pfn: f.pfn, state: f.state.map(replica_state_in) })
             .collect();
         self.rucio.call(|r| r.add_replicas(&rse, &files), parse_done).map_err(error)
     }
 
-    fn update_replica_states(&self, rse: String, dids: Vec<wit::Did>, state: String) -> Result<(), wit::RucioError> {
+    fn update_replica_states(&self, rse: String, dids: Vec<wit::Did>, state: wit::ReplicaState) -> Result<(), wit::RucioError> {
         let dids: Vec<Did> = dids.into_iter().map(did_in).collect();
-        self.rucio.call(|r| r.update_replica_states(&rse, &dids, &state), parse_done).map_err(error)
+        self.rucio.call(|r| r.update_replica_states(&rse, &dids, replica_state_in(state)), parse_done).map_err(error)
     }
 
     fn lfns2pfns(&self, rse: String, dids: Vec<wit::Did>, scheme: Option<String>, operation: String) -> Result<Vec<(wit::Did, String)>, wit::RucioError> {
@@ -244,12 +272,12 @@ impl wit::GuestClient for Client {
             copies: rule.copies,
             rse_expression: rule.rse_expression,
             lifetime: rule.lifetime,
-            grouping: rule.grouping,
+            grouping: rule.grouping.map(grouping_in),
             weight: rule.weight,
             activity: rule.activity,
             comment: rule.comment,
             asynchronous: rule.asynchronous,
-            notify: rule.notify,
+            notify: rule.notify.map(notify_in),
         };
         self.rucio.create_rule(&request).map_err(error)
     }

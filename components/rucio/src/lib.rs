@@ -20,6 +20,6 @@ pub use availability::{matching_rule, needs_extension};
 pub use error::{error_from_response, RucioError, ServerError};
 pub use models::{parse_lifetime, Did, DidEntry, DidType, FileReplicas, Rule, RuleState};
 pub use responses::{parse_done, parse_json, parse_list, parse_lfns2pfns, parse_rule_ids, parse_userpass, parse_whoami, success, Account, AuthToken, Whoami};
-pub use requests::{NewReplica, RucioRequests, RuleRequest};
+pub use requests::{Grouping, NewReplica, Notify, ReplicaState, RucioRequests, RuleRequest};
 pub use stream::{parse_all, JsonLines};
 pub use upload::{pfn_target, same_adler32, PfnTarget};

@@ -19,24 +19,6 @@ pub enum RuleState {
     Inject,
 }
 
-impl RuleState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuleState::Ok => "OK",
-            RuleState::Replicating => "REPLICATING",
-            RuleState::Stuck => "STUCK",
-            RuleState::Suspended => "SUSPENDED",
-            RuleState::WaitingApproval => "WAITING_APPROVAL",
-            RuleState::Inject => "INJECT",
-        }
-    }
-
-    /// No change is coming without someone acting (an admin, a fix).
-    pub fn is_final(self) -> bool {
-        matches!(self, RuleState::Ok | RuleState::Stuck | RuleState::Suspended)
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DidType {
@@ -152,10 +134,13 @@ pub struct FileReplicas {
 }
 
 /// Parses a lifetime: whole seconds, or a number with `s`, `m`, `h`, `d`
-/// or `w` (`7d`).
-pub fn parse_lifetime(text: &str) -> Result<u64, RucioError> {
+/// or `w` (`7d`); `never` (any case) is none, no expiry.
+pub fn parse_lifetime(text: &str) -> Result<Option<u64>, RucioError> {
     let text = text.trim();
-    let bad = || RucioError::invalid_input(format!("'{text}' is not a lifetime: write e.g. 3600, 90m, 12h, 7d or 2w"));
+    if text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    let bad = || RucioError::invalid_input(format!("'{text}' is not a lifetime: write e.g. 3600, 90m, 12h, 7d, 2w or never"));
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
         None => (text, "s"),
@@ -171,6 +156,6 @@ pub fn parse_lifetime(text: &str) -> Result<u64, RucioError> {
     };
     match n.checked_mul(scale) {
         Some(0) | None => Err(bad()),
-        Some(s) => Ok(s),
+        Some(s) => Ok(Some(s)),
     }
 }

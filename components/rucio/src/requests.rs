@@ -47,14 +47,60 @@ pub struct RuleRequest {
     pub rse_expression: String,
     /// Seconds; none for a rule that does not expire.
     pub lifetime: Option<u64>,
-    /// `ALL`, `DATASET` or `NONE`.
-    pub grouping: Option<String>,
+    /// Rucio's default: `DATASET`.
+    pub grouping: Option<Grouping>,
     pub weight: Option<String>,
     pub activity: Option<String>,
     pub comment: Option<String>,
     pub asynchronous: bool,
-    /// `Y`, `N`, `C` (on close) or `P` (progress).
-    pub notify: Option<String>,
+    /// Rucio's default: no mail.
+    pub notify: Option<Notify>,
+}
+
+/// How a rule over a collection places its files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Grouping {
+    /// All files on the same RSE.
+    All,
+    /// The files of each dataset on the same RSE.
+    #[default]
+    Dataset,
+    /// Each file wherever it fits.
+    None,
+}
+
+/// When Rucio mails about a rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum Notify {
+    #[serde(rename = "Y")]
+    Yes,
+    #[default]
+    #[serde(rename = "N")]
+    No,
+    /// When the rule's locks are all OK.
+    #[serde(rename = "C")]
+    OnClose,
+    /// As the rule progresses.
+    #[serde(rename = "P")]
+    Progress,
+}
+
+/// A replica's state, as Rucio's replica API writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ReplicaState {
+    #[serde(rename = "A")]
+    Available,
+    #[serde(rename = "U")]
+    Unavailable,
+    #[serde(rename = "C")]
+    Copying,
+    #[serde(rename = "B")]
+    BeingDeleted,
+    #[serde(rename = "D")]
+    Bad,
+    #[serde(rename = "T")]
+    TemporaryUnavailable,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -66,9 +112,9 @@ pub struct NewReplica {
     pub md5: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pfn: Option<String>,
-    /// `A` available, `C` copying, `U` unavailable, …
+    /// Rucio's default: available.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    pub state: Option<ReplicaState>,
 }
 
 impl RucioRequests {
@@ -236,8 +282,8 @@ impl RucioRequests {
         self.request("POST", "/replicas", &[], Some(json!({ "rse": rse, "files": files })))
     }
 
-    /// `PUT /replicas`: sets the state (`A`, `U`, …) of replicas at `rse`.
-    pub fn update_replica_states(&self, rse: &str, dids: &[Did], state: &str) -> HttpRequest {
+    /// `PUT /replicas`: sets the state of replicas at `rse`.
+    pub fn update_replica_states(&self, rse: &str, dids: &[Did], state: ReplicaState) -> HttpRequest {
         let files: Vec<Value> = dids.iter().map(|d| json!({ "scope": d.scope, "name": d.name, "state": state })).collect();
         self.request("PUT", "/replicas", &[], Some(json!({ "rse": rse, "files": files })))
     }
@@ -279,13 +325,13 @@ impl RucioRequests {
             "copies": rule.copies.max(1),
             "rse_expression": rule.rse_expression,
             "lifetime": rule.lifetime,
-            "grouping": rule.grouping.as_deref().unwrap_or("DATASET"),
+            "grouping": rule.grouping.unwrap_or_default(),
             "weight": rule.weight,
             "account": self.account,
             "activity": rule.activity,
             "comment": rule.comment,
             "asynchronous": rule.asynchronous,
-            "notify": rule.notify.as_deref().unwrap_or("N"),
+            "notify": rule.notify.unwrap_or_default(),
             "locked": false,
             "purge_replicas": false,
             "ignore_availability": false,

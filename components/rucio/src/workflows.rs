@@ -9,7 +9,7 @@ use lakeport_http::{HttpError, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
 use crate::models::{Did, DidEntry, FileReplicas, Rule};
-use crate::requests::{NewReplica, RucioRequests, RuleRequest};
+use crate::requests::{Grouping, NewReplica, ReplicaState, RucioRequests, RuleRequest};
 use crate::responses::{self, parse_done, parse_json, parse_list};
 use crate::{matching_rule, needs_extension, pfn_target, same_adler32, PfnTarget, RucioError};
 
@@ -113,12 +113,12 @@ impl<X: RucioExchange> RucioClient<X> {
         if files.is_empty() {
             return Err(RucioError::invalid_input("no files to upload"));
         }
-        let rule_at = |dids: Vec<Did>, grouping: &str| RuleRequest {
+        let rule_at = |dids: Vec<Did>, grouping: Grouping| RuleRequest {
             dids,
             copies: 1,
             rse_expression: rse.to_string(),
             lifetime,
-            grouping: Some(grouping.to_string()),
+            grouping: Some(grouping),
             ..RuleRequest::default()
         };
         if let Some(ds) = &dataset {
@@ -162,12 +162,12 @@ impl<X: RucioExchange> RucioClient<X> {
                     adler32: f.adler32.clone(),
                     md5: f.md5.clone(),
                     pfn: None,
-                    state: Some("C".into()),
+                    state: Some(ReplicaState::Copying),
                 };
                 self.call(|r| r.add_replicas(rse, std::slice::from_ref(&replica)), parse_done)?;
             }
             if dataset.is_none() {
-                match self.create_rule(&rule_at(vec![did.clone()], "NONE")) {
+                match self.create_rule(&rule_at(vec![did.clone()], Grouping::None)) {
                     Err(e) if !already_done(&e, &["DuplicateRule"]) => return Err(e),
                     _ => {}
                 }
@@ -189,7 +189,7 @@ impl<X: RucioExchange> RucioClient<X> {
         if files.is_empty() {
             return Ok(Vec::new());
         }
-        self.call(|r| r.update_replica_states(rse, &files, "A"), parse_done)?;
+        self.call(|r| r.update_replica_states(rse, &files, ReplicaState::Available), parse_done)?;
         let mut rules = Vec::new();
         match &dataset {
             Some(ds) => {
@@ -207,7 +207,7 @@ impl<X: RucioExchange> RucioClient<X> {
                         copies: 1,
                         rse_expression: rse.to_string(),
                         lifetime,
-                        grouping: Some("DATASET".into()),
+                        grouping: Some(Grouping::Dataset),
                         ..RuleRequest::default()
                     };
                     self.create_rule(&request)?;

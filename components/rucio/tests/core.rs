@@ -50,7 +50,7 @@ fn rule_states_and_rules_parse() {
     assert_eq!(rule.did().to_string(), "user.jdoe:ds");
     for (text, state) in [("OK", RuleState::Ok), ("STUCK", RuleState::Stuck), ("SUSPENDED", RuleState::Suspended), ("WAITING_APPROVAL", RuleState::WaitingApproval), ("INJECT", RuleState::Inject)] {
         assert_eq!(serde_json::from_str::<RuleState>(&format!("\"{text}\"")).unwrap(), state);
-        assert_eq!(state.as_str(), text);
+        assert_eq!(serde_json::to_value(state).unwrap(), text);
     }
     assert!(serde_json::from_str::<RuleState>("\"BROKEN\"").is_err());
 }
@@ -66,11 +66,12 @@ fn dids_parse_with_and_without_a_default_scope() {
 
 #[test]
 fn lifetimes() {
-    assert_eq!(parse_lifetime("7d").unwrap(), 604_800);
-    assert_eq!(parse_lifetime("3600").unwrap(), 3600);
-    assert_eq!(parse_lifetime("90m").unwrap(), 5400);
-    assert_eq!(parse_lifetime("2w").unwrap(), 1_209_600);
-    for bad in ["", "0", "7y", "d", "-1d", "99999999999999999999d"] {
+    assert_eq!(parse_lifetime("7d").unwrap(), Some(604_800));
+    assert_eq!(parse_lifetime("3600").unwrap(), Some(3600));
+    assert_eq!(parse_lifetime("90m").unwrap(), Some(5400));
+    assert_eq!(parse_lifetime("2w").unwrap(), Some(1_209_600));
+    assert_eq!(parse_lifetime(" Never ").unwrap(), None, "no expiry");
+    for bad in ["", "0", "7y", "d", "-1d", "99999999999999999999d", "nevermore"] {
         assert!(parse_lifetime(bad).is_err(), "{bad}");
     }
 }
@@ -150,7 +151,7 @@ fn whoami_follows_the_redirect_on_the_same_host_only() {
 
 fn rule(id: &str, account: &str, expr: &str, state: RuleState, expires: Option<&str>) -> Rule {
     serde_json::from_value(serde_json::json!({
-        "id": id, "account": account, "scope": "s", "name": "ds", "state": state.as_str(), "rse_expression": expr,
+        "id": id, "account": account, "scope": "s", "name": "ds", "state": state, "rse_expression": expr,
         "copies": 1, "expires_at": expires,
     }))
     .unwrap()

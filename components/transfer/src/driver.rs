@@ -147,7 +147,18 @@ pub struct Uploaded {
 pub struct Downloaded {
     pub size: u64,
     pub etag: Option<String>,
-    pub verified_by: &'static str,
+    pub verified_by: VerifiedBy,
+}
+
+/// How a download's bytes were checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifiedBy {
+    /// The ETag is the object's MD5, and the bytes' MD5 matched it.
+    Md5,
+    /// The bytes' per-part MD5s make the multipart ETag.
+    MultipartEtag,
+    /// Only the size could be checked.
+    Size,
 }
 
 pub struct PutRequest<'a> {
@@ -891,11 +902,11 @@ enum RangeEvent {
     Hashed(Result<Vec<(u32, RangeDigest)>>),
 }
 
-fn verified_by(v: &Verification) -> &'static str {
+fn verified_by(v: &Verification) -> VerifiedBy {
     match v {
-        Verification::Md5 => "md5",
-        Verification::MultipartEtag { .. } => "multipart-etag",
-        Verification::SizeOnlyMultipart { .. } | Verification::SizeOnly => "size",
+        Verification::Md5 => VerifiedBy::Md5,
+        Verification::MultipartEtag { .. } => VerifiedBy::MultipartEtag,
+        Verification::SizeOnlyMultipart { .. } | Verification::SizeOnly => VerifiedBy::Size,
     }
 }
 

@@ -19,7 +19,7 @@ impl S3Location {
     /// `s3://bucket/key/with/slashes`.
     pub fn parse(url: &str) -> Result<Self> {
         let expected = "expected s3://bucket/key, s3://bucket/prefix/ or s3://bucket";
-        let Some(rest) = url.get(..5).filter(|s| s.eq_ignore_ascii_case("s3://")).map(|_| &url[5..]) else {
+        let Some(rest) = strip_scheme(url) else {
             let shown: String = url.chars().take(80).filter(|c| !c.is_control()).collect();
             return Err(invalid_input(format!("{shown:?} is not an S3 location: {expected}")));
         };
@@ -37,21 +37,42 @@ impl S3Location {
         Ok(S3Location { bucket: bucket.to_string(), key: key.to_string() })
     }
 
+    /// None when `text` is not an `s3://` URL at all (a local path, `-`
+    /// for stdin or stdout); else as [`S3Location::parse`].
+    pub fn parse_if_s3(text: &str) -> Result<Option<Self>> {
+        match strip_scheme(text) {
+            Some(_) => Self::parse(text).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The whole bucket, or a "directory": the key is empty or ends in `/`.
+    /// The one place that decides it.
     pub fn is_prefix(&self) -> bool {
         self.key.is_empty() || self.key.ends_with('/')
+    }
+
+    /// The key as a "directory": itself when it is a prefix, else with a
+    /// `/` added (`s3://b/dir` lists and copies as `s3://b/dir/` does).
+    pub fn dir_key(&self) -> String {
+        self.join("").key
     }
 
     /// The location of `name` under this prefix (a `/` is added between
     /// them when the prefix does not end in one).
     pub fn join(&self, name: &str) -> S3Location {
         let mut key = self.key.clone();
-        if !key.is_empty() && !key.ends_with('/') {
+        if !self.is_prefix() {
             key.push('/');
         }
         key.push_str(name.trim_start_matches('/'));
         S3Location { bucket: self.bucket.clone(), key }
     }
+}
+
+/// What follows `s3://` (any case), when `text` starts with it.
+fn strip_scheme(text: &str) -> Option<&str> {
+    text.get(..5).filter(|s| s.eq_ignore_ascii_case("s3://")).map(|_| &text[5..])
 }
 
 impl fmt::Display for S3Location {
@@ -84,6 +105,15 @@ mod tests {
         assert_eq!(loc("s3://b/p").join("f.txt").to_string(), "s3://b/p/f.txt");
         assert_eq!(loc("s3://b/p/").join("/f.txt").key, "p/f.txt");
         assert_eq!(loc("s3://b").join("f").key, "f");
+        assert_eq!((loc("s3://b/dir").dir_key(), loc("s3://b/dir/").dir_key(), loc("s3://b").dir_key()), ("dir/".into(), "dir/".into(), "".into()));
+    }
+
+    #[test]
+    fn only_s3_urls_are_locations() {
+        assert_eq!(S3Location::parse_if_s3("./file").unwrap(), None);
+        assert_eq!(S3Location::parse_if_s3("-").unwrap(), None);
+        assert_eq!(S3Location::parse_if_s3("S3://b/k").unwrap(), Some(loc("s3://b/k")));
+        assert!(S3Location::parse_if_s3("s3://").unwrap_err().to_string().contains("names no bucket"));
     }
 
     #[test]

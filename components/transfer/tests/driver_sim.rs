@@ -5,7 +5,7 @@
 
 mod sim_s3;
 
-use lakeport_transfer::driver::{PutRequest, Session};
+use lakeport_transfer::driver::{PutRequest, Session, VerifiedBy};
 use lakeport_transfer::{S3ErrorKind, TransferError};
 use sim_s3::*;
 
@@ -41,7 +41,7 @@ fn cut_ranges_are_fetched_again_and_the_download_verifies() {
         let session = session(sim, "AK1", PART, 2, 3);
         let sink = MemSink { pipe, ..MemSink::default() };
         let done = block_on(session.get(BUCKET, KEY, &sink)).unwrap_or_else(|e| panic!("pipe {pipe}: {e}"));
-        assert_eq!((done.size, done.verified_by), (object.len() as u64, "md5"));
+        assert_eq!((done.size, done.verified_by), (object.len() as u64, VerifiedBy::Md5));
         assert!(sink.committed.get());
         assert!(*sink.data.borrow() == object, "pipe {pipe}: the bytes written are the object's");
         let sim = session.exchange();
@@ -269,7 +269,7 @@ fn a_piped_upload_round_trips_and_its_multipart_etag_verifies_the_download() {
     assert_eq!((done.size, done.parts), (2 * PART + 777, 3));
     let sink = MemSink::default();
     let got = block_on(session.get(BUCKET, KEY, &sink)).unwrap();
-    assert_eq!(got.verified_by, "multipart-etag", "the part size noted at upload makes the ETag checkable");
+    assert_eq!(got.verified_by, VerifiedBy::MultipartEtag, "the part size noted at upload makes the ETag checkable");
     assert!(*sink.data.borrow() == source.data);
     assert_eq!(session.exchange().count("HeadObject"), 1, "the noted part size spares a HEAD of part 1");
 }

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::rucio::availability::{make_available, AvailabilityOptions};
 use crate::rucio::session::Session;
 use crate::rucio::upload::UploadOptions;
-use crate::rucio::{DidEntry, DidType, FileReplicas, Rule, RuleRequest};
+use crate::rucio::{DidEntry, DidType, FileReplicas, Grouping, Notify, Rule, RuleRequest};
 use crate::runtime::Runtime;
 
 #[derive(Args, Debug)]
@@ -158,8 +158,8 @@ enum RuleCommand {
         #[arg(long)]
         lifetime: Option<String>,
         /// ALL, DATASET or NONE.
-        #[arg(long)]
-        grouping: Option<String>,
+        #[arg(long, value_parser = parse_grouping)]
+        grouping: Option<Grouping>,
         /// RSE attribute to weight the choice of RSEs by.
         #[arg(long)]
         weight: Option<String>,
@@ -171,8 +171,8 @@ enum RuleCommand {
         #[arg(long)]
         asynchronous: bool,
         /// Y, N, C (on close) or P (progress).
-        #[arg(long)]
-        notify: Option<String>,
+        #[arg(long, value_parser = parse_notify)]
+        notify: Option<Notify>,
         #[command(flatten)]
         profile: ProfileArgs,
     },
@@ -459,6 +459,27 @@ pub fn run(args: RucioArgs, output: Output) -> Result<()> {
 }
 
 
+/// `--grouping`, as Rucio's clients spell it (any case).
+fn parse_grouping(text: &str) -> std::result::Result<Grouping, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "ALL" => Ok(Grouping::All),
+        "DATASET" => Ok(Grouping::Dataset),
+        "NONE" => Ok(Grouping::None),
+        _ => Err("write ALL, DATASET or NONE".into()),
+    }
+}
+
+/// `--notify`, as Rucio's clients spell it (any case).
+fn parse_notify(text: &str) -> std::result::Result<Notify, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "Y" => Ok(Notify::Yes),
+        "N" => Ok(Notify::No),
+        "C" => Ok(Notify::OnClose),
+        "P" => Ok(Notify::Progress),
+        _ => Err("write Y, N, C (on close) or P (progress)".into()),
+    }
+}
+
 fn run_rule(s: &mut Session, command: RuleCommand, output: Output) -> Result<()> {
     match command {
         RuleCommand::Add { dids, rse, copies, lifetime: life, grouping, weight, activity, comment, asynchronous, notify, .. } => {
@@ -468,12 +489,12 @@ fn run_rule(s: &mut Session, command: RuleCommand, output: Output) -> Result<()>
                 copies,
                 rse_expression: rse,
                 lifetime: life.as_deref().map(|l| s.lifetime(l)).transpose()?.flatten(),
-                grouping: grouping.map(|g| g.to_ascii_uppercase()),
+                grouping,
                 weight,
                 activity,
                 comment,
                 asynchronous,
-                notify: notify.map(|n| n.to_ascii_uppercase()),
+                notify,
             };
             let ids = s.call(|r| r.add_rule(&request))?;
             if output == Output::Json {

@@ -15,10 +15,10 @@ use super::profile::{context, ProfileArgs};
 use super::Output;
 use crate::config::Config;
 use crate::instance::{CallError, ComponentError};
-use crate::objects::{copy_pairs, key_for, list_all, local_path, walk, S3Url, Walked};
+use crate::objects::{copy_pairs, key_for, list_all, local_path, walk, Walked};
 use crate::progress::{bytes, Bar, Progress};
 use crate::runtime::Runtime;
-use crate::transfer::{BatchOutcome, FileSink, FileSource, Transfer, UploadOptions};
+use crate::transfer::{BatchOutcome, FileSink, FileSource, Locations, S3Location, Transfer, UploadOptions};
 
 #[derive(Args, Debug)]
 pub struct S3Args {
@@ -156,27 +156,28 @@ struct Session {
     quiet: bool,
 }
 
-fn open(common: &Common, output: Output, buckets: &[&str]) -> Result<Session> {
+fn open(runtime: &Runtime, common: &Common, output: Output, buckets: &[&str]) -> Result<Session> {
     let config = Config::load(common.profile.config.as_deref())?;
-    let runtime = Runtime::new()?;
-    let ctx = context(&config, &common.profile, &runtime)?;
+    let ctx = context(&config, &common.profile, runtime)?;
     let transfer = Transfer::for_profile(&ctx, buckets, common.concurrency, common.part_size)?;
     Ok(Session { transfer, output, quiet: common.quiet })
 }
 
 pub fn run(args: S3Args, output: Output) -> Result<()> {
+    let runtime = Runtime::new()?;
+    let mut locations = Locations::new(&runtime)?;
     match args.command {
         S3Command::Ls { url, recursive, common } => {
-            let url = S3Url::require(&url)?;
-            let mut s = open(&common, output, &[&url.bucket])?;
+            let url = locations.require(&url)?;
+            let mut s = open(&runtime, &common, output, &[&url.bucket])?;
             ls(&mut s, &url, recursive)
         }
         S3Command::Cp { source, destination, recursive, resume, keep_on_failure, content_type, common } => {
-            let buckets: Vec<String> = [&source, &destination].iter().filter_map(|u| S3Url::parse(u)).map(|u| u.bucket).collect();
-            let bucket_refs: Vec<&str> = buckets.iter().map(String::as_str).collect();
+            let (from, to) = (locations.parse(&source)?, locations.parse(&destination)?);
+            let buckets: Vec<&str> = [&from, &to].into_iter().flatten().map(|u| u.bucket.as_str()).collect();
             let options = UploadOptions { content_type, resume, resume_upload_id: None, keep_on_failure: keep_on_failure || resume };
-            let mut s = open(&common, output, &bucket_refs)?;
-            match (S3Url::parse(&source), S3Url::parse(&destination)) {
+            let mut s = open(&runtime, &common, output, &buckets)?;
+            match (from, to) {
                 (None, Some(to)) if recursive => upload_tree(&mut s, Path::new(&source), &to, &options),
                 (None, Some(to)) => upload(&mut s, &source, &to, &options),
                 (Some(from), None) if recursive => download_tree(&mut s, &from, Path::new(&destination)),
@@ -186,27 +187,27 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
             }
         }
         S3Command::Rm { url, recursive, common } => {
-            let url = S3Url::require(&url)?;
-            let mut s = open(&common, output, &[&url.bucket])?;
+            let url = locations.require(&url)?;
+            let mut s = open(&runtime, &common, output, &[&url.bucket])?;
             rm(&mut s, &url, recursive)
         }
         S3Command::Mb { url, common } => {
-            let url = S3Url::require(&url)?;
-            let mut s = open(&common, output, &[&url.bucket])?;
+            let url = locations.require(&url)?;
+            let mut s = open(&runtime, &common, output, &[&url.bucket])?;
             s.transfer.make_bucket(&url.bucket)?;
             s.say(&format!("make_bucket: {}", url.bucket), json!({"created": url.bucket}));
             Ok(())
         }
         S3Command::Rb { url, common } => {
-            let url = S3Url::require(&url)?;
-            let mut s = open(&common, output, &[&url.bucket])?;
+            let url = locations.require(&url)?;
+            let mut s = open(&runtime, &common, output, &[&url.bucket])?;
             s.transfer.remove_bucket(&url.bucket)?;
             s.say(&format!("remove_bucket: {}", url.bucket), json!({"removed": url.bucket}));
             Ok(())
         }
         S3Command::Stat { url, common } => {
-            let url = S3Url::object(&url)?;
-            let mut s = open(&common, output, &[&url.bucket])?;
+            let url = locations.object(&url)?;
+            let mut s = open(&runtime, &common, output, &[&url.bucket])?;
             let info = s.transfer.stat(&url.bucket, &url.key)?;
             let doc = json!({
                 "key": url.key, "size": info.size, "etag": info.etag, "last_modified": info.last_modified.map(crate::tokens::rfc3339),
@@ -231,8 +232,8 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
             Ok(())
         }
         S3Command::Presign { url, expires, method, common } => {
-            let url = S3Url::object(&url)?;
-            let mut s = open(&common, output, &[&url.bucket])?;
+            let url = locations.object(&url)?;
+            let mut s = open(&runtime, &common, output, &[&url.bucket])?;
             let signed = s.transfer.presign(&method, &url.bucket, &url.key, expires)?;
             if output == Output::Json {
                 println!("{}", json!({"url": signed, "method": method.to_ascii_uppercase(), "expires_in": expires}));
@@ -242,8 +243,8 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
             Ok(())
         }
         S3Command::Uploads { command: UploadsCommand::Ls { url, common } } => {
-            let url = S3Url::require(&url)?;
-            let mut s = open(&common, output, &[&url.bucket])?;
+            let url = locations.require(&url)?;
+            let mut s = open(&runtime, &common, output, &[&url.bucket])?;
             let uploads = s.transfer.list_uploads(&url.bucket, &url.key)?;
             if output == Output::Json {
                 let list: Vec<Value> = uploads
@@ -259,8 +260,8 @@ pub fn run(args: S3Args, output: Output) -> Result<()> {
             Ok(())
         }
         S3Command::Uploads { command: UploadsCommand::Abort { url, upload_id, all, common } } => {
-            let url = S3Url::require(&url)?;
-            let mut s = open(&common, output, &[&url.bucket])?;
+            let url = locations.require(&url)?;
+            let mut s = open(&runtime, &common, output, &[&url.bucket])?;
             let targets: Vec<(String, String)> = match (upload_id, all) {
                 (Some(id), false) => vec![(url.key.clone(), id)],
                 (None, true) => s.transfer.list_uploads(&url.bucket, &url.key)?.into_iter().map(|u| (u.key, u.upload_id)).collect(),
@@ -286,13 +287,10 @@ impl Session {
     }
 }
 
-fn ls(s: &mut Session, url: &S3Url, recursive: bool) -> Result<()> {
-    let mut url = url.clone();
+fn ls(s: &mut Session, url: &S3Location, recursive: bool) -> Result<()> {
     // `s3://b/dir` lists the directory, as `s3://b/dir/` does.
-    if !recursive && !url.key.is_empty() && !url.key.ends_with('/') {
-        url.key.push('/');
-    }
-    let (objects, prefixes) = list_all(&mut s.transfer, &url, (!recursive).then_some("/"))?;
+    let prefix = if recursive { &url.key } else { &url.dir_key };
+    let (objects, prefixes) = list_all(&mut s.transfer, &url.bucket, prefix, (!recursive).then_some("/"))?;
     if s.output == Output::Json {
         let mut list: Vec<Value> = prefixes.iter().map(|p| json!({"prefix": p})).collect();
         list.extend(objects.iter().map(|o| {
@@ -311,9 +309,9 @@ fn ls(s: &mut Session, url: &S3Url, recursive: bool) -> Result<()> {
     Ok(())
 }
 
-fn upload(s: &mut Session, source: &str, to: &S3Url, options: &UploadOptions) -> Result<()> {
+fn upload(s: &mut Session, source: &str, to: &S3Location, options: &UploadOptions) -> Result<()> {
     let (file, key, progress) = if source == "-" {
-        if to.key.is_empty() || to.key.ends_with('/') {
+        if to.is_prefix {
             bail!("stdin has no name: give the full key (s3://bucket/key)");
         }
         let progress = Progress::new(None);
@@ -340,8 +338,8 @@ fn upload(s: &mut Session, source: &str, to: &S3Url, options: &UploadOptions) ->
     Ok(())
 }
 
-fn download(s: &mut Session, from: &S3Url, destination: &str) -> Result<()> {
-    if from.key.is_empty() || from.key.ends_with('/') {
+fn download(s: &mut Session, from: &S3Location, destination: &str) -> Result<()> {
+    if from.is_prefix {
         bail!("{} names no object: add the key, or use --recursive", from.show(&from.key));
     }
     let progress = Progress::new(None);
@@ -368,8 +366,8 @@ fn download(s: &mut Session, from: &S3Url, destination: &str) -> Result<()> {
     };
     if destination != "-" {
         s.say(
-            &format!("download: {} to {shown} ({}, verified by {})", from.show(&from.key), bytes(done.size), done.verified_by),
-            json!({"downloaded": from.show(&from.key), "to": shown, "size": done.size, "etag": done.etag, "verified_by": done.verified_by}),
+            &format!("download: {} to {shown} ({}, verified by {})", from.show(&from.key), bytes(done.size), done.verified_by.as_str()),
+            json!({"downloaded": from.show(&from.key), "to": shown, "size": done.size, "etag": done.etag, "verified_by": done.verified_by.as_str()}),
         );
     }
     Ok(())
@@ -384,8 +382,8 @@ fn report(s: &Session, outcomes: Vec<BatchOutcome>, local: &[String]) -> Result<
                 json!({"uploaded": local, "key": u.key, "size": u.size, "etag": u.etag, "parts": u.parts}),
             ),
             BatchOutcome::Downloaded(d) => s.say(
-                &format!("download: {} to {local} ({}, verified by {})", d.key, bytes(d.size), d.verified_by),
-                json!({"downloaded": d.key, "to": local, "size": d.size, "etag": d.etag, "verified_by": d.verified_by}),
+                &format!("download: {} to {local} ({}, verified by {})", d.key, bytes(d.size), d.verified_by.as_str()),
+                json!({"downloaded": d.key, "to": local, "size": d.size, "etag": d.etag, "verified_by": d.verified_by.as_str()}),
             ),
             BatchOutcome::Failed((key, e)) => {
                 failures += 1;
@@ -399,11 +397,11 @@ fn report(s: &Session, outcomes: Vec<BatchOutcome>, local: &[String]) -> Result<
     Ok(())
 }
 
-fn upload_tree(s: &mut Session, dir: &Path, to: &S3Url, options: &UploadOptions) -> Result<()> {
+fn upload_tree(s: &mut Session, dir: &Path, to: &S3Location, options: &UploadOptions) -> Result<()> {
     if !dir.is_dir() {
         bail!("{} is not a directory (drop --recursive to copy one file)", dir.display());
     }
-    let prefix = to.prefix();
+    let prefix = &to.dir_key;
     let Walked { files, skipped } = walk(dir)?;
     if !s.quiet {
         for (path, why) in &skipped {
@@ -425,10 +423,9 @@ fn upload_tree(s: &mut Session, dir: &Path, to: &S3Url, options: &UploadOptions)
     report(s, outcomes, &names)
 }
 
-fn download_tree(s: &mut Session, from: &S3Url, dir: &Path) -> Result<()> {
-    let prefix = from.prefix();
-    let listed = S3Url { bucket: from.bucket.clone(), key: prefix.clone() };
-    let (objects, _) = list_all(&mut s.transfer, &listed, None)?;
+fn download_tree(s: &mut Session, from: &S3Location, dir: &Path) -> Result<()> {
+    let prefix = &from.dir_key;
+    let (objects, _) = list_all(&mut s.transfer, &from.bucket, prefix, None)?;
     let progress = Progress::new(None);
     let mut items = Vec::new();
     let mut names = Vec::new();
@@ -448,7 +445,7 @@ fn download_tree(s: &mut Session, from: &S3Url, dir: &Path) -> Result<()> {
     report(s, outcomes, &names)
 }
 
-fn server_copy(s: &mut Session, from: &S3Url, to: &S3Url, recursive: bool) -> Result<()> {
+fn server_copy(s: &mut Session, from: &S3Location, to: &S3Location, recursive: bool) -> Result<()> {
     let pairs = copy_pairs(&mut s.transfer, from, to, recursive)?;
     for (src, dst) in pairs {
         let etag = s.transfer.copy(&from.bucket, &src, &to.bucket, &dst)?;
@@ -457,7 +454,7 @@ fn server_copy(s: &mut Session, from: &S3Url, to: &S3Url, recursive: bool) -> Re
     Ok(())
 }
 
-fn rm(s: &mut Session, url: &S3Url, recursive: bool) -> Result<()> {
+fn rm(s: &mut Session, url: &S3Location, recursive: bool) -> Result<()> {
     if !recursive {
         if url.key.is_empty() {
             bail!("{} names a bucket: delete objects with --recursive, the bucket with `lakeport s3 rb`", url.show(""));
@@ -466,7 +463,7 @@ fn rm(s: &mut Session, url: &S3Url, recursive: bool) -> Result<()> {
         s.say(&format!("delete: {}", url.show(&url.key)), json!({"deleted": url.key}));
         return Ok(());
     }
-    let (objects, _) = list_all(&mut s.transfer, url, None)?;
+    let (objects, _) = list_all(&mut s.transfer, &url.bucket, &url.key, None)?;
     let keys: Vec<String> = objects.into_iter().map(|o| o.key).collect();
     let failures = s.transfer.delete_many(&url.bucket, &keys)?;
     for (key, e) in &failures {

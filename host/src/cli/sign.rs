@@ -1,7 +1,6 @@
 //! `lakeport sign` and `lakeport presign`.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -89,9 +88,7 @@ pub fn run(args: SignArgs, presign_command: bool, output: Output) -> Result<()> 
     let credentials = credentials(&args)?;
     let time = match &args.time {
         Some(t) => SigningTime::AmzDate(t.clone()),
-        None => SigningTime::UnixSeconds(
-            SystemTime::now().duration_since(UNIX_EPOCH).context("the system clock is before 1970")?.as_secs() as i64,
-        ),
+        None => SigningTime::UnixSeconds(crate::tokens::now()),
     };
 
     let runtime = Runtime::new()?;

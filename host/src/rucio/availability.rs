@@ -57,7 +57,7 @@ pub fn make_available(s: &mut Session, options: &AvailabilityOptions, mut on_pro
         if let Some((timeout, poll)) = wait {
             let started = Instant::now();
             let mut last = None;
-            while !matches!(rule.state, RuleState::Ok | RuleState::Stuck | RuleState::Suspended) {
+            while !rule.state.is_final() {
                 let now = (rule.state, rule.locks_ok, rule.locks_replicating, rule.locks_stuck);
                 if last != Some(now) {
                     on_progress(&rule);
@@ -94,9 +94,7 @@ pub fn make_available(s: &mut Session, options: &AvailabilityOptions, mut on_pro
 /// Local paths for PFNs, from the profile's `rse_mounts`: for each RSE a
 /// `pfn_prefix` and the `path` it is mounted at on this machine.
 fn local_path(profile: &Profile, rse: &str, pfn: &str) -> Option<String> {
-    let mount = profile.rse_mounts.as_ref()?.get(rse)?.as_table()?;
-    let prefix = mount.get("pfn_prefix")?.as_str()?;
-    let path = mount.get("path")?.as_str()?;
-    let rest = pfn.strip_prefix(prefix)?;
-    Some(format!("{}/{}", path.trim_end_matches('/'), rest.trim_start_matches('/')))
+    let mount = profile.rse_mounts.get(rse)?;
+    let rest = pfn.strip_prefix(&mount.pfn_prefix)?;
+    Some(format!("{}/{}", mount.path.trim_end_matches('/'), rest.trim_start_matches('/')))
 }

@@ -19,9 +19,9 @@ use crate::error::{TransferError, TransportKind};
 use crate::multipart::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MULTIPART_THRESHOLD};
 use crate::requests::{ListObjectsV2, S3Requests, MAX_DELETE_KEYS};
 use crate::digest::Md5;
-use crate::driver::{self, Body, Downloaded, PutRequest, Settings, Uploaded};
+use crate::driver::{self, Body, Downloaded, PutRequest, Settings, Uploaded, VerifiedBy};
 use crate::retry::RetryPolicy;
-use crate::{parse, Credentials};
+use crate::{parse, Credentials, S3Location};
 
 type Session = driver::Session<HostExchange>;
 
@@ -150,7 +150,12 @@ fn uploaded(key: String, u: Uploaded) -> wit::UploadResult {
 }
 
 fn downloaded(key: String, d: Downloaded) -> wit::DownloadResult {
-    wit::DownloadResult { key, size: d.size, etag: d.etag, verified_by: d.verified_by.into() }
+    let verified_by = match d.verified_by {
+        VerifiedBy::Md5 => wit::VerifiedBy::Md5,
+        VerifiedBy::MultipartEtag => wit::VerifiedBy::MultipartEtag,
+        VerifiedBy::Size => wit::VerifiedBy::Size,
+    };
+    wit::DownloadResult { key, size: d.size, etag: d.etag, verified_by }
 }
 
 /// Runs a batch: the small items `concurrency` at once, then the large
@@ -204,6 +209,11 @@ impl Client {
 
 impl wit::Guest for Component {
     type Client = Client;
+
+    fn parse_location(text: String) -> Result<Option<wit::S3Location>, wit::TransferError> {
+        let location = S3Location::parse_if_s3(&text).map_err(error)?;
+        Ok(location.map(|l| wit::S3Location { is_prefix: l.is_prefix(), dir_key: l.dir_key(), bucket: l.bucket, key: l.key }))
+    }
 }
 
 impl wit::GuestClient for Client {
