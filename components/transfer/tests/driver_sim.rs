@@ -314,7 +314,7 @@ fn landed_ranges_are_read_back_together_and_the_download_verifies() {
     let sent_before_download = session.exchange().log().len();
     let sink = MemSink::default();
     let got = block_on(session.get(BUCKET, KEY, &sink)).unwrap();
-    assert_eq!(got.verified_by, "multipart-etag");
+    assert_eq!(got.verified_by, VerifiedBy::MultipartEtag);
     assert!(*sink.data.borrow() == source.data);
     let asked = sink.digests_asked.borrow();
     assert_eq!(asked.len() as u64, parts, "{asked:?}");
