@@ -1,6 +1,8 @@
 //! The AWS SigV4 signing test suite (the `v4` cases shipped in the sources
 //! of the `aws-sigv4` crate) and AWS's published S3 examples, all signed by
-//! the sigv4 component through the host, in header and query form.
+//! the sigv4 component through the host, in header and query form, and the
+//! aws-chunked example: all read from the shared vectors
+//! (tests/vectors/sigv4.json) that the JavaScript package's tests read too.
 //!
 //! Skipped vectors, and why: `get-space-normalized`, `get-space-unnormalized`
 //! and `get-utf8` expect a path encoded once for a non-S3 service, which
@@ -16,6 +18,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde_json::{json, Map, Value};
+
 use lakeport::instance::ComponentError;
 use lakeport::runtime::Runtime;
 use support::Refused;
@@ -28,7 +32,8 @@ fn runtime() -> Runtime {
 
 const SKIPPED: &[&str] = &["get-space-normalized", "get-space-unnormalized", "get-utf8"];
 /// Its canonical-request file carries a different date (2021) than its
-/// signed request (2015); it has a test of its own below.
+/// signed request (2015) and it ships no signature: the shared vectors keep
+/// it by hand, with the signature from aws-sigv4's own test.
 const OWN_TEST: &[&str] = &["double-encode-path"];
 
 /// The suite's folder inside the aws-sigv4 crate's sources, found through
@@ -163,38 +168,81 @@ fn query_params(url: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn check(vector: &Vector, dir: &Path, location: &str, signed: &SignedRequest) -> Vec<String> {
-    let mut failures = Vec::new();
-    let mut compare = |what: &str, file: &str, actual: &str| {
-        if let Ok(expected) = std::fs::read_to_string(dir.join(file)) {
-            if expected.trim_end_matches('\n') != actual {
-                failures.push(format!("{} [{location}] {what}:\n  expected: {expected:?}\n  actual:   {actual:?}", vector.name));
-            }
-        }
-    };
-    compare("canonical request", &format!("{location}-canonical-request.txt"), &signed.canonical_request);
-    compare("string to sign", &format!("{location}-string-to-sign.txt"), &signed.string_to_sign);
-    compare("signature", &format!("{location}-signature.txt"), &signed.signature);
-    let expected_signed = std::fs::read_to_string(dir.join(format!("{location}-signed-request.txt"))).unwrap();
-    let (_, expected_path, expected_headers, _) = parse_request(&expected_signed);
-    if location == "header" {
-        let expected_auth = expected_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.trim());
-        if expected_auth != signed.authorization.as_deref() {
-            failures.push(format!("{} [header] authorization: expected {expected_auth:?}, got {:?}", vector.name, signed.authorization));
-        }
-    } else if query_params(&expected_path) != query_params(&signed.url) {
-        failures.push(format!("{} [query] presigned URL query differs:\n  expected: {expected_path}\n  actual:   {}", vector.name, signed.url));
-    }
-    failures
+// The shared vectors (tests/vectors/sigv4.json) are what every binding is
+// tested with: this file drives them through the component from Rust, the
+// JavaScript package's tests (bindings/js/test) through jco. Their
+// `aws-sigv4-suite` cases are derived from the suite's files (checked by
+// `shared_vectors_hold_the_aws_suite`, rewritten with
+// LAKEPORT_UPDATE_VECTORS=1); the other cases (AWS's S3 examples) are kept
+// by hand in the file.
+
+const SUITE_SOURCE: &str = "aws-sigv4-suite";
+
+fn vectors_path() -> PathBuf {
+    support::workspace_root().join("tests").join("vectors").join("sigv4.json")
 }
 
-#[test]
-fn aws_sigv4_test_suite_through_the_component() {
-    let runtime = runtime();
-    let mut sigv4 = Sigv4::new(&runtime).unwrap();
+fn read_vectors() -> Value {
+    let path = vectors_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// One case of the shared file from one suite vector in one form.
+fn suite_case(vector: &Vector, dir: &Path, location: &str) -> Value {
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok().map(|s| s.trim_end_matches('\n').to_string());
+    let mut expected = Map::new();
+    for (key, file) in [("canonical_request", "canonical-request"), ("string_to_sign", "string-to-sign"), ("signature", "signature")] {
+        if let Some(text) = read(&format!("{location}-{file}.txt")) {
+            expected.insert(key.into(), text.into());
+        }
+    }
+    let (_, expected_path, expected_headers, _) = parse_request(&read(&format!("{location}-signed-request.txt")).unwrap());
+    if location == "header" {
+        let auth = expected_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.trim());
+        expected.insert("authorization".into(), auth.into());
+    } else {
+        // Compared decoded: the suite writes `ሴ` where the wire has `%E1%88%B4`.
+        expected.insert("query".into(), json!(query_params(&expected_path)));
+    }
+    let payload = match &vector.request.payload {
+        Payload::Empty => json!({"kind": "empty"}),
+        Payload::Bytes(body) => json!({"kind": "utf8", "text": String::from_utf8(body.clone()).unwrap()}),
+        other => panic!("{}: the suite has no {other:?} payloads", vector.name),
+    };
+    json!({
+        "name": format!("{} ({location})", vector.name),
+        "source": SUITE_SOURCE,
+        "form": location,
+        "request": {
+            "method": vector.request.method,
+            "url": vector.request.url,
+            "headers": vector.request.headers,
+            "payload": payload,
+        },
+        "credentials": {
+            "access_key_id": vector.credentials.access_key_id,
+            "secret_access_key": vector.credentials.secret_access_key,
+            "session_token": vector.credentials.session_token,
+        },
+        "options": {
+            "region": vector.region,
+            "service": vector.service,
+            "amz_date": vector.amz_date,
+            "presign_expires": (location == "query").then_some(vector.expires),
+            "normalize_path": vector.normalize,
+            "sign_body": vector.sign_body,
+            "sign_session_token": vector.sign_session_token,
+        },
+        "expected": expected,
+    })
+}
+
+fn suite_cases() -> Vec<Value> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(suite_dir()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     dirs.sort();
-    let (mut failures, mut checked, mut skipped) = (Vec::new(), 0, Vec::new());
+    let mut cases = Vec::new();
+    let mut skipped = Vec::new();
     for dir in &dirs {
         let vector = load_vector(dir);
         if SKIPPED.contains(&vector.name.as_str()) {
@@ -205,56 +253,168 @@ fn aws_sigv4_test_suite_through_the_component() {
             continue;
         }
         for location in ["header", "query"] {
-            if !dir.join(format!("{location}-signed-request.txt")).exists() {
-                continue;
+            if dir.join(format!("{location}-signed-request.txt")).exists() {
+                cases.push(suite_case(&vector, dir, location));
             }
-            let options = SignOptions {
-                region: vector.region.clone(),
-                service: vector.service.clone(),
-                time: SigningTime::AmzDate(vector.amz_date.clone()),
-                presign_expires: (location == "query").then_some(vector.expires),
-                normalize_path: vector.normalize,
-                sign_body: vector.sign_body,
-                sign_session_token: vector.sign_session_token,
-            };
-            match sigv4.sign(&vector.request, &vector.credentials, &options).map_err(Refused::refused) {
-                Ok(signed) => failures.extend(check(&vector, dir, location, &signed)),
-                Err(e) => failures.push(format!("{} [{location}]: error {e}", vector.name)),
-            }
-            checked += 1;
         }
     }
-    eprintln!("checked {checked} signatures from {} vectors; skipped {skipped:?}", dirs.len());
     assert_eq!(skipped.len(), SKIPPED.len(), "a skipped vector is missing from the suite");
     // 36 vectors in both forms, minus the 3 skipped, plus header-only double-url-encode.
-    assert!(checked >= 67, "only {checked} signatures checked: is the suite complete?");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(cases.len() >= 67, "only {} suite cases: is the suite complete?", cases.len());
+    cases
 }
 
-/// `double-encode-path` ships no signature file; its expected signature is
-/// in aws-sigv4's own test, made with that crate's test credentials.
 #[test]
-fn double_encode_path_signature() {
+fn shared_vectors_hold_the_aws_suite() {
+    let mut doc = read_vectors();
+    let derived = suite_cases();
+    let cases = doc["cases"].as_array().expect("a `cases` array");
+    let kept: Vec<Value> = cases.iter().filter(|c| c["source"] != SUITE_SOURCE).cloned().collect();
+    let held: Vec<Value> = cases.iter().filter(|c| c["source"] == SUITE_SOURCE).cloned().collect();
+    if std::env::var_os("LAKEPORT_UPDATE_VECTORS").is_some_and(|v| v == "1") {
+        doc["cases"] = Value::Array(derived.into_iter().chain(kept).collect());
+        let mut text = serde_json::to_string_pretty(&doc).unwrap();
+        text.push('\n');
+        std::fs::write(vectors_path(), text).unwrap();
+        return;
+    }
+    assert_eq!(held.len(), derived.len(), "the shared vectors hold another number of suite cases: rerun with LAKEPORT_UPDATE_VECTORS=1");
+    for (held, derived) in held.iter().zip(&derived) {
+        assert_eq!(held, derived, "a suite case differs from the suite's files: rerun with LAKEPORT_UPDATE_VECTORS=1");
+    }
+    assert!(kept.iter().any(|c| c["form"] == "streaming"), "the aws-chunked example is missing");
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_else(|| panic!("`{key}` is not a string in {v}"))
+}
+
+fn case_payload(p: &Value) -> Payload {
+    match text(p, "kind") {
+        "empty" => Payload::Empty,
+        "utf8" => Payload::Bytes(text(p, "text").as_bytes().to_vec()),
+        "precomputed" => Payload::Precomputed(text(p, "value").into()),
+        "unsigned" => Payload::UnsignedPayload,
+        other => panic!("unknown payload kind {other}"),
+    }
+}
+
+fn case_request(case: &Value) -> SignableRequest {
+    let r = &case["request"];
+    SignableRequest {
+        method: text(r, "method").into(),
+        url: text(r, "url").into(),
+        headers: serde_json::from_value(r["headers"].clone()).unwrap(),
+        payload: case_payload(&r["payload"]),
+    }
+}
+
+fn case_credentials(case: &Value) -> Credentials {
+    let c = &case["credentials"];
+    Credentials {
+        access_key_id: text(c, "access_key_id").into(),
+        secret_access_key: text(c, "secret_access_key").into(),
+        session_token: c["session_token"].as_str().map(Into::into),
+    }
+}
+
+fn case_options(case: &Value) -> SignOptions {
+    let o = &case["options"];
+    SignOptions {
+        region: text(o, "region").into(),
+        service: text(o, "service").into(),
+        time: SigningTime::AmzDate(text(o, "amz_date").into()),
+        presign_expires: o["presign_expires"].as_u64().map(|n| n as u32),
+        normalize_path: o["normalize_path"].as_bool().unwrap(),
+        sign_body: o["sign_body"].as_bool().unwrap(),
+        sign_session_token: o["sign_session_token"].as_bool().unwrap(),
+    }
+}
+
+/// What a signed request shows, under the keys the vectors use.
+fn outputs(signed: &SignedRequest, expected: &Value) -> Map<String, Value> {
+    let wanted: Vec<String> = expected["headers"].as_object().map(|h| h.keys().cloned().collect()).unwrap_or_default();
+    let headers: Map<String, Value> = signed
+        .headers
+        .iter()
+        .filter(|(n, _)| wanted.contains(&n.to_ascii_lowercase()))
+        .map(|(n, v)| (n.to_ascii_lowercase(), Value::from(v.as_str())))
+        .collect();
+    let mut out = Map::new();
+    out.insert("canonical_request".into(), signed.canonical_request.as_str().into());
+    out.insert("string_to_sign".into(), signed.string_to_sign.as_str().into());
+    out.insert("signature".into(), signed.signature.as_str().into());
+    out.insert("signed_headers".into(), signed.signed_headers.as_str().into());
+    out.insert("authorization".into(), signed.authorization.as_deref().into());
+    out.insert("url".into(), signed.url.as_str().into());
+    out.insert("query".into(), json!(query_params(&signed.url)));
+    out.insert("headers".into(), headers.into());
+    out
+}
+
+/// The first line of a framed chunk, without its CRLF.
+fn chunk_header(framed: &[u8]) -> String {
+    let end = framed.windows(2).position(|w| w == b"\r\n").unwrap_or(framed.len());
+    String::from_utf8_lossy(&framed[..end]).into_owned()
+}
+
+/// Signs one case as its form says and returns its outputs.
+fn run_case(sigv4: &mut Sigv4, case: &Value) -> Result<Map<String, Value>, String> {
+    let (request, credentials, options) = (case_request(case), case_credentials(case), case_options(case));
+    let expected = &case["expected"];
+    match text(case, "form") {
+        "header" | "query" => sigv4.sign(&request, &credentials, &options).map(|s| outputs(&s, expected)).map_err(|e| format!("{e:?}")),
+        "streaming" => {
+            let stream = &case["stream"];
+            let (decoded, chunk_size) = (stream["decoded_length"].as_u64().unwrap(), stream["chunk_size"].as_u64().unwrap() as u32);
+            let fill = text(stream, "fill").as_bytes()[0];
+            let signer = sigv4.signer(&credentials).unwrap();
+            let (signed, chunks) = sigv4.start_streaming(&signer, &request, &options, decoded, chunk_size).map_err(|e| format!("{e:?}"))?;
+            let mut out = outputs(&signed, expected);
+            let (mut headers, mut framed_length, mut left) = (Vec::new(), 0, decoded);
+            while left > 0 {
+                let n = left.min(chunk_size as u64);
+                let framed = sigv4.sign_chunk(&chunks, &vec![fill; n as usize]).map_err(|e| format!("{e:?}"))?;
+                headers.push(chunk_header(&framed));
+                framed_length += framed.len();
+                left -= n;
+            }
+            let last = sigv4.finish_chunks(&chunks).map_err(|e| format!("{e:?}"))?;
+            framed_length += last.len();
+            out.insert("chunks".into(), json!(headers));
+            out.insert("final_chunk".into(), String::from_utf8(last).unwrap().into());
+            out.insert("framed_length".into(), framed_length.into());
+            sigv4.drop_chunk_signer(chunks).unwrap();
+            sigv4.drop_signer(signer).unwrap();
+            Ok(out)
+        }
+        other => panic!("unknown form {other}"),
+    }
+}
+
+#[test]
+fn shared_vectors_through_the_component() {
     let runtime = runtime();
     let mut sigv4 = Sigv4::new(&runtime).unwrap();
-    let mut vector = load_vector(&suite_dir().join("double-encode-path"));
-    vector.credentials = Credentials {
-        access_key_id: "ANOTREAL".into(),
-        secret_access_key: "notrealrnrELgWzOk3IfjzDKtFBhDby".into(),
-        session_token: None,
-    };
-    let options = SignOptions {
-        region: "us-east-1".into(),
-        service: "service".into(),
-        time: SigningTime::AmzDate("20150830T123600Z".into()),
-        presign_expires: None,
-        normalize_path: true,
-        sign_body: false,
-        sign_session_token: true,
-    };
-    let signed = sigv4.sign(&vector.request, &vector.credentials, &options).unwrap();
-    assert_eq!(signed.signature, "57d157672191bac40bae387e48bbe14b15303c001fdbb01f4abf295dccb09705");
-    assert!(signed.canonical_request.contains("/test/%40connections/JBDvjfGEIAMCERw%253D"));
+    let doc = read_vectors();
+    let cases = doc["cases"].as_array().unwrap();
+    let mut failures = Vec::new();
+    for case in cases {
+        let name = text(case, "name");
+        match run_case(&mut sigv4, case) {
+            Ok(actual) => {
+                for (key, want) in case["expected"].as_object().unwrap() {
+                    if actual.get(key) != Some(want) {
+                        failures.push(format!("{name}: {key}\n  expected: {want}\n  actual:   {}", actual.get(key).unwrap_or(&Value::Null)));
+                    }
+                }
+            }
+            Err(e) => failures.push(format!("{name}: error {e}")),
+        }
+    }
+    eprintln!("checked {} cases from {}", cases.len(), vectors_path().display());
+    assert!(cases.len() >= 74, "only {} cases: is the file complete?", cases.len());
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
 // AWS's published S3 examples ("Signature Calculations for the Authorization
@@ -288,96 +448,6 @@ fn request(method: &str, url: &str, headers: &[(&str, &str)], payload: Payload) 
         headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
         payload,
     }
-}
-
-#[test]
-fn aws_s3_header_examples() {
-    let runtime = runtime();
-    let mut sigv4 = Sigv4::new(&runtime).unwrap();
-    let host = "https://examplebucket.s3.amazonaws.com";
-    let cases = [
-        (
-            request("GET", &format!("{host}/test.txt"), &[("Range", "bytes=0-9")], Payload::Empty),
-            "host;range;x-amz-content-sha256;x-amz-date",
-            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
-        ),
-        (
-            request(
-                "PUT",
-                &format!("{host}/test$file.text"),
-                &[("Date", "Fri, 24 May 2013 00:00:00 GMT"), ("x-amz-storage-class", "REDUCED_REDUNDANCY")],
-                Payload::Bytes(b"Welcome to Amazon S3.".to_vec()),
-            ),
-            "date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class",
-            "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd",
-        ),
-        (
-            request("GET", &format!("{host}/?lifecycle"), &[], Payload::Empty),
-            "host;x-amz-content-sha256;x-amz-date",
-            "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543",
-        ),
-        (
-            request("GET", &format!("{host}/?max-keys=2&prefix=J"), &[], Payload::Empty),
-            "host;x-amz-content-sha256;x-amz-date",
-            "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7",
-        ),
-    ];
-    for (req, signed_headers, signature) in cases {
-        let signed = sigv4.sign(&req, &aws_example_credentials(), &s3_options(None)).unwrap();
-        assert_eq!(signed.signed_headers, signed_headers, "{}", req.url);
-        assert_eq!(signed.signature, signature, "{}\n{}", req.url, signed.canonical_request);
-    }
-}
-
-#[test]
-fn aws_s3_presigned_url_example() {
-    let runtime = runtime();
-    let mut sigv4 = Sigv4::new(&runtime).unwrap();
-    let req = request("GET", "https://examplebucket.s3.amazonaws.com/test.txt", &[], Payload::Empty);
-    let signed = sigv4.sign(&req, &aws_example_credentials(), &s3_options(Some(86400))).unwrap();
-    assert_eq!(signed.signature, "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
-    assert_eq!(
-        signed.url,
-        "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
-    );
-    assert!(signed.authorization.is_none());
-}
-
-#[test]
-fn aws_s3_chunked_upload_example() {
-    let runtime = runtime();
-    let mut sigv4 = Sigv4::new(&runtime).unwrap();
-    let signer = sigv4.signer(&aws_example_credentials()).unwrap();
-    let req = request(
-        "PUT",
-        "https://s3.amazonaws.com/examplebucket/chunkObject.txt",
-        &[("x-amz-storage-class", "REDUCED_REDUNDANCY")],
-        Payload::Empty,
-    );
-    let (signed, chunks) = sigv4.start_streaming(&signer, &req, &s3_options(None), 66_560, 65_536).unwrap();
-    assert_eq!(signed.signature, "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9");
-    assert_eq!(
-        signed.signed_headers,
-        "content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class"
-    );
-    let header = |name: &str| signed.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
-    assert_eq!(header("content-length"), Some("66824"));
-    assert_eq!(header("x-amz-decoded-content-length"), Some("66560"));
-    assert_eq!(header("content-encoding"), Some("aws-chunked"));
-    assert_eq!(header("x-amz-content-sha256"), Some("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"));
-
-    let data = vec![b'a'; 66_560];
-    let first = sigv4.sign_chunk(&chunks, &data[..65_536]).unwrap();
-    let second = sigv4.sign_chunk(&chunks, &data[65_536..]).unwrap();
-    let last = sigv4.finish_chunks(&chunks).unwrap();
-    let prefix = |framed: &[u8]| String::from_utf8_lossy(&framed[..framed.iter().position(|&b| b == b'\r').unwrap()]).to_string();
-    assert_eq!(prefix(&first), "10000;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648");
-    assert_eq!(prefix(&second), "400;chunk-signature=0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497");
-    assert_eq!(last, b"0;chunk-signature=b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9\r\n\r\n");
-    assert_eq!(first.len() + second.len() + last.len(), 66_824, "framed length equals the announced Content-Length");
-    assert!(first.ends_with(b"\r\n") && first[first.len() - 3] == b'a');
-    sigv4.drop_chunk_signer(chunks).unwrap();
-    sigv4.drop_signer(signer).unwrap();
 }
 
 #[test]
