@@ -12,13 +12,14 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-/// (component name, crate, WIT world)
-const COMPONENTS: &[(&str, &str, &str)] = &[
-    ("sigv4", "lakeport-sigv4", "sigv4-component"),
-    ("oidc", "lakeport-oidc", "oidc-component"),
-    ("sts", "lakeport-sts", "sts-component"),
-    ("transfer", "lakeport-transfer", "transfer-component"),
-    ("rucio", "lakeport-rucio", "rucio-component"),
+/// (component name, crate, WIT world, the interface it must export)
+const COMPONENTS: &[(&str, &str, &str, &str)] = &[
+    ("sigv4", "lakeport-sigv4", "sigv4-component", "lakeport:plugins/sigv4@"),
+    ("oidc", "lakeport-oidc", "oidc-component", "lakeport:plugins/oidc@"),
+    ("sts", "lakeport-sts", "sts-component", "lakeport:plugins/sts@"),
+    ("transfer", "lakeport-transfer", "transfer-component", "lakeport:plugins/transfer@"),
+    ("rucio", "lakeport-rucio", "rucio-component", "lakeport:plugins/rucio@"),
+    ("gateway", "lakeport-gateway", "gateway-component", "wasi:http/incoming-handler@"),
 ];
 
 fn main() {
@@ -54,7 +55,7 @@ fn main() {
     }
 
     let mut table = String::from("pub static EMBEDDED: &[EmbeddedComponent] = &[\n");
-    for (name, krate, world) in COMPONENTS {
+    for (name, krate, world, export) in COMPONENTS {
         // Each component has a target directory of its own: a component
         // that links another's crate (transfer links sigv4) builds that crate
         // as a plain library under the same file name, which cargo would
@@ -71,7 +72,6 @@ fn main() {
         let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
         // A library built as a dependency has the same file name but no
         // exports; embedding it would fail only when the command runs.
-        let export = format!("lakeport:plugins/{name}@");
         if !bytes.windows(export.len()).any(|w| w == export.as_bytes()) {
             panic!("{} does not export {export}*: it is not the {name} component", file.display());
         }

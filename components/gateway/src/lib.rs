@@ -31,7 +31,11 @@ pub mod challenge;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
+pub mod proxy;
 pub mod scopes;
+
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
+mod bindings;
 
 pub use challenge::{bearer_token, Credentials};
 pub use jwks::{parse_jwks, Jwk, Jwks, JwksError};

@@ -1,0 +1,229 @@
+//! The `gateway-component` world: `wasi:http/incoming-handler` in, the
+//! issuer and the S3 backend out through `wasi:http/outgoing-handler`,
+//! configuration from `wasi:config/store`. Only I/O lives here: every
+//! decision is [`crate::authenticate`], [`crate::proxy::plan`] and
+//! [`crate::proxy::respond`].
+//!
+//! An instance may serve many requests one after another (hosts reuse
+//! instances): the configuration, the issuer's `jwks_uri` and its keys are
+//! kept in the instance between them.
+
+lakeport_http::component_world!("gateway-component", {
+    "wasi:http/incoming-handler@0.2.12": generate,
+    "wasi:config/store@0.2.0-rc.1": generate,
+});
+
+use std::cell::RefCell;
+
+use exports::wasi::http::incoming_handler::Guest;
+use lakeport_http::{aio, HttpRequest};
+use wasi::config::store;
+use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+
+use crate::challenge::{bearer_token, Credentials};
+use crate::keys::{CachePolicy, JwksCache};
+use crate::proxy::{self, ClientRequest, Config, LocalAnswer};
+use crate::{authenticate, Authentication, Validation};
+
+/// Discovery documents and JWKS are small.
+const MAX_KEYS_DOCUMENT: usize = 1 << 20;
+
+struct Issuer {
+    jwks_uri: Option<String>,
+    keys: JwksCache,
+}
+
+thread_local! {
+    static CONFIG: RefCell<Option<Result<Config, String>>> = const { RefCell::new(None) };
+    static ISSUER: RefCell<Issuer> = RefCell::new(Issuer { jwks_uri: None, keys: JwksCache::new(CachePolicy::default()) });
+}
+
+fn config() -> Result<Config, String> {
+    CONFIG.with(|c| {
+        c.borrow_mut()
+            .get_or_insert_with(|| {
+                Config::read(|key| {
+                    store::get(key).map_err(|e| match e {
+                        store::Error::Upstream(m) | store::Error::Io(m) => m,
+                    })
+                })
+            })
+            .clone()
+    })
+}
+
+fn method_name(m: &Method) -> String {
+    match m {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(o) => o.clone(),
+    }
+}
+
+/// Sends an answer that needs no backend body.
+fn answer(out: ResponseOutparam, a: LocalAnswer, extra: &[(String, String)]) {
+    let mut fields: Vec<(String, Vec<u8>)> = a.headers.into_iter().map(|(n, v)| (n, v.into_bytes())).collect();
+    fields.extend(extra.iter().map(|(n, v)| (n.clone(), v.clone().into_bytes())));
+    fields.push(("content-length".into(), a.body.len().to_string().into_bytes()));
+    let Ok(headers) = Fields::from_list(&fields) else {
+        ResponseOutparam::set(out, Err(wasip2::http::types::ErrorCode::InternalError(Some("invalid answer headers".into()))));
+        return;
+    };
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(a.status);
+    let body = response.body().expect("a new response has a body");
+    ResponseOutparam::set(out, Ok(response));
+    if let Ok(stream) = body.write() {
+        let _ = stream.blocking_write_and_flush(a.body.as_bytes());
+    }
+    let _ = OutgoingBody::finish(body, None);
+}
+
+/// Fetches a small JSON document from the issuer.
+fn fetch(url: &str) -> Result<Vec<u8>, String> {
+    let response = aio::block_on(async { aio::send(&HttpRequest::get(url.to_string())).await?.read_all(MAX_KEYS_DOCUMENT).await })
+        .map_err(|e| e.to_string())?;
+    if response.status != 200 {
+        return Err(format!("{url} answered {}", response.status));
+    }
+    Ok(response.body)
+}
+
+/// The issuer's `jwks_uri`, from its discovery document (kept once found).
+fn jwks_uri(config: &Config, issuer: &mut Issuer) -> Result<String, String> {
+    if let Some(uri) = &issuer.jwks_uri {
+        return Ok(uri.clone());
+    }
+    let document = fetch(&config.discovery_url())?;
+    let value: serde_json::Value = serde_json::from_slice(&document).map_err(|_| "the discovery document is not JSON".to_string())?;
+    let uri = value.get("jwks_uri").and_then(|v| v.as_str()).ok_or("the discovery document has no jwks_uri")?.to_string();
+    issuer.jwks_uri = Some(uri.clone());
+    Ok(uri)
+}
+
+/// Verifies the token, fetching the issuer's keys when the cache asks.
+fn verify(config: &Config, token: &str) -> Authentication {
+    ISSUER.with(|issuer| {
+        let mut issuer = issuer.borrow_mut();
+        let validation = Validation { issuer: &config.issuer, audience: &config.audience, leeway_secs: proxy::LEEWAY_SECS, now: lakeport_http::unix_now() };
+        // The cache asks for at most one fetch per interval, so two rounds
+        // settle every case.
+        for _ in 0..2 {
+            match authenticate(token, &validation, &mut issuer.keys) {
+                Authentication::FetchKeys => {
+                    // A failed fetch stores nothing: the lookup that asked for
+                    // it was recorded, so the next one says the keys are
+                    // unavailable (or keeps the old ones) instead of fetching again.
+                    if let Ok(document) = jwks_uri(config, &mut issuer).and_then(|uri| fetch(&uri)) {
+                        let _ = issuer.keys.store(&document, lakeport_http::unix_now());
+                    }
+                }
+                done => return done,
+            }
+        }
+        Authentication::KeysUnavailable
+    })
+}
+
+struct Component;
+
+impl Guest for Component {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let config = match config() {
+            Ok(c) => c,
+            Err(message) => return answer(out, LocalAnswer::misconfigured(&message), &[]),
+        };
+        let method = method_name(&request.method());
+        let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
+        let headers = request.headers().entries();
+        let client = ClientRequest { method: &method, path_with_query: &path_with_query, headers: &headers };
+
+        // The token decides before the body is touched, so a client that
+        // waits for `100 Continue` never uploads a refused body.
+        let claims = match bearer_token(client.header("authorization")) {
+            Credentials::None => return answer(out, LocalAnswer::missing_token(&config), &[]),
+            Credentials::Malformed => return answer(out, LocalAnswer::malformed_token(&config), &[]),
+            Credentials::Bearer(token) => match verify(&config, token) {
+                Authentication::Valid(claims) => claims,
+                Authentication::Invalid(e) => return answer(out, LocalAnswer::invalid_token(&config, &e), &[]),
+                Authentication::KeysUnavailable | Authentication::FetchKeys => return answer(out, LocalAnswer::keys_unavailable(&config), &[]),
+            },
+        };
+        let subject = [(proxy::SUBJECT_HASH_HEADER.to_string(), proxy::subject_hash(&claims))];
+        let backend = match proxy::plan(&config, &client, &claims, lakeport_http::unix_now()) {
+            Ok(b) => b,
+            Err(a) => return answer(out, a, &subject),
+        };
+        forward(&config, request, out, &backend, &subject);
+    }
+}
+
+/// Sends the backend request (the client's body spliced through for a
+/// PUT) and streams the backend's answer to the client.
+fn forward(config: &Config, request: IncomingRequest, out: ResponseOutparam, backend: &proxy::BackendRequest, extra: &[(String, String)]) {
+    let http = HttpRequest { method: backend.method, url: backend.url.clone(), headers: backend.headers.clone(), body: Vec::new() };
+    // Declared before the response so that it outlives it: the stream is
+    // a child of the body, the body of the request.
+    let incoming = match backend.body_length {
+        Some(_) => match request.consume() {
+            Ok(body) => Some(body),
+            Err(()) => return answer(out, LocalAnswer::bad_gateway("the request body could not be read"), extra),
+        },
+        None => None,
+    };
+    let body_stream = match &incoming {
+        Some(body) => match body.stream() {
+            Ok(s) => Some(s),
+            Err(()) => return answer(out, LocalAnswer::bad_gateway("the request body could not be read"), extra),
+        },
+        None => None,
+    };
+    let sent = aio::block_on(async {
+        match (&body_stream, backend.body_length) {
+            (Some(stream), Some(len)) => aio::send_body(&http, aio::Body::Stream { stream, len }).await,
+            _ => aio::send(&http).await,
+        }
+    });
+    let mut response = match sent {
+        Ok(r) => r,
+        Err(e) => return answer(out, LocalAnswer::bad_gateway(&e.to_string()), extra),
+    };
+    let (status, headers) = match proxy::respond(config, backend, response.status, &response.headers) {
+        Ok(h) => h,
+        Err(a) => return answer(out, a, extra),
+    };
+    let mut fields: Vec<(String, Vec<u8>)> = headers.into_iter().map(|(n, v)| (n, v.into_bytes())).collect();
+    fields.extend(extra.iter().map(|(n, v)| (n.clone(), v.clone().into_bytes())));
+    let Ok(headers) = Fields::from_list(&fields) else {
+        return answer(out, LocalAnswer::bad_gateway("the backend's answer headers are invalid"), extra);
+    };
+    let outgoing = OutgoingResponse::new(headers);
+    let _ = outgoing.set_status_code(status);
+    if backend.method == "HEAD" {
+        // No body at all: the host keeps the backend's Content-Length and
+        // sends none of the bytes it announces.
+        ResponseOutparam::set(out, Ok(outgoing));
+        return;
+    }
+    let body = outgoing.body().expect("a new response has a body");
+    ResponseOutparam::set(out, Ok(outgoing));
+    let Ok(stream) = body.write() else { return };
+    // Spliced host-side: the bytes never enter the component, and the
+    // host's bounded buffers pace the backend to the client.
+    let moved = aio::block_on(response.splice_into(&stream, u64::MAX));
+    drop(stream);
+    if moved.is_ok() {
+        let _ = OutgoingBody::finish(body, None);
+    }
+    // On failure the body is dropped unfinished: the host cuts the
+    // client's connection rather than end a short body as if complete.
+}
+
+export!(Component);
