@@ -408,6 +408,18 @@ mod tests {
         let transfer = runtime.load("transfer", http_grant()).unwrap();
         let err = instantiate(&runtime, &transfer).unwrap_err();
         assert!(format!("{err:#}").contains("lakeport:plugins/files"), "{err:#}");
+        // The gateway reads its settings through wasi:config/store, which
+        // only a grant of configuration links.
+        let gateway = runtime.load("gateway", Grant { config: Some(Arc::new(Vec::new())), ..http_grant() }).unwrap();
+        instantiate(&runtime, &gateway).unwrap();
+    }
+
+    #[test]
+    fn the_gateway_without_a_grant_of_configuration_is_refused() {
+        let runtime = Runtime::with_cache_dir(None).unwrap();
+        let gateway = runtime.load("gateway", http_grant()).unwrap();
+        let err = runtime.store_for(&gateway).err().expect("wasi:config without a grant for it").to_string();
+        assert!(err.contains("the gateway component imports wasi:config/store") && err.contains("does not grant it"), "{err}");
     }
 
     #[test]
