@@ -105,6 +105,26 @@ pub struct Profile {
     /// machines (by default only https, or http to this machine).
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// `lakeport serve`: the gateway in front of this profile's S3 backend.
+    pub gateway: Option<GatewaySettings>,
+}
+
+/// A profile's `[profiles.NAME.gateway]` table. Scripts outside the
+/// project depend on these names.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// The accepted token issuer (`iss`, exactly).
+    pub issuer: Option<String>,
+    /// The `aud` a token must carry.
+    pub audience: Option<String>,
+    /// `wlcg-scopes` (default) or `backend`.
+    pub authorization: Option<String>,
+    /// Where `lakeport serve` listens unless `--listen` says otherwise.
+    pub listen: Option<String>,
+    /// Answer GET and PUT with a redirect to a presigned backend URL.
+    #[serde(default)]
+    pub redirect: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

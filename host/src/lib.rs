@@ -17,6 +17,7 @@ pub mod paths;
 pub mod progress;
 pub mod rucio;
 pub mod runtime;
+pub mod serve;
 pub mod sigv4;
 pub mod store;
 pub mod sts;

@@ -37,12 +37,14 @@ pub struct Grant {
     /// basics a std component imports (clocks, random, stdio; see
     /// [`http_grant_interface`]); no files, no sockets, no environment.
     pub http: Option<Arc<EgressPolicy>>,
+    /// Values the component reads through `wasi:config/store`.
+    pub config: Option<Arc<Vec<(String, String)>>>,
 }
 
 impl Grant {
     /// Pure computation: no imports at all.
     pub fn compute_only() -> Self {
-        Grant { max_memory_bytes: 256 << 20, time_limit: Duration::from_secs(30), http: None }
+        Grant { max_memory_bytes: 256 << 20, time_limit: Duration::from_secs(30), http: None, config: None }
     }
 
     /// Outgoing HTTP to the hosts of `policy`, and nothing else.
@@ -60,6 +62,7 @@ pub struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     egress: Egress,
+    config: wasmtime_wasi_config::WasiConfigVariables,
     /// New S3 keys for those a server refused, for a component that signs
     /// with them (transfer); none for the others.
     pub renew_s3_keys: Option<RenewS3Keys>,
@@ -197,8 +200,14 @@ impl Runtime {
     /// A store with the grant's memory cap and time limit, and a linker
     /// holding only what the grant allows.
     pub fn store_for(&self, loaded: &Loaded) -> Result<(Store<HostState>, Linker<HostState>)> {
+        Ok((self.store(&loaded.grant)?, self.linker_for(loaded)?))
+    }
+
+    /// A store with the grant's memory cap and time limit (the deadline
+    /// armed for one call), for an instance of a linker from [`Runtime::linker_for`].
+    pub fn store(&self, grant: &Grant) -> Result<Store<HostState>> {
         let limits = StoreLimitsBuilder::new()
-            .memory_size(loaded.grant.max_memory_bytes)
+            .memory_size(grant.max_memory_bytes)
             .instances(16)
             .tables(64)
             .memories(4)
@@ -207,15 +216,25 @@ impl Runtime {
         // Nothing from the host's environment: no variables, arguments,
         // preopened directories or sockets; stdin is empty, output discarded.
         let wasi = WasiCtx::builder().build();
-        let policy = loaded.grant.http.clone().unwrap_or_else(|| Arc::new(EgressPolicy::new(Vec::new(), None)));
-        let deadline_ticks = (loaded.grant.time_limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        let state = HostState { limits, deadline_ticks, wasi, http: WasiHttpCtx::new(), table: ResourceTable::new(), egress: Egress::new(policy), renew_s3_keys: None };
+        let policy = grant.http.clone().unwrap_or_else(|| Arc::new(EgressPolicy::new(Vec::new(), None)));
+        let deadline_ticks = (grant.time_limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let config = grant.config.iter().flat_map(|c| c.iter().cloned()).collect();
+        let state = HostState {
+            limits,
+            deadline_ticks,
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            egress: Egress::new(policy),
+            config,
+            renew_s3_keys: None,
+        };
         let engine = self.engine()?;
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
         arm_deadline(&mut store);
-        Ok((store, self.linker_for(loaded)?))
+        Ok(store)
     }
 
     /// A linker holding exactly the WASI interfaces the component imports,
@@ -231,7 +250,11 @@ impl Runtime {
             if interface.starts_with("lakeport:plugins/") {
                 continue;
             }
-            let link = loaded.grant.http.as_ref().and_then(|_| http_grant_interface(interface)).ok_or_else(|| {
+            let link = match interface {
+                "wasi:config/store" => loaded.grant.config.as_ref().map(|_| link_config as LinkInterface),
+                _ => loaded.grant.http.as_ref().and_then(|_| http_grant_interface(interface)),
+            };
+            let link = link.ok_or_else(|| {
                 anyhow!("the {} component imports {import}, which lakeport does not grant it: it asks for more than its job needs", loaded.info.name)
             })?;
             link(&mut linker).map_err(|e| anyhow!("linking {import}: {e}"))?;
@@ -263,6 +286,11 @@ unsafe fn deserialize_opened(engine: &Engine, mut file: std::fs::File) -> wasmti
 
 /// How to link one WASI interface into a component's linker.
 type LinkInterface = fn(&mut Linker<HostState>) -> wasmtime::Result<()>;
+
+/// `wasi:config/store`, answering from the grant's values.
+fn link_config(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi_config::add_to_linker(linker, |s| wasmtime_wasi_config::WasiConfig::from(&s.config))
+}
 
 /// The streams and pollables of a store: its resource table.
 struct Table;
@@ -380,6 +408,18 @@ mod tests {
         let transfer = runtime.load("transfer", http_grant()).unwrap();
         let err = instantiate(&runtime, &transfer).unwrap_err();
         assert!(format!("{err:#}").contains("lakeport:plugins/files"), "{err:#}");
+        // The gateway reads its settings through wasi:config/store, which
+        // only a grant of configuration links.
+        let gateway = runtime.load("gateway", Grant { config: Some(Arc::new(Vec::new())), ..http_grant() }).unwrap();
+        instantiate(&runtime, &gateway).unwrap();
+    }
+
+    #[test]
+    fn the_gateway_without_a_grant_of_configuration_is_refused() {
+        let runtime = Runtime::with_cache_dir(None).unwrap();
+        let gateway = runtime.load("gateway", http_grant()).unwrap();
+        let err = runtime.store_for(&gateway).err().expect("wasi:config without a grant for it").to_string();
+        assert!(err.contains("the gateway component imports wasi:config/store") && err.contains("does not grant it"), "{err}");
     }
 
     #[test]

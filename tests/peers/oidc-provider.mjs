@@ -6,7 +6,10 @@
 //   - RFC 8693 token exchange (registered as an extension grant, as
 //     deployments such as INDIGO IAM offer it): a valid access token of this
 //     issuer in, a token for another audience with the same subject out;
-//   - test-only routes to approve or deny a device code without a browser;
+//   - test-only routes to approve or deny a device code without a browser,
+//     and to sign any claims and header with the provider's key (or with a
+//     stranger's key it never publishes), for WLCG storage scopes and
+//     hostile tokens a gateway must refuse;
 //   - one RS256 signing key, fresh per run, published with a self-signed
 //     certificate (`x5c`): Ceph RGW's STS verifies tokens only with the
 //     first JWK's certificate and refuses a JWKS of bare `n`/`e`.
@@ -19,7 +22,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Provider, { errors } from 'oidc-provider';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { CompactSign, createRemoteJWKSet, generateKeyPair, importJWK, jwtVerify } from 'jose';
 
 const port = Number(process.argv[2] || process.env.PORT || 0);
 const issuer = `http://127.0.0.1:${port}`;
@@ -57,9 +60,10 @@ function signingKey() {
 
 const audienceOf = (indicator) => (indicator.startsWith(AUD_PREFIX) ? indicator.slice(AUD_PREFIX.length) : indicator);
 
+const published = signingKey();
 const provider = new Provider(issuer, {
   clients,
-  jwks: { keys: [signingKey()] },
+  jwks: { keys: [published] },
   scopes: SCOPES.split(' '),
   extraParams: ['audience'],
   features: {
@@ -178,6 +182,26 @@ provider.use(async (ctx, next) => {
   }
   await code.save();
   ctx.status = 204;
+  return undefined;
+});
+
+// Tokens a test composes, signed with the published key (or a stranger's):
+//   POST /test/sign {"claims": {...}, "header": {...}, "key": "published"|"stranger"}
+// The header defaults to {alg: RS256, typ: at+jwt, kid: <published kid>};
+// claims are signed exactly as given. Answers the compact JWT as text.
+const publishedKey = await importJWK(published, 'RS256');
+const { privateKey: strangerKey } = await generateKeyPair('RS256');
+provider.use(async (ctx, next) => {
+  if (ctx.method !== 'POST' || ctx.path !== '/test/sign') return next();
+  const chunks = [];
+  for await (const chunk of ctx.req) chunks.push(chunk);
+  const { claims = {}, header = {}, key = 'published' } = JSON.parse(Buffer.concat(chunks).toString() || '{}');
+  const protectedHeader = { alg: 'RS256', typ: 'at+jwt', kid: published.kid, ...header };
+  const jws = await new CompactSign(Buffer.from(JSON.stringify(claims)))
+    .setProtectedHeader(protectedHeader)
+    .sign(key === 'stranger' ? strangerKey : publishedKey);
+  ctx.type = 'text/plain';
+  ctx.body = jws;
   return undefined;
 });
 

@@ -153,9 +153,11 @@ impl Guest for Component {
             Credentials::Bearer(token) => match verify(&config, token) {
                 Authentication::Valid(claims) => claims,
                 Authentication::Invalid(e) => return answer(out, LocalAnswer::invalid_token(&config, &e), &[]),
-                Authentication::KeysUnavailable | Authentication::FetchKeys => return answer(out, LocalAnswer::keys_unavailable(&config), &[]),
+                Authentication::KeysUnavailable | Authentication::FetchKeys => return answer(out, LocalAnswer::keys_unavailable(), &[]),
             },
         };
+        // For the host's access log (`lakeport serve` removes it; other
+        // hosts pass it on: a hash, not the subject).
         let subject = [(proxy::SUBJECT_HASH_HEADER.to_string(), proxy::subject_hash(&claims))];
         let backend = match proxy::plan(&config, &client, &claims, lakeport_http::unix_now()) {
             Ok(b) => b,

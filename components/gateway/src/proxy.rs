@@ -158,10 +158,9 @@ impl LocalAnswer {
     }
 
     /// `503`: the issuer's keys could not be fetched; the token may be fine.
-    pub fn keys_unavailable(config: &Config) -> LocalAnswer {
+    pub fn keys_unavailable() -> LocalAnswer {
         let mut a = LocalAnswer::text(503, "the token issuer's keys cannot be fetched just now: try again later");
         a.headers.push(("retry-after".into(), "60".into()));
-        let _ = config;
         a
     }
 

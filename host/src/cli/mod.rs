@@ -9,6 +9,7 @@ mod creds;
 mod profile;
 mod rucio;
 mod s3;
+mod serve;
 mod sign;
 mod token;
 
@@ -49,6 +50,8 @@ enum Command {
     S3(s3::S3Args),
     /// Rucio: DIDs, replicas, replication rules, make-available.
     Rucio(rucio::RucioArgs),
+    /// Run the gateway: bearer-token HTTP access to the profile's S3 backend.
+    Serve(serve::ServeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Creds(args) => creds::run(args),
         Command::S3(args) => s3::run(args, cli.output),
         Command::Rucio(args) => rucio::run(args, cli.output),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

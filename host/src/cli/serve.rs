@@ -1,0 +1,77 @@
+//! `lakeport serve --profile P [--listen ADDR]`: the gateway for a
+//! profile's `[profiles.P.gateway]` table and its S3 backend.
+
+use std::net::SocketAddr;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+
+use super::profile::ProfileArgs;
+use crate::config::Config;
+use crate::egress::{AllowedHost, EgressPolicy};
+use crate::runtime::Runtime;
+use crate::serve::{serve, ServeOptions};
+
+/// Where the gateway listens when neither `--listen` nor the profile says.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+    /// Address to listen on (else the profile's gateway.listen, else 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let config = Config::load(args.profile.config.as_deref())?;
+    let (name, profile) = config.profile(args.profile.profile.as_deref())?;
+    let gateway = profile
+        .gateway
+        .as_ref()
+        .ok_or_else(|| anyhow!("profile '{name}' has no [profiles.{name}.gateway] table: add one with issuer and audience"))?;
+    let required = |key: &str, value: &Option<String>| {
+        value.clone().filter(|v| !v.is_empty()).ok_or_else(|| anyhow!("profile '{name}' has no gateway.{key}: add it to [profiles.{name}.gateway]"))
+    };
+    let issuer = required("issuer", &gateway.issuer)?;
+    let audience = required("audience", &gateway.audience)?;
+    let authorization = gateway.authorization.clone().unwrap_or_else(|| "wlcg-scopes".into());
+    if !matches!(authorization.as_str(), "wlcg-scopes" | "backend") {
+        bail!("profile '{name}': gateway.authorization is '{authorization}': use \"wlcg-scopes\" or \"backend\"");
+    }
+    if gateway.redirect {
+        bail!("profile '{name}': gateway.redirect = true is not served yet: set it to false");
+    }
+    let s3_endpoint = profile.require("s3_endpoint", &profile.s3_endpoint, &name)?.to_string();
+    let (access_key_id, secret_access_key) = match (&profile.access_key_id, &profile.secret_access_key) {
+        (Some(id), Some(secret)) => (id.clone(), secret.clone()),
+        _ if profile.sts_endpoint.is_some() => {
+            bail!("profile '{name}': the gateway signs with static keys for now: set access_key_id and secret_access_key (per-user STS keys are not served yet)")
+        }
+        _ => bail!("profile '{name}' has no S3 keys for the gateway: set access_key_id and secret_access_key"),
+    };
+    let listen_text = args.listen.or_else(|| gateway.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let listen: SocketAddr =
+        listen_text.parse().map_err(|_| anyhow!("'{listen_text}' is not an address to listen on: use IP:PORT, e.g. 127.0.0.1:8080"))?;
+
+    // Outgoing requests: the issuer (discovery and keys) and the backend.
+    let allowed = vec![
+        AllowedHost::from_url(&issuer).with_context(|| format!("profile '{name}': gateway.issuer"))?,
+        AllowedHost::from_url(&s3_endpoint).with_context(|| format!("profile '{name}': s3_endpoint"))?,
+    ];
+    let ca_file = args.profile.ca_file.clone().or_else(|| profile.ca_file.clone());
+    let egress = EgressPolicy::new(allowed, ca_file);
+    let mut values = vec![
+        ("issuer".to_string(), issuer),
+        ("audience".to_string(), audience),
+        ("authorization".to_string(), authorization),
+        ("s3_endpoint".to_string(), s3_endpoint),
+        ("access_key_id".to_string(), access_key_id),
+        ("secret_access_key".to_string(), secret_access_key),
+    ];
+    if let Some(region) = &profile.region {
+        values.push(("region".to_string(), region.clone()));
+    }
+    serve(Runtime::new()?, ServeOptions { listen, config: values, egress })
+}
