@@ -174,7 +174,7 @@ pub struct PutRequest<'a> {
 /// side, one per SIMD lane (16 with AVX-512), so parts are hashed ahead of
 /// sending in batches of at least this many, and landed ranges too. One
 /// span at a time would run its lanes mostly empty.
-const DIGESTS_AT_ONCE: usize = 16;
+pub const DIGESTS_AT_ONCE: usize = 16;
 
 /// An MD5 the host is computing.
 type PendingMd5<'a> = LocalBoxFuture<'a, std::result::Result<Md5, String>>;
@@ -743,20 +743,20 @@ impl<X: Exchange> Session<X> {
                 running.push(Box::pin(self.hash_landed(&plan, std::mem::take(&mut landed), sink).map(RangeEvent::Hashed)));
             }
             let Some(event) = running.next().await else { break };
-            let prefix_before = download.done_prefix_end();
             let (range, generation, result) = match event {
+                // Only ranges hashed on their own land: an object MD5 over
+                // several ranges is hashed by prefix instead, so no prefix
+                // to extend here.
                 RangeEvent::Hashed(digests) => {
                     for (index, digest) in digests? {
                         download.range_done(index, digest)?;
-                    }
-                    if whole_md5 && download.done_prefix_end() > prefix_before {
-                        prefix_md5 = Some(sink.md5(0, download.done_prefix_end()));
                     }
                     continue;
                 }
                 RangeEvent::Fetched(fetched) => fetched,
             };
             fetching -= 1;
+            let prefix_before = download.done_prefix_end();
             let stored = result.and_then(|fetched| match fetched {
                 Fetched::Landed => download.range_landed(range.index).map(|()| {
                     landed.push(range.clone());

@@ -5,7 +5,7 @@
 
 mod sim_s3;
 
-use lakeport_transfer::driver::{PutRequest, Session, VerifiedBy};
+use lakeport_transfer::driver::{PutRequest, Session, VerifiedBy, DIGESTS_AT_ONCE};
 use lakeport_transfer::{S3ErrorKind, TransferError};
 use sim_s3::*;
 
@@ -276,13 +276,10 @@ fn a_piped_upload_round_trips_and_its_multipart_etag_verifies_the_download() {
 
 // ---- hashing local data ----
 
-/// The host hashes spans side by side, one per SIMD lane (16 with AVX-512):
-/// asked one at a time, its lanes run mostly empty.
-const DIGESTS_TOGETHER: usize = 16;
 
 #[test]
 fn part_digests_are_asked_for_in_batches_ahead_of_sending() {
-    let parts = 2 * DIGESTS_TOGETHER as u64 + 8;
+    let parts = 2 * DIGESTS_AT_ONCE as u64 + 8;
     let session = session(SimExchange::new(&["AK1"]), "AK1", PART, 2, 3);
     let source = MemSource::file(data(parts * PART));
     block_on(session.put(&source, &put_request(false))).unwrap();
@@ -301,13 +298,13 @@ fn part_digests_are_asked_for_in_batches_ahead_of_sending() {
             _ => batches.push((a.requests_before, 1)),
         }
     }
-    assert_eq!(batches.iter().map(|b| b.1).collect::<Vec<_>>(), [2 * DIGESTS_TOGETHER, 8], "{batches:?}");
+    assert_eq!(batches.iter().map(|b| b.1).collect::<Vec<_>>(), [2 * DIGESTS_AT_ONCE, 8], "{batches:?}");
     assert_eq!(batches[0].0, 1, "the first batch before any part: {batches:?}");
 }
 
 #[test]
 fn landed_ranges_are_read_back_together_and_the_download_verifies() {
-    let parts = DIGESTS_TOGETHER as u64 + 2;
+    let parts = DIGESTS_AT_ONCE as u64 + 2;
     let session = session(SimExchange::new(&["AK1"]), "AK1", PART, 2, 3);
     let source = MemSource::file(data(parts * PART));
     block_on(session.put(&source, &put_request(false))).unwrap();
@@ -320,8 +317,8 @@ fn landed_ranges_are_read_back_together_and_the_download_verifies() {
     assert_eq!(asked.len() as u64, parts, "{asked:?}");
     // The first 16 ranges are read back together once they have all
     // landed (while later ones were fetched), the last two at the end.
-    let (first, last) = asked.split_at(DIGESTS_TOGETHER);
+    let (first, last) = asked.split_at(DIGESTS_AT_ONCE);
     assert!(first.iter().all(|a| a.requests_before == first[0].requests_before), "{asked:?}");
-    assert!(first[0].requests_before >= sent_before_download + DIGESTS_TOGETHER, "{asked:?}");
+    assert!(first[0].requests_before >= sent_before_download + DIGESTS_AT_ONCE, "{asked:?}");
     assert!(last.iter().all(|a| a.requests_before == session.exchange().log().len()), "{asked:?}");
 }
