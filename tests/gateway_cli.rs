@@ -38,7 +38,7 @@ struct Gateway {
     op: Peer,
     s3: Peer,
     backend: FaultProxy,
-    _user: UserEnv,
+    user: UserEnv,
     child: Option<Child>,
     endpoint: String,
     log_path: PathBuf,
@@ -46,22 +46,29 @@ struct Gateway {
 }
 
 impl Gateway {
+    /// The gateway with static keys in front of s3s-fs.
     fn start(authorization: &str) -> Gateway {
-        let op = Peer::oidc_provider(300, 3600);
         let s3 = Peer::s3s_fs();
         std::fs::create_dir_all(s3.data_dir.join("bkt")).unwrap();
+        Gateway::launch(Peer::oidc_provider(300, 3600), s3, |op, backend, listen| {
+            format!(
+                "[profiles.gw]\ns3_endpoint = \"{backend}/\"\nregion = \"us-east-1\"\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\n\
+                 [profiles.gw.gateway]\nissuer = \"{op}\"\naudience = \"{AUDIENCE}\"\nauthorization = \"{authorization}\"\nlisten = \"{listen}\"\nredirect = false\n"
+            )
+        })
+    }
+
+    /// `lakeport serve --profile gw` for the profile `profile(issuer,
+    /// backend endpoint (the counting proxy), listen address)`.
+    fn launch(op: Peer, s3: Peer, profile: impl FnOnce(&str, &str, &str) -> String) -> Gateway {
         let backend = FaultProxy::start(&format!("127.0.0.1:{}", s3.port), Faults::default());
         let port = free_port();
-        let user = UserEnv::new(&format!(
-            "[profiles.gw]\ns3_endpoint = \"{}/\"\nregion = \"us-east-1\"\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\n\
-             [profiles.gw.gateway]\nissuer = \"{}\"\naudience = \"{AUDIENCE}\"\nauthorization = \"{authorization}\"\nlisten = \"127.0.0.1:{port}\"\nredirect = false\n",
-            backend.endpoint, op.endpoint
-        ));
+        let user = UserEnv::new(&profile(&op.endpoint, &backend.endpoint, &format!("127.0.0.1:{port}")));
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("serve.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let child = user.lakeport_command(&["serve", "--profile", "gw"]).stdout(Stdio::null()).stderr(log).spawn().expect("starting lakeport serve");
-        let gateway = Gateway { op, s3, backend, _user: user, child: Some(child), endpoint: format!("http://127.0.0.1:{port}"), log_path, _dir: dir };
+        let gateway = Gateway { op, s3, backend, user, child: Some(child), endpoint: format!("http://127.0.0.1:{port}"), log_path, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !gateway.log().contains("serving the gateway on") {
             assert!(Instant::now() < deadline, "lakeport serve did not start: {}", gateway.log());
@@ -357,4 +364,40 @@ fn scope_violations_are_refused_naming_the_missing_scope() {
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("storage.modify:/bkt/data/f"));
     assert_eq!(std::fs::read(gw.s3.data_dir.join("bkt/data/f")).unwrap(), b"data\n", "the object was overwritten");
+}
+
+#[test]
+fn under_sts_each_caller_gets_their_own_keys_once() {
+    let role = "arn:aws:iam::123456789012:role/s3access";
+    let gw = Gateway::launch(Peer::oidc_provider(300, 3600), Peer::moto(&["s3access"]), |op, backend, listen| {
+        format!(
+            "[profiles.gw]\nissuer = \"{op}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\naudience = \"{AUDIENCE}\"\n\
+             sts_endpoint = \"{backend}/\"\nrole_arn = \"{role}\"\nregion = \"us-east-1\"\ns3_endpoint = \"{backend}/\"\n\
+             [profiles.gw.gateway]\nissuer = \"{op}\"\naudience = \"{AUDIENCE}\"\nauthorization = \"backend\"\nlisten = \"{listen}\"\n"
+        )
+    });
+    // The bucket, made with the profile's own (service) keys: one STS call.
+    let out = gw.user.lakeport(&["s3", "mb", "s3://bkt"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(gw.s3.sts_calls(), 1);
+
+    let alice = gw.sign(&json!({ "iss": gw.op.endpoint, "sub": "alice", "aud": AUDIENCE, "exp": now() + 300 }), &json!({}), "published");
+    let bob = gw.sign(&json!({ "iss": gw.op.endpoint, "sub": "bob", "aud": AUDIENCE, "exp": now() + 300 }), &json!({}), "published");
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(200_000, 11);
+    let file = write(dir.path(), "up.bin", &data);
+    let (status, _, body) = gw.curl(Some(&alice), &["--upload-file", file.to_str().unwrap()], "/bkt/shared.bin");
+    assert_eq!(status, 200, "{}: {}", String::from_utf8_lossy(&body), gw.log());
+    for token in [&alice, &bob] {
+        for _ in 0..10 {
+            let (status, _, body) = gw.curl(Some(token), &[], "/bkt/shared.bin");
+            assert_eq!(status, 200);
+            assert!(body == data, "GET differs");
+        }
+    }
+    // Each caller's own keys, one STS call each for 21 requests (a shared
+    // key would make none; keys per request, 21).
+    assert_eq!(gw.s3.sts_calls(), 3, "{}", gw.s3.log());
+    let log = gw.log();
+    assert!(!log.contains(&alice) && !log.contains(&bob) && !log.contains("eyJ"), "a token in the log");
 }

@@ -21,8 +21,10 @@ use wasi::config::store;
 use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 
 use crate::challenge::{bearer_token, Credentials};
+use crate::backend_keys::KeyCache;
+use crate::jwt::{Claims, TokenError};
 use crate::keys::{CachePolicy, JwksCache};
-use crate::proxy::{self, ClientRequest, Config, LocalAnswer};
+use crate::proxy::{self, BackendKeys, ClientRequest, Config, LocalAnswer};
 use crate::{authenticate, Authentication, Validation};
 
 /// Discovery documents and JWKS are small.
@@ -36,6 +38,45 @@ struct Issuer {
 thread_local! {
     static CONFIG: RefCell<Option<Result<Config, String>>> = const { RefCell::new(None) };
     static ISSUER: RefCell<Issuer> = RefCell::new(Issuer { jwks_uri: None, keys: JwksCache::new(CachePolicy::default()) });
+    static CALLER_KEYS: RefCell<KeyCache> = RefCell::new(KeyCache::new());
+}
+
+/// The keys to sign this caller's request with: the static ones, or the
+/// caller's own from STS (cached; one STS call per caller while they last).
+fn backend_keys(config: &Config, claims: &Claims, token: &str) -> Result<lakeport_sigv4::Credentials, LocalAnswer> {
+    let (endpoint, role_arn, duration_seconds) = match &config.keys {
+        BackendKeys::Static(keys) => return Ok(keys.clone()),
+        BackendKeys::Sts { endpoint, role_arn, duration_seconds } => (endpoint, role_arn, *duration_seconds),
+    };
+    let subject = claims.sub.as_deref().ok_or_else(|| LocalAnswer::invalid_token(config, &TokenError::MissingClaim("sub")))?;
+    let now = lakeport_http::unix_now();
+    if let Some(keys) = CALLER_KEYS.with(|c| c.borrow().get(&config.issuer, subject, now)) {
+        return Ok(keys);
+    }
+    let request = lakeport_sts::AssumeRoleRequest {
+        subject: Some(subject.to_string()),
+        duration_seconds,
+        ..lakeport_sts::AssumeRoleRequest::new(endpoint.as_str(), role_arn.as_str(), token)
+    };
+    let refused = |e: lakeport_sts::StsError| match e {
+        e @ lakeport_sts::StsError::Sts { .. } => {
+            let mut a = LocalAnswer::text(403, format!("the backend's STS refused this token: {}", e.message_with_hint()));
+            a.headers.push(("www-authenticate".into(), crate::challenge::invalid_token(&config.realm, &"the backend's STS refused this token")));
+            a
+        }
+        lakeport_sts::StsError::InvalidInput(m) => LocalAnswer::misconfigured(&m),
+        e => LocalAnswer::bad_gateway(&format!("the STS service: {e}")),
+    };
+    let http = request.http_request().map_err(refused)?;
+    let response = lakeport_http::send(&http).map_err(|e| LocalAnswer::bad_gateway(&format!("the STS service: {e}")))?;
+    let credentials = request.parse_response(&response).map_err(refused)?;
+    let keys = lakeport_sigv4::Credentials {
+        access_key_id: credentials.access_key_id,
+        secret_access_key: credentials.secret_access_key,
+        session_token: Some(credentials.session_token),
+    };
+    CALLER_KEYS.with(|c| c.borrow_mut().store(&config.issuer, subject, keys.clone(), credentials.expiration, now));
+    Ok(keys)
 }
 
 fn config() -> Result<Config, String> {
@@ -147,11 +188,11 @@ impl Guest for Component {
 
         // The token decides before the body is touched, so a client that
         // waits for `100 Continue` never uploads a refused body.
-        let claims = match bearer_token(client.header("authorization")) {
+        let (token, claims) = match bearer_token(client.header("authorization")) {
             Credentials::None => return answer(out, LocalAnswer::missing_token(&config), &[]),
             Credentials::Malformed => return answer(out, LocalAnswer::malformed_token(&config), &[]),
             Credentials::Bearer(token) => match verify(&config, token) {
-                Authentication::Valid(claims) => claims,
+                Authentication::Valid(claims) => (token, claims),
                 Authentication::Invalid(e) => return answer(out, LocalAnswer::invalid_token(&config, &e), &[]),
                 Authentication::KeysUnavailable | Authentication::FetchKeys => return answer(out, LocalAnswer::keys_unavailable(), &[]),
             },
@@ -159,7 +200,10 @@ impl Guest for Component {
         // For the host's access log (`lakeport serve` removes it; other
         // hosts pass it on: a hash, not the subject).
         let subject = [(proxy::SUBJECT_HASH_HEADER.to_string(), proxy::subject_hash(&claims))];
-        let backend = match proxy::plan(&config, &client, &claims, lakeport_http::unix_now()) {
+        // Authorised first: a refused request costs no STS call.
+        let backend = proxy::plan(&config, &client, &claims)
+            .and_then(|plan| plan.sign(&config, &backend_keys(&config, &claims, token)?, lakeport_http::unix_now()));
+        let backend = match backend {
             Ok(b) => b,
             Err(a) => return answer(out, a, &subject),
         };

@@ -16,7 +16,10 @@
 //!   allow the method on the normalised path ([`scopes::authorize`]); under
 //!   the `backend` profile any valid token passes and the backend decides,
 //!   but the path still goes through [`scopes::normalize_path`];
-//! - the RFC 6750 `WWW-Authenticate` values for each refusal ([`challenge`]).
+//! - the RFC 6750 `WWW-Authenticate` values for each refusal ([`challenge`]);
+//! - what to ask the backend and what to answer ([`proxy`]), and whose keys
+//!   sign it: static ones, or each caller's own from STS, cached until
+//!   shortly before they expire ([`backend_keys`]).
 //!
 //! Left to the component: reading its configuration, OIDC discovery of the
 //! issuer's `jwks_uri`, the HTTP fetches [`Authentication::FetchKeys`] asks
@@ -27,6 +30,7 @@
 //! and building, signing (SigV4) and sending the backend request for the
 //! normalised path.
 
+pub mod backend_keys;
 pub mod challenge;
 pub mod jwks;
 pub mod jwt;

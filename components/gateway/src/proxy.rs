@@ -78,7 +78,17 @@ pub struct Config {
     /// The S3 endpoint, `http(s)://host[:port][/base]`, no trailing slash.
     pub s3_endpoint: String,
     pub region: String,
-    pub keys: S3Keys,
+    pub keys: BackendKeys,
+}
+
+/// What the gateway signs backend requests with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendKeys {
+    /// One set of service keys for every caller.
+    Static(S3Keys),
+    /// Each caller's own temporary keys: `AssumeRoleWithWebIdentity` at
+    /// `endpoint` with the caller's token (see [`crate::backend_keys`]).
+    Sts { endpoint: String, role_arn: String, duration_seconds: Option<u32> },
 }
 
 impl Config {
@@ -102,10 +112,20 @@ impl Config {
         if lakeport_http::split_url(&s3_endpoint).is_none() || s3_endpoint.contains('?') {
             return Err("the gateway setting 's3_endpoint' is not an http(s) URL: set it to e.g. https://s3.example/".into());
         }
-        let keys = S3Keys {
-            access_key_id: required("access_key_id", value("access_key_id")?)?,
-            secret_access_key: required("secret_access_key", value("secret_access_key")?)?,
-            session_token: value("session_token")?,
+        let keys = match (value("sts_endpoint")?, value("access_key_id")?) {
+            (Some(_), Some(_)) => return Err("the gateway has both 'sts_endpoint' and 'access_key_id': keep one".into()),
+            (Some(endpoint), None) => {
+                let duration_seconds = match value("duration_seconds")? {
+                    None => None,
+                    Some(d) => Some(d.trim().parse::<u32>().map_err(|_| "the gateway setting 'duration_seconds' is not a number of seconds".to_string())?),
+                };
+                BackendKeys::Sts { endpoint, role_arn: required("role_arn", value("role_arn")?)?, duration_seconds }
+            }
+            (None, access_key_id) => BackendKeys::Static(S3Keys {
+                access_key_id: required("access_key_id", access_key_id)?,
+                secret_access_key: required("secret_access_key", value("secret_access_key")?)?,
+                session_token: value("session_token")?,
+            }),
         };
         Ok(Config {
             issuer,
@@ -134,7 +154,8 @@ pub struct LocalAnswer {
 }
 
 impl LocalAnswer {
-    fn text(status: u16, body: impl Into<String>) -> LocalAnswer {
+    /// An answer of `status` with one line of text.
+    pub fn text(status: u16, body: impl Into<String>) -> LocalAnswer {
         LocalAnswer { status, headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())], body: body.into() + "\n" }
     }
 
@@ -215,9 +236,31 @@ impl ClientRequest<'_> {
     }
 }
 
-/// Decides an authenticated request and, if it may pass, builds the
-/// signed backend request. `now` is Unix seconds (the signing time).
-pub fn plan(config: &Config, request: &ClientRequest<'_>, claims: &Claims, now: i64) -> Result<BackendRequest, LocalAnswer> {
+/// An authorised request, not yet signed: the backend keys may still have
+/// to be fetched for the caller, and only for a request that may pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    method: &'static str,
+    resource: ResourcePath,
+    headers: Vec<(String, String)>,
+    body_length: Option<u64>,
+    only_if_absent: Option<String>,
+}
+
+impl Plan {
+    /// The signed backend request, with `keys` at `now` (Unix seconds).
+    pub fn sign(self, config: &Config, keys: &S3Keys, now: i64) -> Result<BackendRequest, LocalAnswer> {
+        let signable = SignableRequest { method: self.method.into(), url: backend_url(config, &self.resource), headers: self.headers, payload: Payload::UnsignedPayload };
+        let signed = lakeport_sigv4::sign(&signable, keys.clone(), &SignOptions::s3(&config.region, SigningTime::UnixSeconds(now)))
+            .map_err(|e| LocalAnswer::misconfigured(&format!("cannot sign the backend request: {e}")))?;
+        let headers = signed.headers.into_iter().filter(|(n, _)| !n.eq_ignore_ascii_case("host")).collect();
+        Ok(BackendRequest { method: self.method, url: signed.url, headers, body_length: self.body_length, only_if_absent: self.only_if_absent })
+    }
+}
+
+/// Decides an authenticated request: what to ask the backend, or the
+/// answer to give instead.
+pub fn plan(config: &Config, request: &ClientRequest<'_>, claims: &Claims) -> Result<Plan, LocalAnswer> {
     let method: &'static str = match request.method {
         "GET" => "GET",
         "HEAD" => "HEAD",
@@ -275,11 +318,7 @@ pub fn plan(config: &Config, request: &ClientRequest<'_>, claims: &Claims, now: 
         headers.push(("if-none-match".into(), "*".into()));
     }
 
-    let signable = SignableRequest { method: method.into(), url: backend_url(config, &resource), headers, payload: Payload::UnsignedPayload };
-    let signed = lakeport_sigv4::sign(&signable, config.keys.clone(), &SignOptions::s3(&config.region, SigningTime::UnixSeconds(now)))
-        .map_err(|e| LocalAnswer::misconfigured(&format!("cannot sign the backend request: {e}")))?;
-    let headers = signed.headers.into_iter().filter(|(n, _)| !n.eq_ignore_ascii_case("host")).collect();
-    Ok(BackendRequest { method, url: signed.url, headers, body_length, only_if_absent })
+    Ok(Plan { method, resource, headers, body_length, only_if_absent })
 }
 
 /// `{endpoint}/{bucket}/{key}`, each segment encoded once by SigV4's rules.
@@ -336,6 +375,13 @@ mod tests {
         Config::read(|k| Ok(values.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))).unwrap()
     }
 
+    fn static_keys(c: &Config) -> S3Keys {
+        match &c.keys {
+            BackendKeys::Static(k) => k.clone(),
+            BackendKeys::Sts { .. } => panic!("static keys expected"),
+        }
+    }
+
     fn claims(scope: &str) -> Claims {
         Claims { iss: Some("https://iam.example/".into()), sub: Some("alice".into()), scope: scope.split(' ').map(String::from).collect(), ..Claims::default() }
     }
@@ -346,7 +392,8 @@ mod tests {
 
     fn plan_for(method: &str, path: &str, hdrs: &[(&str, &str)], scope: &str) -> Result<BackendRequest, LocalAnswer> {
         let h = headers(hdrs);
-        plan(&config("wlcg-scopes"), &ClientRequest { method, path_with_query: path, headers: &h }, &claims(scope), 1_750_000_000)
+        let c = config("wlcg-scopes");
+        plan(&c, &ClientRequest { method, path_with_query: path, headers: &h }, &claims(scope))?.sign(&c, &static_keys(&c), 1_750_000_000)
     }
 
     fn names(request: &BackendRequest) -> Vec<&str> {
@@ -365,6 +412,24 @@ mod tests {
         assert!(err.contains("'wlcg-scopes' or 'backend'"), "{err}");
         let err = Config::read(|k| Ok(Some(match k { "s3_endpoint" => "ftp://h/", "authorization" => "backend", _ => "SECRET" }.to_string()))).unwrap_err();
         assert!(err.contains("s3_endpoint") && !err.contains("SECRET"), "{err}");
+
+        let sts = |k: &str| match k {
+            "sts_endpoint" => Some("https://sts.example/"),
+            "role_arn" => Some("arn:aws:iam:::role/IAMaccess"),
+            "duration_seconds" => Some("3600"),
+            "s3_endpoint" => Some("https://s3.example/"),
+            "issuer" | "audience" => Some("x"),
+            _ => None,
+        };
+        let c = Config::read(|k| Ok(sts(k).map(String::from))).unwrap();
+        assert_eq!(
+            c.keys,
+            BackendKeys::Sts { endpoint: "https://sts.example/".into(), role_arn: "arn:aws:iam:::role/IAMaccess".into(), duration_seconds: Some(3600) }
+        );
+        let err = Config::read(|k| Ok(sts(k).or((k == "access_key_id").then_some("AKID")).map(String::from))).unwrap_err();
+        assert!(err.contains("keep one"), "{err}");
+        let err = Config::read(|k| Ok(sts(k).filter(|_| k != "role_arn").map(String::from))).unwrap_err();
+        assert!(err.contains("'role_arn' is missing"), "{err}");
     }
 
     #[test]
@@ -451,8 +516,8 @@ mod tests {
         let h = headers(&[]);
         let c = config("backend");
         let req = |path| ClientRequest { method: "DELETE", path_with_query: path, headers: &h };
-        assert!(plan(&c, &req("/bkt/a"), &claims(""), 0).is_ok());
-        assert_eq!(plan(&c, &req("/bkt/%2e%2e/a"), &claims(""), 0).unwrap_err().status, 400);
+        assert!(plan(&c, &req("/bkt/a"), &claims("")).is_ok());
+        assert_eq!(plan(&c, &req("/bkt/%2e%2e/a"), &claims("")).unwrap_err().status, 400);
     }
 
     #[test]

@@ -44,22 +44,32 @@ pub fn run(args: ServeArgs) -> Result<()> {
         bail!("profile '{name}': gateway.redirect = true is not served yet: set it to false");
     }
     let s3_endpoint = profile.require("s3_endpoint", &profile.s3_endpoint, &name)?.to_string();
-    let (access_key_id, secret_access_key) = match (&profile.access_key_id, &profile.secret_access_key) {
-        (Some(id), Some(secret)) => (id.clone(), secret.clone()),
-        _ if profile.sts_endpoint.is_some() => {
-            bail!("profile '{name}': the gateway signs with static keys for now: set access_key_id and secret_access_key (per-user STS keys are not served yet)")
+    // Static service keys, or each caller's own from STS with their token.
+    let mut allowed_urls = vec![("gateway.issuer", issuer.clone()), ("s3_endpoint", s3_endpoint.clone())];
+    let keys: Vec<(&str, String)> = match (&profile.access_key_id, &profile.secret_access_key, &profile.sts_endpoint) {
+        (Some(id), Some(secret), None) => vec![("access_key_id", id.clone()), ("secret_access_key", secret.clone())],
+        (None, None, Some(endpoint)) => {
+            allowed_urls.push(("sts_endpoint", endpoint.clone()));
+            let mut keys = vec![("sts_endpoint", endpoint.clone()), ("role_arn", profile.require("role_arn", &profile.role_arn, &name)?.to_string())];
+            if let Some(d) = profile.duration_seconds {
+                keys.push(("duration_seconds", d.to_string()));
+            }
+            keys
         }
-        _ => bail!("profile '{name}' has no S3 keys for the gateway: set access_key_id and secret_access_key"),
+        (Some(_), Some(_), Some(_)) => bail!("profile '{name}' has both static keys and sts_endpoint; keep one"),
+        _ => bail!(
+            "profile '{name}' has no S3 keys for the gateway: set access_key_id and secret_access_key, or sts_endpoint and role_arn for each caller's own keys"
+        ),
     };
     let listen_text = args.listen.or_else(|| gateway.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
     let listen: SocketAddr =
         listen_text.parse().map_err(|_| anyhow!("'{listen_text}' is not an address to listen on: use IP:PORT, e.g. 127.0.0.1:8080"))?;
 
-    // Outgoing requests: the issuer (discovery and keys) and the backend.
-    let allowed = vec![
-        AllowedHost::from_url(&issuer).with_context(|| format!("profile '{name}': gateway.issuer"))?,
-        AllowedHost::from_url(&s3_endpoint).with_context(|| format!("profile '{name}': s3_endpoint"))?,
-    ];
+    // Outgoing requests: the issuer (discovery and keys), the backend, STS.
+    let allowed = allowed_urls
+        .iter()
+        .map(|(key, url)| AllowedHost::from_url(url).with_context(|| format!("profile '{name}': {key}")))
+        .collect::<Result<Vec<_>>>()?;
     let ca_file = args.profile.ca_file.clone().or_else(|| profile.ca_file.clone());
     let egress = EgressPolicy::new(allowed, ca_file);
     let mut values = vec![
@@ -67,9 +77,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         ("audience".to_string(), audience),
         ("authorization".to_string(), authorization),
         ("s3_endpoint".to_string(), s3_endpoint),
-        ("access_key_id".to_string(), access_key_id),
-        ("secret_access_key".to_string(), secret_access_key),
     ];
+    values.extend(keys.into_iter().map(|(k, v)| (k.to_string(), v)));
     if let Some(region) = &profile.region {
         values.push(("region".to_string(), region.clone()));
     }
