@@ -6,6 +6,8 @@ use std::time::Duration;
 
 lakeport_http::component_world!("oidc-component", { "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock, });
 
+use lakeport_no_cli as _;
+
 use exports::lakeport::plugins::oidc as wit;
 
 use crate::{DeviceFlow, DevicePoll, HttpRequest, HttpResponse, OidcError};
