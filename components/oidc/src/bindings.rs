@@ -127,6 +127,12 @@ impl wit::Guest for Component {
         Ok(wit::AgentToken { token, issuer: t.issuer })
     }
 
+    fn github_actions_token(request_url: String, request_token: String, audience: Option<String>) -> Result<String, wit::OidcError> {
+        let request = crate::github_actions_request(&request_url, &request_token, audience.as_deref()).map_err(error)?;
+        let response = send(&request).map_err(error)?;
+        crate::parse_github_actions_response(&response).map_err(error)
+    }
+
     fn decode_claims(token: String) -> Result<wit::Claims, wit::OidcError> {
         let c = crate::decode_claims(&token).map_err(error)?;
         Ok(wit::Claims {
