@@ -31,6 +31,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
     println!("cargo:rerun-if-env-changed=LAKEPORT_COMPONENT_DIR");
     println!("cargo:rerun-if-env-changed=LAKEPORT_PIE");
+    println!("cargo:rerun-if-env-changed=LAKEPORT_COMPONENT_TARGET_DIR");
 
     // `lakeport creds` and `token get` run once per awscli/rclone/restic
     // start (credential_process), so start-up time is the product. As a PIE
@@ -44,9 +45,13 @@ fn main() {
         println!("cargo:rustc-link-arg-bin=lakeport=-no-pie");
     }
 
-    let target_dir = match env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir).join("components"),
-        None => workspace.join("target").join("components"),
+    // LAKEPORT_COMPONENT_TARGET_DIR puts the component builds elsewhere
+    // (`./dev reproducible` builds them from scratch there, while the
+    // host's own dependencies come from the usual target directory).
+    let target_dir = match (env::var_os("LAKEPORT_COMPONENT_TARGET_DIR").filter(|d| !d.is_empty()), env::var_os("CARGO_TARGET_DIR")) {
+        (Some(dir), _) => PathBuf::from(dir),
+        (None, Some(dir)) => PathBuf::from(dir).join("components"),
+        (None, None) => workspace.join("target").join("components"),
     };
     // Prebuilt components (e.g. from a release pipeline) skip the nested build.
     let prebuilt = env::var_os("LAKEPORT_COMPONENT_DIR").map(PathBuf::from);
@@ -106,10 +111,27 @@ fn build_component(workspace: &Path, target_dir: &Path, krate: &str) {
     for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER", "CARGO_LLVM_COV", "CARGO_PRIMARY_PACKAGE"] {
         cmd.env_remove(var);
     }
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", reproducible_rustflags(workspace, target_dir));
     let status = cmd.status().expect("running cargo to build the components");
     if !status.success() {
         panic!("building the {krate} component for wasm32-wasip2 failed (see the errors above)");
     }
+}
+
+/// Reproducible components: the same bytes whatever directory the checkout,
+/// the target directory and Cargo's home are in. Panic locations name source
+/// files: the workspace's crates by relative path already, dependencies by
+/// their path under Cargo's home, which is mapped to a fixed name (as are
+/// the other two, should a path of theirs ever be embedded). Rust's own
+/// library paths are fixed (`/rustc/<commit>`) in the distributed std, and
+/// these flags do not enter the symbol hashes.
+fn reproducible_rustflags(workspace: &Path, target_dir: &Path) -> String {
+    let cargo_home = env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let mut maps = vec![(workspace.to_path_buf(), "/lakeport"), (target_dir.to_path_buf(), "/lakeport-target")];
+    if let Some(home) = cargo_home {
+        maps.push((home, "/cargo"));
+    }
+    maps.iter().map(|(from, to)| format!("--remap-path-prefix={}={to}", from.display())).collect::<Vec<_>>().join("\x1f")
 }
 
 fn check_wasm_target() {

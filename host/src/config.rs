@@ -17,6 +17,33 @@ pub enum GrantKind {
     ClientCredentials,
     #[serde(rename = "oidc-agent")]
     OidcAgent,
+    /// A token someone else issued, handed to the job: `token_env`,
+    /// `token_file`, else WLCG bearer-token discovery (GitLab CI `id_tokens`,
+    /// Kubernetes projected tokens, HTCondor jobs).
+    #[serde(rename = "token")]
+    Token,
+    /// The job's OIDC token from GitHub Actions' token service.
+    #[serde(rename = "github-actions")]
+    GithubActions,
+}
+
+impl GrantKind {
+    /// As the configuration spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GrantKind::Device => "device",
+            GrantKind::ClientCredentials => "client_credentials",
+            GrantKind::OidcAgent => "oidc-agent",
+            GrantKind::Token => "token",
+            GrantKind::GithubActions => "github-actions",
+        }
+    }
+
+    /// A token handed to the job rather than obtained from an issuer with
+    /// a client: no client, no store, no passphrase, nothing cached.
+    pub fn is_handed_token(self) -> bool {
+        matches!(self, GrantKind::Token | GrantKind::GithubActions)
+    }
 }
 
 /// How a profile's client authenticates to the issuer's token endpoint.
@@ -65,6 +92,10 @@ pub struct Profile {
     pub audience: Option<String>,
     pub resource: Option<String>,
     pub oidc_agent_account: Option<String>,
+    /// `grant = "token"`: the environment variable holding the token.
+    pub token_env: Option<String>,
+    /// `grant = "token"`: the file holding the token.
+    pub token_file: Option<PathBuf>,
     /// Lifetime of the issuer's refresh tokens, for `token status` when they
     /// do not say themselves (INFN IAM: 30).
     pub refresh_token_days: Option<u32>,

@@ -80,7 +80,7 @@ impl<'a> TokenContext<'a> {
     /// What the cached credentials depend on besides the profile name.
     fn sts_settings(&self) -> String {
         let p = self.profile;
-        serde_json::json!([p.sts_endpoint, p.role_arn, p.duration_seconds, p.session_name, p.policy, p.issuer, p.client_id, p.oidc_agent_account])
+        serde_json::json!([p.sts_endpoint, p.role_arn, p.duration_seconds, p.session_name, p.policy, p.issuer, p.client_id, p.oidc_agent_account, p.grant.map(|g| g.name()), p.token_env, p.token_file])
             .to_string()
     }
 

@@ -10,6 +10,7 @@ pub mod egress;
 pub mod embedded;
 pub mod file_md5;
 pub mod instance;
+pub mod job_token;
 pub mod log;
 pub mod objects;
 pub mod oidc;

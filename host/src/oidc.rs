@@ -81,6 +81,11 @@ impl Oidc {
         self.0.call(|b, store| b.lakeport_plugins_oidc().call_revoke(store, provider, client, token, hint))
     }
 
+    /// A GitHub Actions job's token from its token service.
+    pub fn github_actions_token(&mut self, request_url: &str, request_token: &str, audience: Option<&str>) -> Answer<String> {
+        self.0.call(|b, store| b.lakeport_plugins_oidc().call_github_actions_token(store, request_url, request_token, audience))
+    }
+
     pub fn decode_claims(&mut self, token: &str) -> Answer<Claims> {
         self.0.call(|b, store| b.lakeport_plugins_oidc().call_decode_claims(store, token))
     }

@@ -199,6 +199,17 @@ impl<'a> TokenContext<'a> {
     /// refresh token, the second would be refused and, on issuers that detect
     /// reuse, the whole login revoked.
     pub fn access_token(&self, min_valid: i64) -> Result<AccessToken> {
+        match self.grant() {
+            GrantKind::Token => {
+                let handed = crate::job_token::given_token(&self.name, self.profile)?;
+                return crate::job_token::describe(&self.name, handed, self.runtime);
+            }
+            GrantKind::GithubActions => {
+                let handed = crate::job_token::github_actions_token(&self.name, self.profile, self.runtime, self.ca_file())?;
+                return crate::job_token::describe(&self.name, handed, self.runtime);
+            }
+            _ => {}
+        }
         if self.grant() != GrantKind::OidcAgent {
             self.issuer()?;
             self.profile.require("client_id", &self.profile.client_id, &self.name)?;
@@ -264,6 +275,7 @@ impl<'a> TokenContext<'a> {
     fn cache_owner(&self) -> String {
         match self.grant() {
             GrantKind::OidcAgent => format!("oidc-agent:{}", self.profile.oidc_agent_account.clone().unwrap_or_default()),
+            GrantKind::Token | GrantKind::GithubActions => format!("job:{}", self.grant().name()),
             _ => self.profile.client_id.clone().unwrap_or_default(),
         }
     }

@@ -10,6 +10,7 @@
 //     and to sign any claims and header with the provider's key (or with a
 //     stranger's key it never publishes), for WLCG storage scopes and
 //     hostile tokens a gateway must refuse;
+//     and one that answers as GitHub Actions' job token service;
 //   - one RS256 signing key, fresh per run, published with a self-signed
 //     certificate (`x5c`): Ceph RGW's STS verifies tokens only with the
 //     first JWK's certificate and refuses a JWKS of bare `n`/`e`.
@@ -202,6 +203,33 @@ provider.use(async (ctx, next) => {
     .sign(key === 'stranger' ? strangerKey : publishedKey);
   ctx.type = 'text/plain';
   ctx.body = jws;
+  return undefined;
+});
+
+// GitHub Actions' token service as a job sees it (GET the request URL with
+// the request token as bearer, `audience` in the query; answer
+// {"value": JWT}), the JWT signed by this issuer for the job's subject:
+//   GET /test/actions/token?audience=AUD   Authorization: Bearer actions-request-token
+const ACTIONS_REQUEST_TOKEN = 'actions-request-token';
+provider.use(async (ctx, next) => {
+  if (ctx.method !== 'GET' || ctx.path !== '/test/actions/token') return next();
+  if (ctx.get('authorization') !== `Bearer ${ACTIONS_REQUEST_TOKEN}`) {
+    ctx.status = 401;
+    ctx.body = { message: 'Bad credentials' };
+    return undefined;
+  }
+  const audience = String(ctx.query.audience || 'https://github.com/lakeport');
+  const client = await provider.Client.find('service');
+  const token = new provider.AccessToken({ accountId: 'repo:lakeport/example:ref:refs/heads/main', client, scope: 's3 rucio' });
+  token.resourceServer = {
+    audience,
+    scope: 's3 rucio',
+    accessTokenTTL: accessTtl,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+    identifier: () => `${AUD_PREFIX}${audience}`,
+  };
+  ctx.body = { count: 1, value: await token.save() };
   return undefined;
 });
 

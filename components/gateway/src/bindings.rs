@@ -15,6 +15,9 @@ lakeport_http::component_world!("gateway-component", {
 
 use std::cell::RefCell;
 
+// No wasi:cli imports from std's panic path (see lakeport-no-cli).
+use lakeport_no_cli as _;
+
 use exports::wasi::http::incoming_handler::Guest;
 use lakeport_http::{aio, HttpRequest};
 use wasi::config::store;

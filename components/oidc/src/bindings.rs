@@ -6,6 +6,8 @@ use std::time::Duration;
 
 lakeport_http::component_world!("oidc-component", { "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock, });
 
+use lakeport_no_cli as _;
+
 use exports::lakeport::plugins::oidc as wit;
 
 use crate::{DeviceFlow, DevicePoll, HttpRequest, HttpResponse, OidcError};
@@ -123,6 +125,12 @@ impl wit::Guest for Component {
         let mut token = tokens(t.tokens);
         token.expires_at = t.expires_at;
         Ok(wit::AgentToken { token, issuer: t.issuer })
+    }
+
+    fn github_actions_token(request_url: String, request_token: String, audience: Option<String>) -> Result<String, wit::OidcError> {
+        let request = crate::github_actions_request(&request_url, &request_token, audience.as_deref()).map_err(error)?;
+        let response = send(&request).map_err(error)?;
+        crate::parse_github_actions_response(&response).map_err(error)
     }
 
     fn decode_claims(token: String) -> Result<wit::Claims, wit::OidcError> {

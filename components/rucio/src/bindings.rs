@@ -4,6 +4,8 @@
 
 lakeport_http::component_world!("rucio-component");
 
+use lakeport_no_cli as _;
+
 use std::cell::RefCell;
 
 use exports::lakeport::plugins::rucio as wit;

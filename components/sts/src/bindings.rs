@@ -3,6 +3,8 @@
 
 lakeport_http::component_world!("sts-component");
 
+use lakeport_no_cli as _;
+
 use exports::lakeport::plugins::sts as wit;
 
 use crate::{AssumeRoleRequest, Credentials, StsError};

@@ -123,6 +123,11 @@ fn login(args: &ProfileArgs, no_qr: bool) -> Result<()> {
             "profile '{}' takes its tokens from oidc-agent: log in there (oidc-gen / oidc-add); `lakeport token get` asks the agent",
             ctx.name
         ),
+        kind @ (GrantKind::Token | GrantKind::GithubActions) => bail!(
+            "profile '{}' (grant = \"{}\") uses the token its job is given: there is nothing to log in to; `lakeport token get` shows it",
+            ctx.name,
+            kind.name()
+        ),
         GrantKind::ClientCredentials => {
             forget_cached(&ctx.name);
             let token = ctx.access_token(0)?;
@@ -218,7 +223,7 @@ fn check_status(ctx: &TokenContext<'_>, warn_days: u32) -> Result<Status> {
         }
         // No refresh token to expire: healthy when a token can be had now.
         kind => {
-            status.grant = if kind == GrantKind::ClientCredentials { "client_credentials" } else { "oidc-agent" };
+            status.grant = kind.name();
             match ctx.access_token(60) {
                 Ok(token) => {
                     status.access_expires_at = token.expires_at;
@@ -328,11 +333,7 @@ fn list(config_path: Option<PathBuf>, output: Output) -> Result<()> {
     let mut rows = Vec::new();
     for name in config.profile_names() {
         let (_, profile) = config.profile(Some(name))?;
-        let grant = match profile.grant.unwrap_or(GrantKind::Device) {
-            GrantKind::Device => "device",
-            GrantKind::ClientCredentials => "client_credentials",
-            GrantKind::OidcAgent => "oidc-agent",
-        };
+        let grant = profile.grant.unwrap_or(GrantKind::Device).name();
         let cached = read_cached(name).and_then(|t| t.expires_at).filter(|&e| e > crate::tokens::now());
         rows.push((name.to_string(), grant, profile.issuer.clone().unwrap_or_default(), store.exists(name), cached));
     }

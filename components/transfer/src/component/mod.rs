@@ -4,6 +4,8 @@
 
 lakeport_http::component_world!("transfer-component");
 
+use lakeport_no_cli as _;
+
 use std::future::Future;
 
 use futures_util::stream::{self, StreamExt};
