@@ -188,7 +188,9 @@ quiet() { # WHAT CMD...
     local what=$1
     shift
     "$@" >"$scratch/cmd.log" 2>&1 || {
-        tail -n 40 "$scratch/cmd.log" >&2
+        # A recursive copy prints a line per object: show what went wrong,
+        # not the last of ten thousand successes.
+        grep -v -E '^(upload|download|copy): .*\)$' "$scratch/cmd.log" | tail -n 40 >&2
         die "$what failed: $*"
     }
 }
@@ -203,7 +205,9 @@ timed() { # TOOL ROW RUN
     sync
     before=$(server_cpu)
     if ! /usr/bin/time -f '%e %M %U %S' -o "$scratch/time.out" "${cmd[@]}" >"$scratch/cmd.log" 2>&1; then
-        tail -n 40 "$scratch/cmd.log" >&2
+        # A recursive copy prints a line per object: show what went wrong,
+        # not the last of ten thousand successes.
+        grep -v -E '^(upload|download|copy): .*\)$' "$scratch/cmd.log" | tail -n 40 >&2
         die "$1 failed on $2 (run $3): ${cmd[*]}"
     fi
     after=$(server_cpu)
