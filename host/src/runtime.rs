@@ -300,15 +300,15 @@ impl wasmtime::component::HasData for Table {
 }
 
 /// The WASI interfaces that come with a grant of outgoing HTTP: wasi:http
-/// itself, the streams and pollables it speaks in, and the basics a Rust
-/// std component imports: clocks, random, and stdio, environment and exit,
-/// which the empty `WasiCtx` makes inert. Never files or sockets.
+/// itself, the streams and pollables it speaks in, clocks and random.
+/// Never files, sockets, or wasi:cli (stdio, environment, exit): no
+/// component imports them (lakeport-no-cli), so a file that does was not
+/// built here and is refused.
 fn http_grant_interface(interface: &str) -> Option<LinkInterface> {
-    use wasmtime_wasi::cli::WasiCli;
     use wasmtime_wasi::clocks::WasiClocks;
-    use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
+    use wasmtime_wasi::p2::bindings::{clocks, random, sync};
     use wasmtime_wasi::random::WasiRandom;
-    use wasmtime_wasi::{cli::WasiCliView, clocks::WasiClocksView};
+    use wasmtime_wasi::clocks::WasiClocksView;
     use wasmtime_wasi_http::p2::bindings::sync::http as wasi_http;
     use wasmtime_wasi_http::WasiHttp;
     let link: LinkInterface = match interface {
@@ -320,16 +320,6 @@ fn http_grant_interface(interface: &str) -> Option<LinkInterface> {
         "wasi:clocks/wall-clock" => |l| clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, HostState::clocks),
         "wasi:clocks/monotonic-clock" => |l| clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, HostState::clocks),
         "wasi:random/random" => |l| random::random::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random()),
-        "wasi:cli/stdin" => |l| cli::stdin::add_to_linker::<_, WasiCli>(l, HostState::cli),
-        "wasi:cli/stdout" => |l| cli::stdout::add_to_linker::<_, WasiCli>(l, HostState::cli),
-        "wasi:cli/stderr" => |l| cli::stderr::add_to_linker::<_, WasiCli>(l, HostState::cli),
-        "wasi:cli/environment" => |l| cli::environment::add_to_linker::<_, WasiCli>(l, HostState::cli),
-        "wasi:cli/exit" => |l| cli::exit::add_to_linker::<_, WasiCli>(l, HostState::cli),
-        "wasi:cli/terminal-input" => |l| cli::terminal_input::add_to_linker::<_, WasiCli>(l, HostState::cli),
-        "wasi:cli/terminal-output" => |l| cli::terminal_output::add_to_linker::<_, WasiCli>(l, HostState::cli),
-        "wasi:cli/terminal-stdin" => |l| cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, HostState::cli),
-        "wasi:cli/terminal-stdout" => |l| cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, HostState::cli),
-        "wasi:cli/terminal-stderr" => |l| cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, HostState::cli),
         _ => return None,
     };
     Some(link)
@@ -428,7 +418,7 @@ mod tests {
         let oidc = runtime.load("oidc", Grant::compute_only()).unwrap();
         let err = runtime.store_for(&oidc).err().expect("HTTP without a grant for it").to_string();
         assert!(err.contains("the oidc component imports wasi:") && err.contains("does not grant it"), "{err}");
-        for interface in ["wasi:filesystem/types@0.2.12", "wasi:sockets/tcp@0.2.12", "wasi:filesystem/preopens@0.2.12", "wasi:random/insecure-seed@0.2.12"] {
+        for interface in ["wasi:filesystem/types@0.2.12", "wasi:sockets/tcp@0.2.12", "wasi:filesystem/preopens@0.2.12", "wasi:random/insecure-seed@0.2.12", "wasi:cli/stderr@0.2.12", "wasi:cli/environment@0.2.12"] {
             let loaded = importing(&runtime, interface, http_grant());
             let err = runtime.store_for(&loaded).err().unwrap_or_else(|| panic!("{interface} was linked")).to_string();
             assert!(err.contains(interface), "{err}");
