@@ -401,3 +401,36 @@ fn under_sts_each_caller_gets_their_own_keys_once() {
     let log = gw.log();
     assert!(!log.contains(&alice) && !log.contains(&bob) && !log.contains("eyJ"), "a token in the log");
 }
+
+#[test]
+fn under_sts_a_callers_first_requests_arriving_together_make_one_sts_call() {
+    let role = "arn:aws:iam::123456789012:role/s3access";
+    let gw = Gateway::launch(Peer::oidc_provider(300, 3600), Peer::moto(&["s3access"]), |op, backend, listen| {
+        format!(
+            "[profiles.gw]\nissuer = \"{op}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\naudience = \"{AUDIENCE}\"\n\
+             sts_endpoint = \"{backend}/\"\nrole_arn = \"{role}\"\nregion = \"us-east-1\"\ns3_endpoint = \"{backend}/\"\n\
+             [profiles.gw.gateway]\nissuer = \"{op}\"\naudience = \"{AUDIENCE}\"\nauthorization = \"backend\"\nlisten = \"{listen}\"\n"
+        )
+    });
+    let out = gw.user.lakeport(&["s3", "mb", "s3://bkt"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = gw.s3.sts_calls();
+
+    let carol = gw.sign(&json!({ "iss": gw.op.endpoint, "sub": "carol", "aud": AUDIENCE, "exp": now() + 300 }), &json!({}), "published");
+    // 16 at once: each on its own gateway instance, which has no keys yet.
+    // Then 84 more, on whichever instance is idle.
+    std::thread::scope(|scope| {
+        let together: Vec<_> = (0..16).map(|_| scope.spawn(|| gw.curl(Some(&carol), &[], "/bkt/missing").0)).collect();
+        for t in together {
+            assert_eq!(t.join().unwrap(), 404, "{}", gw.log());
+        }
+    });
+    for _ in 0..84 {
+        assert_eq!(gw.curl(Some(&carol), &[], "/bkt/missing").0, 404);
+    }
+    // Instances share the caller's keys through the host's store and one
+    // of them at a time asks STS; each with a cache of its own would ask
+    // once per instance.
+    assert_eq!(gw.s3.sts_calls() - before, 1, "{}", gw.s3.log());
+    assert_eq!(gw.access_log().iter().filter(|l| l["status"] == 404).count(), 100, "{}", gw.log());
+}

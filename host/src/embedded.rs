@@ -73,6 +73,9 @@ pub fn allowed_imports(name: &str) -> &'static [&'static str] {
             "wasi:clocks/monotonic-clock",
             "wasi:clocks/wall-clock",
             "wasi:config/store",
+            // Callers' STS keys shared between instances, one fetch at a time.
+            "wasi:keyvalue/store",
+            "wasi:keyvalue/atomics",
         ],
         _ => &[],
     }

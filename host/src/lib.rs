@@ -19,6 +19,7 @@ pub mod progress;
 pub mod rucio;
 pub mod runtime;
 pub mod serve;
+pub mod shared_store;
 pub mod sigv4;
 pub mod store;
 pub mod sts;

@@ -39,12 +39,14 @@ pub struct Grant {
     pub http: Option<Arc<EgressPolicy>>,
     /// Values the component reads through `wasi:config/store`.
     pub config: Option<Arc<Vec<(String, String)>>>,
+    /// A `wasi:keyvalue` store shared by all the instances given this grant.
+    pub shared_store: Option<Arc<crate::shared_store::SharedStore>>,
 }
 
 impl Grant {
     /// Pure computation: no imports at all.
     pub fn compute_only() -> Self {
-        Grant { max_memory_bytes: 256 << 20, time_limit: Duration::from_secs(30), http: None, config: None }
+        Grant { max_memory_bytes: 256 << 20, time_limit: Duration::from_secs(30), http: None, config: None, shared_store: None }
     }
 
     /// Outgoing HTTP to the hosts of `policy`, and nothing else.
@@ -63,6 +65,7 @@ pub struct HostState {
     table: ResourceTable,
     egress: Egress,
     config: wasmtime_wasi_config::WasiConfigVariables,
+    shared_store: Option<Arc<crate::shared_store::SharedStore>>,
     /// New S3 keys for those a server refused, for a component that signs
     /// with them (transfer); none for the others.
     pub renew_s3_keys: Option<RenewS3Keys>,
@@ -75,6 +78,11 @@ impl HostState {
     /// The instance's resources (files the host grants, HTTP handles).
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
+    }
+
+    /// The `wasi:keyvalue` store its grant shares, if any.
+    pub fn shared_store(&self) -> Option<&crate::shared_store::SharedStore> {
+        self.shared_store.as_deref()
     }
 }
 
@@ -227,6 +235,7 @@ impl Runtime {
             table: ResourceTable::new(),
             egress: Egress::new(policy),
             config,
+            shared_store: grant.shared_store.clone(),
             renew_s3_keys: None,
         };
         let engine = self.engine()?;
@@ -252,6 +261,8 @@ impl Runtime {
             }
             let link = match interface {
                 "wasi:config/store" => loaded.grant.config.as_ref().map(|_| link_config as LinkInterface),
+                "wasi:keyvalue/store" => loaded.grant.shared_store.as_ref().map(|_| crate::shared_store::link_store as LinkInterface),
+                "wasi:keyvalue/atomics" => loaded.grant.shared_store.as_ref().map(|_| crate::shared_store::link_atomics as LinkInterface),
                 _ => loaded.grant.http.as_ref().and_then(|_| http_grant_interface(interface)),
             };
             let link = link.ok_or_else(|| {
@@ -400,7 +411,7 @@ mod tests {
         assert!(format!("{err:#}").contains("lakeport:plugins/files"), "{err:#}");
         // The gateway reads its settings through wasi:config/store, which
         // only a grant of configuration links.
-        let gateway = runtime.load("gateway", Grant { config: Some(Arc::new(Vec::new())), ..http_grant() }).unwrap();
+        let gateway = runtime.load("gateway", Grant { config: Some(Arc::new(Vec::new())), shared_store: Some(Default::default()), ..http_grant() }).unwrap();
         instantiate(&runtime, &gateway).unwrap();
     }
 

@@ -80,6 +80,8 @@ pub fn serve(runtime: Runtime, options: ServeOptions) -> Result<()> {
         // HTTP timeouts instead.
         time_limit: Duration::from_secs(24 * 3600),
         config: Some(Arc::new(options.config)),
+        // Callers' STS keys and the leases on fetching them, for all instances.
+        shared_store: Some(Arc::new(crate::shared_store::SharedStore::new())),
         ..Grant::http_to(options.egress)
     };
     let loaded = runtime.load("gateway", grant.clone())?;

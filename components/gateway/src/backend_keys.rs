@@ -4,6 +4,11 @@
 //! Keys are kept per (issuer, subject) — the role is the gateway's one
 //! configured role — until [`RENEW_BEFORE_SECS`] before they expire, so a
 //! request never starts with keys that could expire under it.
+//!
+//! Where the host offers a `wasi:keyvalue` store shared between instances
+//! (lakeport serve does), keys are also kept there ([`SharedEntry`]), and
+//! one instance at a time asks STS for a caller ([`Lease`]); the cache in
+//! the instance stays in front of it.
 
 // A BTreeMap, not a HashMap: std's hasher seeds itself from
 // wasi:random/insecure-seed, one more import for a host to grant.
@@ -62,9 +67,116 @@ impl KeyCache {
     }
 }
 
+/// The name of a caller's keys in a shared store: a hash, so that the
+/// store (which may be another service) never learns who the callers are.
+/// The role is part of it: gateways sharing a store may assume other roles.
+pub fn shared_name(issuer: &str, subject: &str, role_arn: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [issuer, subject, role_arn] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("lakeport-gateway/sts-keys/{hex}")
+}
+
+/// The name of the lease on fetching keys for `shared_name`.
+pub fn lease_name(shared_name: &str) -> String {
+    format!("{shared_name}/lease")
+}
+
+/// A caller's keys as kept in a shared store.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SharedEntry {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+    /// Unix seconds.
+    expiration: i64,
+}
+
+impl SharedEntry {
+    pub fn new(keys: &S3Keys, expiration: i64) -> SharedEntry {
+        SharedEntry {
+            access_key_id: keys.access_key_id.clone(),
+            secret_access_key: keys.secret_access_key.clone(),
+            session_token: keys.session_token.clone(),
+            expiration,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The keys in a stored value and when they expire, if they are good for
+    /// [`RENEW_BEFORE_SECS`] more; anything unreadable counts as absent.
+    pub fn fresh(bytes: &[u8], now: i64) -> Option<(S3Keys, i64)> {
+        let e: SharedEntry = serde_json::from_slice(bytes).ok()?;
+        (e.expiration.saturating_sub(now) > RENEW_BEFORE_SECS).then(|| {
+            (S3Keys { access_key_id: e.access_key_id, secret_access_key: e.secret_access_key, session_token: e.session_token }, e.expiration)
+        })
+    }
+}
+
+/// Who asks STS when a caller's keys are missing: the instance whose
+/// increment of the lease counter gave 1 leads, and deletes the lease when
+/// done, keys stored or not. The others wait for the leader's keys to
+/// appear, polling every [`Lease::POLL_MS`]; when the lease is gone without
+/// keys (STS refused the leader) or after [`Lease::WAIT_MS`] (the leader
+/// died), they ask STS themselves: a lease is a hint, never a lock that
+/// could hold callers out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lease {
+    Lead,
+    Wait,
+}
+
+impl Lease {
+    /// An STS call takes well under this; a waiting request is held no longer.
+    pub const WAIT_MS: u64 = 10_000;
+    pub const POLL_MS: u64 = 20;
+
+    /// From the lease counter after this instance's increment.
+    pub fn from_count(count: u64) -> Lease {
+        if count == 1 {
+            Lease::Lead
+        } else {
+            Lease::Wait
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_entries_name_callers_by_hash_and_are_fresh_until_renewal_time() {
+        let a = shared_name("https://iss/", "alice", "arn:role/A");
+        assert!(a.starts_with("lakeport-gateway/sts-keys/") && !a.contains("alice"), "{a}");
+        assert_ne!(a, shared_name("https://iss/", "alice", "arn:role/B"), "the role is part of the name");
+        assert_ne!(a, shared_name("https://iss/", "bob", "arn:role/A"));
+        // Lengths are hashed too: moving a character across fields changes the name.
+        assert_ne!(shared_name("ab", "c", "r"), shared_name("a", "bc", "r"));
+        assert_eq!(lease_name(&a), format!("{a}/lease"));
+
+        let now = 1_000_000;
+        let bytes = SharedEntry::new(&keys("A"), now + 3600).to_bytes();
+        let (k, exp) = SharedEntry::fresh(&bytes, now).unwrap();
+        assert_eq!((k.access_key_id.as_str(), k.session_token.as_deref(), exp), ("A", Some("t"), now + 3600));
+        assert!(SharedEntry::fresh(&bytes, now + 3600 - RENEW_BEFORE_SECS).is_none());
+        assert!(SharedEntry::fresh(b"{not json", now).is_none());
+        assert!(SharedEntry::fresh(b"", now).is_none());
+    }
+
+    #[test]
+    fn only_the_first_increment_leads() {
+        assert_eq!(Lease::from_count(1), Lease::Lead);
+        assert_eq!(Lease::from_count(2), Lease::Wait);
+        assert_eq!(Lease::from_count(17), Lease::Wait);
+    }
 
     fn keys(id: &str) -> S3Keys {
         S3Keys { access_key_id: id.into(), secret_access_key: "s".into(), session_token: Some("t".into()) }

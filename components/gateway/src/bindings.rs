@@ -11,6 +11,8 @@
 lakeport_http::component_world!("gateway-component", {
     "wasi:http/incoming-handler@0.2.12": generate,
     "wasi:config/store@0.2.0-rc.1": generate,
+    "wasi:keyvalue/store@0.2.0-draft": generate,
+    "wasi:keyvalue/atomics@0.2.0-draft": generate,
 });
 
 use std::cell::RefCell;
@@ -21,10 +23,11 @@ use lakeport_no_cli as _;
 use exports::wasi::http::incoming_handler::Guest;
 use lakeport_http::{aio, HttpRequest};
 use wasi::config::store;
+use wasi::keyvalue::{atomics, store as kv};
 use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 
 use crate::challenge::{bearer_token, Credentials};
-use crate::backend_keys::KeyCache;
+use crate::backend_keys::{self, KeyCache, Lease, SharedEntry};
 use crate::jwt::{Claims, TokenError};
 use crate::keys::{CachePolicy, JwksCache};
 use crate::proxy::{self, BackendKeys, ClientRequest, Config, LocalAnswer};
@@ -36,11 +39,13 @@ const MAX_KEYS_DOCUMENT: usize = 1 << 20;
 struct Issuer {
     jwks_uri: Option<String>,
     keys: JwksCache,
+    /// Why the last fetch of its keys failed, for the 503 that follows.
+    last_error: Option<String>,
 }
 
 thread_local! {
     static CONFIG: RefCell<Option<Result<Config, String>>> = const { RefCell::new(None) };
-    static ISSUER: RefCell<Issuer> = RefCell::new(Issuer { jwks_uri: None, keys: JwksCache::new(CachePolicy::default()) });
+    static ISSUER: RefCell<Issuer> = RefCell::new(Issuer { jwks_uri: None, keys: JwksCache::new(CachePolicy::default()), last_error: None });
     static CALLER_KEYS: RefCell<KeyCache> = RefCell::new(KeyCache::new());
 }
 
@@ -56,10 +61,30 @@ fn backend_keys(config: &Config, claims: &Claims, token: &str) -> Result<lakepor
     if let Some(keys) = CALLER_KEYS.with(|c| c.borrow().get(&config.issuer, subject, now)) {
         return Ok(keys);
     }
+    let fetch = || assume_role(config, endpoint, role_arn, duration_seconds, subject, token);
+    let (keys, expiration) = match SharedKeys::open(&config.issuer, subject, role_arn) {
+        Some(shared) => shared.get_or_fetch(now, fetch)?,
+        // No shared store to be had: this instance's cache alone.
+        None => fetch()?,
+    };
+    CALLER_KEYS.with(|c| c.borrow_mut().store(&config.issuer, subject, keys.clone(), expiration, now));
+    Ok(keys)
+}
+
+/// AssumeRoleWithWebIdentity with the caller's token: their keys and when
+/// those expire (Unix seconds).
+fn assume_role(
+    config: &Config,
+    endpoint: &str,
+    role_arn: &str,
+    duration_seconds: Option<u32>,
+    subject: &str,
+    token: &str,
+) -> Result<(lakeport_sigv4::Credentials, i64), LocalAnswer> {
     let request = lakeport_sts::AssumeRoleRequest {
         subject: Some(subject.to_string()),
         duration_seconds,
-        ..lakeport_sts::AssumeRoleRequest::new(endpoint.as_str(), role_arn.as_str(), token)
+        ..lakeport_sts::AssumeRoleRequest::new(endpoint, role_arn, token)
     };
     let refused = |e: lakeport_sts::StsError| match e {
         e @ lakeport_sts::StsError::Sts { .. } => {
@@ -78,8 +103,57 @@ fn backend_keys(config: &Config, claims: &Claims, token: &str) -> Result<lakepor
         secret_access_key: credentials.secret_access_key,
         session_token: Some(credentials.session_token),
     };
-    CALLER_KEYS.with(|c| c.borrow_mut().store(&config.issuer, subject, keys.clone(), credentials.expiration, now));
-    Ok(keys)
+    Ok((keys, credentials.expiration))
+}
+
+/// A caller's keys in the host's shared `wasi:keyvalue` store. Any error
+/// of the store only costs sharing: the caller is still served.
+struct SharedKeys {
+    bucket: kv::Bucket,
+    name: String,
+}
+
+impl SharedKeys {
+    fn open(issuer: &str, subject: &str, role_arn: &str) -> Option<SharedKeys> {
+        let bucket = kv::open("").ok()?;
+        Some(SharedKeys { bucket, name: backend_keys::shared_name(issuer, subject, role_arn) })
+    }
+
+    fn fresh(&self, now: i64) -> Option<(lakeport_sigv4::Credentials, i64)> {
+        SharedEntry::fresh(&self.bucket.get(&self.name).ok()??, now)
+    }
+
+    fn get_or_fetch(
+        &self,
+        now: i64,
+        fetch: impl Fn() -> Result<(lakeport_sigv4::Credentials, i64), LocalAnswer>,
+    ) -> Result<(lakeport_sigv4::Credentials, i64), LocalAnswer> {
+        if let Some(found) = self.fresh(now) {
+            return Ok(found);
+        }
+        let lease = backend_keys::lease_name(&self.name);
+        // Without atomics the store cannot say who leads: everyone does.
+        let role = atomics::increment(&self.bucket, &lease, 1).map_or(Lease::Lead, Lease::from_count);
+        if role == Lease::Wait {
+            let mut waited = 0;
+            while waited < Lease::WAIT_MS {
+                wasip2::clocks::monotonic_clock::subscribe_duration(Lease::POLL_MS * 1_000_000).block();
+                waited += Lease::POLL_MS;
+                if let Some(found) = self.fresh(lakeport_http::unix_now()) {
+                    return Ok(found);
+                }
+                if !self.bucket.exists(&lease).unwrap_or(false) {
+                    break; // the leader is done and stored nothing: STS refused it
+                }
+            }
+        }
+        let fetched = fetch();
+        if let Ok((keys, expiration)) = &fetched {
+            let _ = self.bucket.set(&self.name, &SharedEntry::new(keys, *expiration).to_bytes());
+        }
+        let _ = self.bucket.delete(&lease);
+        fetched
+    }
 }
 
 fn config() -> Result<Config, String> {
@@ -130,10 +204,12 @@ fn answer(out: ResponseOutparam, a: LocalAnswer, extra: &[(String, String)]) {
     let _ = OutgoingBody::finish(body, None);
 }
 
-/// Fetches a small JSON document from the issuer.
+/// Fetches a small JSON document from the issuer. A request that got no
+/// answer is sent once more at once: a kept-alive connection the issuer
+/// closed as it was reused is no reason to refuse callers for a minute.
 fn fetch(url: &str) -> Result<Vec<u8>, String> {
-    let response = aio::block_on(async { aio::send(&HttpRequest::get(url.to_string())).await?.read_all(MAX_KEYS_DOCUMENT).await })
-        .map_err(|e| e.to_string())?;
+    let get = || aio::block_on(async { aio::send(&HttpRequest::get(url.to_string())).await?.read_all(MAX_KEYS_DOCUMENT).await });
+    let response = get().or_else(|_| get()).map_err(|e| e.to_string())?;
     if response.status != 200 {
         return Err(format!("{url} answered {}", response.status));
     }
@@ -165,8 +241,13 @@ fn verify(config: &Config, token: &str) -> Authentication {
                     // A failed fetch stores nothing: the lookup that asked for
                     // it was recorded, so the next one says the keys are
                     // unavailable (or keeps the old ones) instead of fetching again.
-                    if let Ok(document) = jwks_uri(config, &mut issuer).and_then(|uri| fetch(&uri)) {
-                        let _ = issuer.keys.store(&document, lakeport_http::unix_now());
+                    match jwks_uri(config, &mut issuer).and_then(|uri| fetch(&uri)) {
+                        Ok(document) => {
+                            if let Err(e) = issuer.keys.store(&document, lakeport_http::unix_now()) {
+                                issuer.last_error = Some(format!("the issuer's JWKS: {e}"));
+                            }
+                        }
+                        Err(e) => issuer.last_error = Some(e),
                     }
                 }
                 done => return done,
@@ -197,7 +278,10 @@ impl Guest for Component {
             Credentials::Bearer(token) => match verify(&config, token) {
                 Authentication::Valid(claims) => (token, claims),
                 Authentication::Invalid(e) => return answer(out, LocalAnswer::invalid_token(&config, &e), &[]),
-                Authentication::KeysUnavailable | Authentication::FetchKeys => return answer(out, LocalAnswer::keys_unavailable(), &[]),
+                Authentication::KeysUnavailable | Authentication::FetchKeys => {
+                    let why = ISSUER.with(|i| i.borrow().last_error.clone());
+                    return answer(out, LocalAnswer::keys_unavailable(why.as_deref()), &[]);
+                }
             },
         };
         // For the host's access log (`lakeport serve` removes it; other

@@ -179,8 +179,11 @@ impl LocalAnswer {
     }
 
     /// `503`: the issuer's keys could not be fetched; the token may be fine.
-    pub fn keys_unavailable() -> LocalAnswer {
-        let mut a = LocalAnswer::text(503, "the token issuer's keys cannot be fetched just now: try again later");
+    /// `why` is the last fetch's failure (about the issuer, which every
+    /// token names: nothing of the caller's).
+    pub fn keys_unavailable(why: Option<&str>) -> LocalAnswer {
+        let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
+        let mut a = LocalAnswer::text(503, format!("the token issuer's keys cannot be fetched just now{why}: try again later"));
         a.headers.push(("retry-after".into(), "60".into()));
         a
     }

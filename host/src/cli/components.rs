@@ -27,7 +27,7 @@ fn grant_of(name: &str) -> &'static str {
         "sts" => "HTTP to the profile's sts_endpoint host",
         "transfer" => "HTTP to the profile's s3_endpoint host; the files named on the command line",
         "rucio" => "HTTP to the profile's rucio_host and rucio_auth_host",
-        "gateway" => "HTTP to the gateway's issuer and the profile's s3_endpoint and sts_endpoint hosts; its settings through wasi:config/store (lakeport serve)",
+        "gateway" => "HTTP to the gateway's issuer and the profile's s3_endpoint and sts_endpoint hosts; its settings through wasi:config/store; a wasi:keyvalue store its instances share (callers' STS keys) (lakeport serve)",
         _ => "none",
     }
 }
