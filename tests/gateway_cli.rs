@@ -432,5 +432,11 @@ fn under_sts_a_callers_first_requests_arriving_together_make_one_sts_call() {
     // of them at a time asks STS; each with a cache of its own would ask
     // once per instance.
     assert_eq!(gw.s3.sts_calls() - before, 1, "{}", gw.s3.log());
-    assert_eq!(gw.access_log().iter().filter(|l| l["status"] == 404).count(), 100, "{}", gw.log());
+    let log = gw.access_log();
+    assert_eq!(log.iter().filter(|l| l["status"] == 404).count(), 100, "{}", gw.log());
+    // The access log tells the one miss from the hits: the instances that
+    // waited took the keys from the shared store.
+    let keys = |v: &str| log.iter().filter(|l| l["keys"] == v).count();
+    assert_eq!((keys("miss"), keys("hit") + keys("hit-shared")), (1, 99), "{}", gw.log());
+    assert!(keys("hit-shared") >= 1, "{}", gw.log());
 }

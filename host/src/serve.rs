@@ -31,6 +31,9 @@ use crate::runtime::{arm_deadline, call_error, Grant, HostState, Runtime};
 /// The response header the component names the subject in (hashed); it is
 /// logged and removed here, never sent.
 const SUBJECT_HASH_HEADER: &str = "lakeport-subject-hash";
+/// The response header the component says where the backend keys came
+/// from in (cache hit or miss); removed the same way.
+const KEY_SOURCE_HEADER: &str = "lakeport-key-source";
 
 /// Instances kept for the next requests; more in flight are made and dropped.
 const MAX_IDLE_INSTANCES: usize = 16;
@@ -146,6 +149,7 @@ struct AccessLog {
     path: String,
     status: u16,
     subject: Option<String>,
+    keys: Option<String>,
     started: Instant,
     bytes: u64,
 }
@@ -160,6 +164,7 @@ impl Drop for AccessLog {
             "bytes": self.bytes,
             "duration_ms": (self.started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
             "subject": self.subject,
+            "keys": self.keys,
         });
         eprintln!("{line}");
     }
@@ -212,6 +217,7 @@ async fn handle(gateway: Arc<Gateway>, request: hyper::Request<hyper::body::Inco
         path: crate::log::printable(request.uri().path()).into_owned(),
         status: 0,
         subject: None,
+        keys: None,
         started: Instant::now(),
         bytes: 0,
     };
@@ -252,10 +258,11 @@ async fn handle(gateway: Arc<Gateway>, request: hyper::Request<hyper::body::Inco
     match receiver.await {
         Ok(Ok(response)) => {
             let (mut parts, inner) = response.into_parts();
-            let subject = parts.headers.remove(SUBJECT_HASH_HEADER).and_then(|v| v.to_str().ok().map(String::from));
+            let mut taken = |name| parts.headers.remove(name).and_then(|v: hyper::header::HeaderValue| v.to_str().ok().map(String::from));
             let mut log = log;
+            log.subject = taken(SUBJECT_HASH_HEADER);
+            log.keys = taken(KEY_SOURCE_HEADER);
             log.status = parts.status.as_u16();
-            log.subject = subject;
             Ok(hyper::Response::from_parts(parts, Logged { inner, log }))
         }
         Ok(Err(code)) => Ok(local_error(502, log, &format!("the gateway failed: {code:?}"))),

@@ -30,7 +30,7 @@ use crate::challenge::{bearer_token, Credentials};
 use crate::backend_keys::{self, KeyCache, Lease, SharedEntry};
 use crate::jwt::{Claims, TokenError};
 use crate::keys::{CachePolicy, JwksCache};
-use crate::proxy::{self, BackendKeys, ClientRequest, Config, LocalAnswer};
+use crate::proxy::{self, BackendKeys, ClientRequest, Config, KeySource, LocalAnswer};
 use crate::{authenticate, Authentication, Validation};
 
 /// Discovery documents and JWKS are small.
@@ -51,24 +51,24 @@ thread_local! {
 
 /// The keys to sign this caller's request with: the static ones, or the
 /// caller's own from STS (cached; one STS call per caller while they last).
-fn backend_keys(config: &Config, claims: &Claims, token: &str) -> Result<lakeport_sigv4::Credentials, LocalAnswer> {
+fn backend_keys(config: &Config, claims: &Claims, token: &str) -> Result<(lakeport_sigv4::Credentials, KeySource), LocalAnswer> {
     let (endpoint, role_arn, duration_seconds) = match &config.keys {
-        BackendKeys::Static(keys) => return Ok(keys.clone()),
+        BackendKeys::Static(keys) => return Ok((keys.clone(), KeySource::Static)),
         BackendKeys::Sts { endpoint, role_arn, duration_seconds } => (endpoint, role_arn, *duration_seconds),
     };
     let subject = claims.sub.as_deref().ok_or_else(|| LocalAnswer::invalid_token(config, &TokenError::MissingClaim("sub")))?;
     let now = lakeport_http::unix_now();
     if let Some(keys) = CALLER_KEYS.with(|c| c.borrow().get(&config.issuer, subject, now)) {
-        return Ok(keys);
+        return Ok((keys, KeySource::Instance));
     }
     let fetch = || assume_role(config, endpoint, role_arn, duration_seconds, subject, token);
-    let (keys, expiration) = match SharedKeys::open(&config.issuer, subject, role_arn) {
+    let ((keys, expiration), source) = match SharedKeys::open(&config.issuer, subject, role_arn) {
         Some(shared) => shared.get_or_fetch(now, fetch)?,
         // No shared store to be had: this instance's cache alone.
-        None => fetch()?,
+        None => (fetch()?, KeySource::Sts),
     };
     CALLER_KEYS.with(|c| c.borrow_mut().store(&config.issuer, subject, keys.clone(), expiration, now));
-    Ok(keys)
+    Ok((keys, source))
 }
 
 /// AssumeRoleWithWebIdentity with the caller's token: their keys and when
@@ -127,9 +127,9 @@ impl SharedKeys {
         &self,
         now: i64,
         fetch: impl Fn() -> Result<(lakeport_sigv4::Credentials, i64), LocalAnswer>,
-    ) -> Result<(lakeport_sigv4::Credentials, i64), LocalAnswer> {
+    ) -> Result<((lakeport_sigv4::Credentials, i64), KeySource), LocalAnswer> {
         if let Some(found) = self.fresh(now) {
-            return Ok(found);
+            return Ok((found, KeySource::Shared));
         }
         let lease = backend_keys::lease_name(&self.name);
         // Without atomics the store cannot say who leads: everyone does.
@@ -140,7 +140,7 @@ impl SharedKeys {
                 wasip2::clocks::monotonic_clock::subscribe_duration(Lease::POLL_MS * 1_000_000).block();
                 waited += Lease::POLL_MS;
                 if let Some(found) = self.fresh(lakeport_http::unix_now()) {
-                    return Ok(found);
+                    return Ok((found, KeySource::Shared));
                 }
                 if !self.bucket.exists(&lease).unwrap_or(false) {
                     break; // the leader is done and stored nothing: STS refused it
@@ -152,7 +152,7 @@ impl SharedKeys {
             let _ = self.bucket.set(&self.name, &SharedEntry::new(keys, *expiration).to_bytes());
         }
         let _ = self.bucket.delete(&lease);
-        fetched
+        Ok((fetched?, KeySource::Sts))
     }
 }
 
@@ -286,15 +286,18 @@ impl Guest for Component {
         };
         // For the host's access log (`lakeport serve` removes it; other
         // hosts pass it on: a hash, not the subject).
-        let subject = [(proxy::SUBJECT_HASH_HEADER.to_string(), proxy::subject_hash(&claims))];
+        let mut log = vec![(proxy::SUBJECT_HASH_HEADER.to_string(), proxy::subject_hash(&claims))];
         // Authorised first: a refused request costs no STS call.
-        let backend = proxy::plan(&config, &client, &claims)
-            .and_then(|plan| plan.sign(&config, &backend_keys(&config, &claims, token)?, lakeport_http::unix_now()));
+        let backend = proxy::plan(&config, &client, &claims).and_then(|plan| {
+            let (keys, source) = backend_keys(&config, &claims, token)?;
+            log.push((proxy::KEY_SOURCE_HEADER.to_string(), source.as_str().to_string()));
+            plan.sign(&config, &keys, lakeport_http::unix_now())
+        });
         let backend = match backend {
             Ok(b) => b,
-            Err(a) => return answer(out, a, &subject),
+            Err(a) => return answer(out, a, &log),
         };
-        forward(&config, request, out, &backend, &subject);
+        forward(&config, request, out, &backend, &log);
     }
 }
 

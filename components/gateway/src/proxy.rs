@@ -26,6 +26,36 @@ pub const LEEWAY_SECS: u64 = 60;
 /// it; `lakeport serve` removes it before the answer leaves.
 pub const SUBJECT_HASH_HEADER: &str = "lakeport-subject-hash";
 
+/// The response header that says where the backend keys came from, for
+/// the same host's access log ([`KeySource::as_str`]); removed like
+/// [`SUBJECT_HASH_HEADER`].
+pub const KEY_SOURCE_HEADER: &str = "lakeport-key-source";
+
+/// Where the keys a request was signed with came from: cache hit or miss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// The configured service keys.
+    Static,
+    /// The caller's keys, kept in this instance.
+    Instance,
+    /// The caller's keys, from the host's shared store (another instance
+    /// fetched them).
+    Shared,
+    /// The caller's keys, fetched from STS for this request (a miss).
+    Sts,
+}
+
+impl KeySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySource::Static => "static",
+            KeySource::Instance => "hit",
+            KeySource::Shared => "hit-shared",
+            KeySource::Sts => "miss",
+        }
+    }
+}
+
 /// Request headers passed to the backend (lowercase): ranges,
 /// conditionals and what describes a body. Everything else stays behind.
 const FORWARDED_REQUEST_HEADERS: &[&str] = &[
