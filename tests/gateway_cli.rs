@@ -48,12 +48,17 @@ struct Gateway {
 impl Gateway {
     /// The gateway with static keys in front of s3s-fs.
     fn start(authorization: &str) -> Gateway {
+        Gateway::start_with(authorization, false)
+    }
+
+    /// As [`Gateway::start`], with the profile's `redirect`.
+    fn start_with(authorization: &str, redirect: bool) -> Gateway {
         let s3 = Peer::s3s_fs();
         std::fs::create_dir_all(s3.data_dir.join("bkt")).unwrap();
         Gateway::launch(Peer::oidc_provider(300, 3600), s3, |op, backend, listen| {
             format!(
                 "[profiles.gw]\ns3_endpoint = \"{backend}/\"\nregion = \"us-east-1\"\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\n\
-                 [profiles.gw.gateway]\nissuer = \"{op}\"\naudience = \"{AUDIENCE}\"\nauthorization = \"{authorization}\"\nlisten = \"{listen}\"\nredirect = false\n"
+                 [profiles.gw.gateway]\nissuer = \"{op}\"\naudience = \"{AUDIENCE}\"\nauthorization = \"{authorization}\"\nlisten = \"{listen}\"\nredirect = {redirect}\n"
             )
         })
     }
@@ -364,6 +369,54 @@ fn scope_violations_are_refused_naming_the_missing_scope() {
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("storage.modify:/bkt/data/f"));
     assert_eq!(std::fs::read(gw.s3.data_dir.join("bkt/data/f")).unwrap(), b"data\n", "the object was overwritten");
+}
+
+#[test]
+fn with_redirect_gets_and_overwriting_puts_go_straight_to_the_backend() {
+    let gw = Gateway::start_with("wlcg-scopes", true);
+    let may_overwrite = gw.token("storage.read:/bkt storage.create:/bkt storage.modify:/bkt");
+    let create_only = gw.token("storage.read:/bkt storage.create:/bkt");
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(2 * (1 << 20) + 777, 5);
+    let file = write(dir.path(), "up.bin", &data);
+    let file = file.to_str().unwrap();
+
+    // Without following: a 307 to a presigned backend URL, kept by nobody.
+    let (status, headers, _) = gw.curl(Some(&may_overwrite), &[], "/bkt/a.bin");
+    assert_eq!(status, 307, "{}", gw.log());
+    let location = header(&headers, "location").expect("a Location").to_string();
+    assert!(location.starts_with(&gw.backend.endpoint) && location.contains("X-Amz-Signature="), "{location}");
+    assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+
+    // PUT that may overwrite: redirected, the body goes to the backend
+    // (curl sends it again to the Location, without the token there).
+    let (status, _, _) = gw.curl(Some(&may_overwrite), &["--location", "--upload-file", file], "/bkt/a.bin");
+    assert_eq!(status, 200, "{}", gw.log());
+    assert_eq!(std::fs::read(gw.s3.data_dir.join("bkt/a.bin")).unwrap(), data);
+    // Create-only PUT: carried by the gateway with If-None-Match: *. (A
+    // small body for the refused overwrite: s3s-fs answers 412 before it
+    // reads a large one and resets the connection, which loses its answer.)
+    let (status, _, _) = gw.curl(Some(&create_only), &["--location", "--upload-file", file], "/bkt/b.bin");
+    assert_eq!(status, 200, "{}", gw.log());
+    let small = write(dir.path(), "small.bin", b"small\n");
+    let (status, _, body) = gw.curl(Some(&create_only), &["--location", "--upload-file", small.to_str().unwrap()], "/bkt/b.bin");
+    assert_eq!(status, 403, "a create-only token cannot overwrite: {} {}", String::from_utf8_lossy(&body), gw.log());
+    assert_eq!(std::fs::read(gw.s3.data_dir.join("bkt/b.bin")).unwrap(), data, "the object was overwritten");
+
+    let (status, _, body) = gw.curl(Some(&may_overwrite), &["--location"], "/bkt/a.bin");
+    assert_eq!(status, 200);
+    assert!(body == data, "GET through the redirect differs");
+    let (status, _, body) = gw.curl(Some(&may_overwrite), &["--location", "--range", "100-199"], "/bkt/b.bin");
+    assert_eq!(status, 206);
+    assert!(body == data[100..200], "Range GET through the redirect differs");
+
+    // The gateway answered 307 for the GETs and the overwriting PUT, and
+    // carried the create-only PUTs itself.
+    let log = gw.access_log();
+    let seen: Vec<(String, u64)> = log.iter().map(|l| (l["method"].as_str().unwrap().to_string(), l["status"].as_u64().unwrap())).collect();
+    let expected: Vec<(String, u64)> = [("GET", 307), ("PUT", 307), ("PUT", 200), ("PUT", 403), ("GET", 307), ("GET", 307)].iter().map(|(m, s)| (m.to_string(), *s)).collect();
+    assert_eq!(seen, expected, "{}", gw.log());
+    assert!(!gw.log().contains("X-Amz-Signature"), "a presigned URL in the log");
 }
 
 #[test]

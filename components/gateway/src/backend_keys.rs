@@ -40,10 +40,11 @@ impl KeyCache {
         KeyCache::default()
     }
 
-    /// The caller's keys if they are good for [`RENEW_BEFORE_SECS`] more.
-    pub fn get(&self, issuer: &str, subject: &str, now: i64) -> Option<S3Keys> {
+    /// The caller's keys, and when they expire, if they are good for
+    /// [`RENEW_BEFORE_SECS`] more.
+    pub fn get(&self, issuer: &str, subject: &str, now: i64) -> Option<(S3Keys, i64)> {
         let entry = self.entries.get(&(issuer.to_string(), subject.to_string()))?;
-        (entry.expiration.saturating_sub(now) > RENEW_BEFORE_SECS).then(|| entry.keys.clone())
+        (entry.expiration.saturating_sub(now) > RENEW_BEFORE_SECS).then(|| (entry.keys.clone(), entry.expiration))
     }
 
     /// Keeps keys that expire at `expiration` (Unix seconds) for the caller.
@@ -188,8 +189,8 @@ mod tests {
         let now = 1_000_000;
         cache.store("iss", "alice", keys("A"), now + 3600, now);
         cache.store("iss", "bob", keys("B"), now + 3600, now);
-        assert_eq!(cache.get("iss", "alice", now).unwrap().access_key_id, "A");
-        assert_eq!(cache.get("iss", "bob", now).unwrap().access_key_id, "B");
+        assert_eq!(cache.get("iss", "alice", now).unwrap().0.access_key_id, "A");
+        assert_eq!(cache.get("iss", "bob", now).unwrap().0.access_key_id, "B");
         // Same subject from another issuer is another caller.
         assert!(cache.get("other", "alice", now).is_none());
         assert!(cache.get("iss", "alice", now + 3600 - RENEW_BEFORE_SECS - 1).is_some());

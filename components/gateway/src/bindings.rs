@@ -51,15 +51,22 @@ thread_local! {
 
 /// The keys to sign this caller's request with: the static ones, or the
 /// caller's own from STS (cached; one STS call per caller while they last).
-fn backend_keys(config: &Config, claims: &Claims, token: &str) -> Result<(lakeport_sigv4::Credentials, KeySource), LocalAnswer> {
+struct SigningKeys {
+    keys: lakeport_sigv4::Credentials,
+    source: KeySource,
+    /// Unix seconds; none for service keys.
+    expires: Option<i64>,
+}
+
+fn backend_keys(config: &Config, claims: &Claims, token: &str) -> Result<SigningKeys, LocalAnswer> {
     let (endpoint, role_arn, duration_seconds) = match &config.keys {
-        BackendKeys::Static(keys) => return Ok((keys.clone(), KeySource::Static)),
+        BackendKeys::Static(keys) => return Ok(SigningKeys { keys: keys.clone(), source: KeySource::Static, expires: None }),
         BackendKeys::Sts { endpoint, role_arn, duration_seconds } => (endpoint, role_arn, *duration_seconds),
     };
     let subject = claims.sub.as_deref().ok_or_else(|| LocalAnswer::invalid_token(config, &TokenError::MissingClaim("sub")))?;
     let now = lakeport_http::unix_now();
-    if let Some(keys) = CALLER_KEYS.with(|c| c.borrow().get(&config.issuer, subject, now)) {
-        return Ok((keys, KeySource::Instance));
+    if let Some((keys, expires)) = CALLER_KEYS.with(|c| c.borrow().get(&config.issuer, subject, now)) {
+        return Ok(SigningKeys { keys, source: KeySource::Instance, expires: Some(expires) });
     }
     let fetch = || assume_role(config, endpoint, role_arn, duration_seconds, subject, token);
     let ((keys, expiration), source) = match SharedKeys::open(&config.issuer, subject, role_arn) {
@@ -68,7 +75,7 @@ fn backend_keys(config: &Config, claims: &Claims, token: &str) -> Result<(lakepo
         None => (fetch()?, KeySource::Sts),
     };
     CALLER_KEYS.with(|c| c.borrow_mut().store(&config.issuer, subject, keys.clone(), expiration, now));
-    Ok((keys, source))
+    Ok(SigningKeys { keys, source, expires: Some(expiration) })
 }
 
 /// AssumeRoleWithWebIdentity with the caller's token: their keys and when
@@ -289,9 +296,14 @@ impl Guest for Component {
         let mut log = vec![(proxy::SUBJECT_HASH_HEADER.to_string(), proxy::subject_hash(&claims))];
         // Authorised first: a refused request costs no STS call.
         let backend = proxy::plan(&config, &client, &claims).and_then(|plan| {
-            let (keys, source) = backend_keys(&config, &claims, token)?;
-            log.push((proxy::KEY_SOURCE_HEADER.to_string(), source.as_str().to_string()));
-            plan.sign(&config, &keys, lakeport_http::unix_now())
+            let signing = backend_keys(&config, &claims, token)?;
+            log.push((proxy::KEY_SOURCE_HEADER.to_string(), signing.source.as_str().to_string()));
+            let now = lakeport_http::unix_now();
+            match plan.redirect(&config, &signing.keys, signing.expires, now) {
+                // An answer of its own, sent the way refusals are.
+                Some(redirect) => Err(redirect.unwrap_or_else(|refused| refused)),
+                None => plan.sign(&config, &signing.keys, now),
+            }
         });
         let backend = match backend {
             Ok(b) => b,

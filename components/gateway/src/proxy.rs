@@ -109,6 +109,9 @@ pub struct Config {
     pub s3_endpoint: String,
     pub region: String,
     pub keys: BackendKeys,
+    /// Answer GET (and PUT that may overwrite) with `307` to a presigned
+    /// backend URL, so the bytes bypass the gateway.
+    pub redirect: bool,
 }
 
 /// What the gateway signs backend requests with.
@@ -165,6 +168,11 @@ impl Config {
             s3_endpoint: s3_endpoint.trim_end_matches('/').to_string(),
             region: value("region")?.unwrap_or_else(|| "us-east-1".into()),
             keys,
+            redirect: match value("redirect")?.as_deref().map(str::trim) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err("the gateway setting 'redirect' must be true or false".into()),
+            },
         })
     }
 
@@ -288,6 +296,42 @@ impl Plan {
             .map_err(|e| LocalAnswer::misconfigured(&format!("cannot sign the backend request: {e}")))?;
         let headers = signed.headers.into_iter().filter(|(n, _)| !n.eq_ignore_ascii_case("host")).collect();
         Ok(BackendRequest { method: self.method, url: signed.url, headers, body_length: self.body_length, only_if_absent: self.only_if_absent })
+    }
+}
+
+/// The longest a redirect's presigned URL is valid: long enough to start
+/// a transfer, short enough that a leaked URL soon stops working.
+pub const REDIRECT_MAX_SECS: i64 = 900;
+
+impl Plan {
+    /// With `redirect = true`: a `307` to a presigned backend URL for a GET,
+    /// or a PUT that may overwrite (a create-only PUT needs
+    /// `If-None-Match: *`, which a presigned URL cannot make the client
+    /// send, so the gateway carries it). The URL is valid for
+    /// [`REDIRECT_MAX_SECS`] at most and never past the keys' expiry
+    /// (`keys_expire`, Unix seconds; none for service keys) less a minute;
+    /// with less left than that the request is proxied instead.
+    pub fn redirect(&self, config: &Config, keys: &S3Keys, keys_expire: Option<i64>, now: i64) -> Option<Result<LocalAnswer, LocalAnswer>> {
+        let redirected = self.method == "GET" || (self.method == "PUT" && self.only_if_absent.is_none());
+        if !config.redirect || !redirected {
+            return None;
+        }
+        let expires = keys_expire.map_or(REDIRECT_MAX_SECS, |e| e.saturating_sub(now + 60)).min(REDIRECT_MAX_SECS);
+        if expires < 1 {
+            return None;
+        }
+        let signable = SignableRequest { method: self.method.into(), url: backend_url(config, &self.resource), headers: Vec::new(), payload: Payload::UnsignedPayload };
+        let options = SignOptions { presign_expires: Some(expires as u32), ..SignOptions::s3(&config.region, SigningTime::UnixSeconds(now)) };
+        Some(match lakeport_sigv4::sign(&signable, keys.clone(), &options) {
+            Ok(signed) => {
+                let mut a = LocalAnswer::text(307, format!("the object is at the Location given, for {expires} s"));
+                a.headers.push(("location".into(), signed.url));
+                // The URL is a credential for a while: nobody keeps it.
+                a.headers.push(("cache-control".into(), "no-store".into()));
+                Ok(a)
+            }
+            Err(e) => Err(LocalAnswer::misconfigured(&format!("cannot presign the backend URL: {e}"))),
+        })
     }
 }
 
@@ -431,6 +475,41 @@ mod tests {
 
     fn names(request: &BackendRequest) -> Vec<&str> {
         request.headers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn redirects_presign_gets_and_overwriting_puts_for_no_longer_than_the_keys() {
+        let mut c = config("wlcg-scopes");
+        let h = headers(&[("range", "bytes=0-9")]);
+        let get = ClientRequest { method: "GET", path_with_query: "/bkt/dir/a%20b", headers: &h };
+        let keys = static_keys(&c);
+        let now = 1_750_000_000;
+        let p = plan(&c, &get, &claims("storage.read:/ storage.modify:/")).unwrap();
+        assert!(p.redirect(&c, &keys, None, now).is_none(), "redirect is off by default");
+        c.redirect = true;
+        let a = p.redirect(&c, &keys, None, now).unwrap().unwrap();
+        assert_eq!(a.status, 307);
+        let location = &a.headers.iter().find(|(n, _)| n == "location").unwrap().1;
+        assert!(location.starts_with("http://127.0.0.1:9000/bkt/dir/a%20b?") && location.contains("X-Amz-Expires=900"), "{location}");
+        assert!(location.contains("X-Amz-Signature=") && !location.contains(&keys.secret_access_key), "{location}");
+        // STS keys with 10 minutes left: the URL lasts 9.
+        let a = p.redirect(&c, &keys, Some(now + 600), now).unwrap().unwrap();
+        assert!(a.headers.iter().any(|(n, v)| n == "location" && v.contains("X-Amz-Expires=540")), "{:?}", a.headers);
+        // Less than a minute left: proxied instead.
+        assert!(p.redirect(&c, &keys, Some(now + 59), now).is_none());
+
+        let empty = headers(&[("content-length", "3")]);
+        let put = |path| ClientRequest { method: "PUT", path_with_query: path, headers: &empty };
+        // May overwrite: redirected. Create only: the gateway carries it.
+        let overwrite = plan(&c, &put("/bkt/x"), &claims("storage.create:/ storage.modify:/")).unwrap();
+        assert_eq!(overwrite.redirect(&c, &keys, None, now).unwrap().unwrap().status, 307);
+        let create_only = plan(&c, &put("/bkt/x"), &claims("storage.create:/")).unwrap();
+        assert!(create_only.redirect(&c, &keys, None, now).is_none());
+        let delete = plan(&c, &ClientRequest { method: "DELETE", path_with_query: "/bkt/x", headers: &empty }, &claims("storage.modify:/")).unwrap();
+        assert!(delete.redirect(&c, &keys, None, now).is_none());
+
+        let err = Config::read(|k| Ok(match k { "redirect" => Some("yes"), "authorization" => Some("backend"), "s3_endpoint" => Some("http://h/"), "sts_endpoint" => None, _ => Some("x") }.map(String::from))).unwrap_err();
+        assert!(err.contains("'redirect' must be true or false"), "{err}");
     }
 
     #[test]

@@ -40,9 +40,6 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if !matches!(authorization.as_str(), "wlcg-scopes" | "backend") {
         bail!("profile '{name}': gateway.authorization is '{authorization}': use \"wlcg-scopes\" or \"backend\"");
     }
-    if gateway.redirect {
-        bail!("profile '{name}': gateway.redirect = true is not served yet: set it to false");
-    }
     let s3_endpoint = profile.require("s3_endpoint", &profile.s3_endpoint, &name)?.to_string();
     // Static service keys, or each caller's own from STS with their token.
     let mut allowed_urls = vec![("gateway.issuer", issuer.clone()), ("s3_endpoint", s3_endpoint.clone())];
@@ -77,6 +74,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         ("audience".to_string(), audience),
         ("authorization".to_string(), authorization),
         ("s3_endpoint".to_string(), s3_endpoint),
+        ("redirect".to_string(), gateway.redirect.to_string()),
     ];
     values.extend(keys.into_iter().map(|(k, v)| (k.to_string(), v)));
     if let Some(region) = &profile.region {
