@@ -1,8 +1,8 @@
 //! The `gateway-component` world: `wasi:http/incoming-handler` in, the
 //! issuer and the S3 backend out through `wasi:http/outgoing-handler`,
 //! configuration from `wasi:config/store`. Only I/O lives here: every
-//! decision is [`crate::authenticate`], [`crate::proxy::plan`] and
-//! [`crate::proxy::respond`].
+//! decision is [`crate::authenticate`], [`crate::proxy::decide`],
+//! [`crate::dav::Operation::step`] and [`crate::proxy::respond`].
 //!
 //! An instance may serve many requests one after another (hosts reuse
 //! instances): the configuration, the issuer's `jwks_uri` and its keys are
@@ -27,7 +27,8 @@ use crate::challenge::{bearer_token, Credentials};
 use crate::backend_keys::KeyCache;
 use crate::jwt::{Claims, TokenError};
 use crate::keys::{CachePolicy, JwksCache};
-use crate::proxy::{self, BackendKeys, ClientRequest, Config, LocalAnswer};
+use crate::dav::{self, Operation, Step};
+use crate::proxy::{self, Action, BackendKeys, ClientRequest, Config, LocalAnswer};
 use crate::{authenticate, Authentication, Validation};
 
 /// Discovery documents and JWKS are small.
@@ -115,7 +116,9 @@ fn method_name(m: &Method) -> String {
 fn answer(out: ResponseOutparam, a: LocalAnswer, extra: &[(String, String)]) {
     let mut fields: Vec<(String, Vec<u8>)> = a.headers.into_iter().map(|(n, v)| (n, v.into_bytes())).collect();
     fields.extend(extra.iter().map(|(n, v)| (n.clone(), v.clone().into_bytes())));
-    fields.push(("content-length".into(), a.body.len().to_string().into_bytes()));
+    if a.status != 204 {
+        fields.push(("content-length".into(), a.body.len().to_string().into_bytes()));
+    }
     let Ok(headers) = Fields::from_list(&fields) else {
         ResponseOutparam::set(out, Err(wasip2::http::types::ErrorCode::InternalError(Some("invalid answer headers".into()))));
         return;
@@ -185,9 +188,14 @@ impl Guest for Component {
             Err(message) => return answer(out, LocalAnswer::misconfigured(&message), &[]),
         };
         let method = method_name(&request.method());
+        if method == "OPTIONS" {
+            return answer(out, dav::options(), &[]);
+        }
         let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
         let headers = request.headers().entries();
-        let client = ClientRequest { method: &method, path_with_query: &path_with_query, headers: &headers };
+        let host = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("host")).and_then(|(_, v)| String::from_utf8(v.clone()).ok());
+        let authority = request.authority().or(host);
+        let client = ClientRequest { method: &method, path_with_query: &path_with_query, authority: authority.as_deref(), headers: &headers };
 
         // The token decides before the body is touched, so a client that
         // waits for `100 Continue` never uploads a refused body.
@@ -204,13 +212,42 @@ impl Guest for Component {
         // hosts pass it on: a hash, not the subject).
         let subject = [(proxy::SUBJECT_HASH_HEADER.to_string(), proxy::subject_hash(&claims))];
         // Authorised first: a refused request costs no STS call.
-        let backend = proxy::plan(&config, &client, &claims)
-            .and_then(|plan| plan.sign(&config, &backend_keys(&config, &claims, token)?, lakeport_http::unix_now()));
-        let backend = match backend {
-            Ok(b) => b,
+        let action = match proxy::decide(&config, &client, &claims) {
+            Ok(a) => a,
             Err(a) => return answer(out, a, &subject),
         };
-        forward(&config, request, out, &backend, &subject);
+        let keys = match backend_keys(&config, &claims, token) {
+            Ok(k) => k,
+            Err(a) => return answer(out, a, &subject),
+        };
+        match action {
+            Action::Forward(plan) => match plan.sign(&config, &keys, lakeport_http::unix_now()) {
+                Ok(backend) => forward(&config, request, out, &backend, &subject),
+                Err(a) => answer(out, a, &subject),
+            },
+            Action::Dav(mut operation) => answer(out, run(&config, &keys, &mut operation), &subject),
+        }
+    }
+}
+
+/// Runs a WebDAV operation: its backend requests one after another, each
+/// answer read whole (bounded), until it has the client's answer.
+fn run(config: &Config, keys: &lakeport_sigv4::Credentials, operation: &mut Operation) -> LocalAnswer {
+    let mut reply = None;
+    loop {
+        let plan = match operation.step(reply.take()) {
+            Step::Answer(a) => return a,
+            Step::Send(plan) => plan,
+        };
+        let backend = match plan.sign(config, keys, lakeport_http::unix_now()) {
+            Ok(b) => b,
+            Err(a) => return a,
+        };
+        let http = HttpRequest { method: backend.method, url: backend.url, headers: backend.headers, body: Vec::new() };
+        match aio::block_on(async { aio::send(&http).await?.read_all(dav::MAX_REPLY_BYTES).await }) {
+            Ok(r) => reply = Some(dav::Reply { status: r.status, headers: r.headers, body: r.body }),
+            Err(e) => return LocalAnswer::bad_gateway(&e.to_string()),
+        }
     }
 }
 
