@@ -614,3 +614,45 @@ fn rclone_webdav_with_bearer_token_command_copies_a_tree_up_and_down() {
         assert!(methods.contains(m), "rclone sent no {m}: {methods:?}");
     }
 }
+
+#[test]
+fn a_put_without_a_length_is_stored_in_parts_byte_identical() {
+    let gw = Gateway::start("wlcg-scopes");
+    let token = gw.token("storage.read:/bkt storage.create:/bkt storage.modify:/bkt");
+    let dir = tempfile::tempdir().unwrap();
+    // `curl -T -` reads stdin and sends it chunked, with no Content-Length.
+    let put_stdin = |token: &str, bytes: &[u8], path: &str| -> (u16, String) {
+        let input = write(dir.path(), "stdin.bin", bytes);
+        let out = Command::new(tool_on_path("curl"))
+            .args(["--silent", "--show-error", "--max-time", "120", "--upload-file", "-", "--write-out", "%{http_code}", "--output", "-"])
+            .arg("--header")
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("{}{path}", gw.endpoint))
+            .stdin(std::fs::File::open(input).unwrap())
+            .output()
+            .expect("running curl");
+        assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.split_at(text.len() - 3);
+        (status.parse().unwrap(), body.to_string())
+    };
+    // Within one part: one PUT. Across parts (8 MiB each): a multipart
+    // upload whose last part is short.
+    for (name, len) in [("small.bin", 100_000), ("large.bin", 2 * (8 << 20) + 12_345)] {
+        let data = pattern(len, len as u32);
+        let (status, body) = put_stdin(&token, &data, &format!("/bkt/piped/{name}"));
+        assert_eq!(status, 200, "{body}\n{}", gw.log());
+        assert!(std::fs::read(gw.s3.data_dir.join("bkt/piped").join(name)).unwrap() == data, "{name} differs from what was piped");
+    }
+    // storage.create alone never replaces, in parts either.
+    let create_only = gw.token("storage.read:/bkt storage.create:/bkt");
+    let (status, body) = put_stdin(&create_only, &pattern(9 << 20, 1), "/bkt/piped/large.bin");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("storage.modify:/bkt/piped/large.bin"), "{body}");
+    assert_eq!(std::fs::metadata(gw.s3.data_dir.join("bkt/piped/large.bin")).unwrap().len(), 2 * (8 << 20) + 12_345);
+    // What the backend saw: one PUT; CreateMultipartUpload, three parts,
+    // CompleteMultipartUpload; one HEAD for the create-only refusal.
+    assert_eq!(gw.backend.requests_seen(), 1 + 5 + 1);
+    let log = gw.access_log();
+    assert!(log.iter().all(|l| l["method"] == "PUT"), "{}", gw.log());
+}

@@ -28,6 +28,7 @@ use crate::backend_keys::KeyCache;
 use crate::jwt::{Claims, TokenError};
 use crate::keys::{CachePolicy, JwksCache};
 use crate::dav::{self, Operation, Step};
+use crate::upload::{self, Upload};
 use crate::proxy::{self, Action, BackendKeys, ClientRequest, Config, LocalAnswer};
 use crate::{authenticate, Authentication, Validation};
 
@@ -226,6 +227,7 @@ impl Guest for Component {
                 Err(a) => answer(out, a, &subject),
             },
             Action::Dav(mut operation) => answer(out, run(&config, &keys, &mut operation), &subject),
+            Action::Upload(operation) => answer(out, upload(&config, &keys, request, operation), &subject),
         }
     }
 }
@@ -248,6 +250,59 @@ fn run(config: &Config, keys: &lakeport_sigv4::Credentials, operation: &mut Oper
             Ok(r) => reply = Some(dav::Reply { status: r.status, headers: r.headers, body: r.body }),
             Err(e) => return LocalAnswer::bad_gateway(&e.to_string()),
         }
+    }
+}
+
+/// Reads the client's body into `part` until it holds
+/// [`upload::PART_BYTES`] or the body ends (`Ok(true)`).
+fn read_part(stream: &wasip2::io::streams::InputStream, part: &mut Vec<u8>) -> Result<bool, String> {
+    while part.len() < upload::PART_BYTES {
+        match stream.blocking_read((upload::PART_BYTES - part.len()).min(1 << 16) as u64) {
+            Ok(bytes) => part.extend_from_slice(&bytes),
+            Err(wasip2::io::streams::StreamError::Closed) => return Ok(true),
+            Err(wasip2::io::streams::StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+        }
+    }
+    Ok(false)
+}
+
+/// Runs a `PUT` of unknown length: the client's body read one part at a
+/// time into one buffer, each part sent before the next is read.
+fn upload(config: &Config, keys: &lakeport_sigv4::Credentials, request: IncomingRequest, mut operation: Upload) -> LocalAnswer {
+    let Ok(body) = request.consume() else { return LocalAnswer::bad_gateway("the request body could not be read") };
+    let Ok(stream) = body.stream() else { return LocalAnswer::bad_gateway("the request body could not be read") };
+    let mut part: Vec<u8> = Vec::new();
+    let mut event = upload::Event::Start;
+    loop {
+        let (plan, body) = match operation.step(event) {
+            upload::Step::Answer(a) => return a,
+            upload::Step::ReadPart => {
+                part.clear();
+                event = match read_part(&stream, &mut part) {
+                    Ok(last) => upload::Event::Part { bytes: part.len(), last },
+                    Err(e) => upload::Event::ClientFailed(e),
+                };
+                continue;
+            }
+            upload::Step::Send(plan, body) => (plan, body),
+        };
+        let backend = match plan.sign(config, keys, lakeport_http::unix_now()) {
+            Ok(b) => b,
+            Err(a) => return a,
+        };
+        let (bytes, is_part) = match body {
+            upload::Body::Bytes(b) => (b, false),
+            upload::Body::Part => (Vec::new(), true),
+            upload::Body::None => (Vec::new(), false),
+        };
+        let http = HttpRequest { method: backend.method, url: backend.url, headers: backend.headers, body: bytes };
+        let payload = aio::Body::Bytes(if is_part { &part } else { &http.body });
+        event = match aio::block_on(async { aio::send_body(&http, payload).await?.read_all(dav::MAX_REPLY_BYTES).await }) {
+            Ok(r) => upload::Event::Reply(dav::Reply { status: r.status, headers: r.headers, body: r.body }),
+            // Unreachable: answered as a 502 of the backend's, which
+            // aborts an upload under way.
+            Err(_) => upload::Event::Reply(dav::Reply { status: 502, ..Default::default() }),
+        };
     }
 }
 

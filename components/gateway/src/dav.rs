@@ -178,7 +178,7 @@ fn list(bucket: &str, prefix: &str, delimiter: bool, max_keys: Option<u32>, toke
 }
 
 /// A backend refusal or failure as the client's answer.
-fn backend_failed(reply: &Reply, doing: &str) -> LocalAnswer {
+pub(crate) fn backend_failed(reply: &Reply, doing: &str) -> LocalAnswer {
     let code = std::str::from_utf8(&reply.body)
         .ok()
         .and_then(|t| lakeport_xml::parse_document(t).ok())
@@ -286,7 +286,7 @@ impl Probe {
 
 /// `&`, `<`, `>` and quotes as entities; characters XML 1.0 cannot carry
 /// (most controls) as U+FFFD (an href carries them percent-encoded).
-fn escape(out: &mut String, text: &str) {
+pub(crate) fn escape(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -22,7 +22,9 @@
 //!   shortly before they expire ([`backend_keys`]).
 //! - the WebDAV subset (`PROPFIND` Depth 0/1 as `207 Multi-Status`,
 //!   `MKCOL`, `COPY`, `MOVE`, collection `DELETE`) as sequences of S3
-//!   requests, and that a `Destination` stays on this gateway ([`dav`]).
+//!   requests, and that a `Destination` stays on this gateway ([`dav`]);
+//! - a `PUT` of unknown length as a multipart upload in bounded parts
+//!   ([`upload`]).
 //!
 //! Left to the component: reading its configuration, OIDC discovery of the
 //! issuer's `jwks_uri`, the HTTP fetches [`Authentication::FetchKeys`] asks
@@ -40,6 +42,7 @@ pub mod jwt;
 pub mod keys;
 pub mod proxy;
 pub mod scopes;
+pub mod upload;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod bindings;

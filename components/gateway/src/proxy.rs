@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::challenge;
 use crate::dav::{self, Operation};
+use crate::upload::Upload;
 use crate::jwt::{Claims, TokenError};
 use crate::scopes::{self, Denied, ResourcePath};
 
@@ -44,6 +45,9 @@ const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "cache-control",
     "expires",
 ];
+
+/// What describes an object's content, kept by an upload in parts.
+const CONTENT_HEADERS: &[&str] = &["content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires"];
 
 /// Backend answer headers passed to the client (lowercase).
 const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
@@ -288,6 +292,8 @@ pub enum Action {
     Forward(Plan),
     /// A WebDAV operation: several backend requests, then a local answer.
     Dav(Operation),
+    /// A `PUT` of unknown length, sent in parts.
+    Upload(Upload),
 }
 
 /// Decides an authenticated request: a backend request to stream through,
@@ -318,6 +324,22 @@ pub fn decide(config: &Config, request: &ClientRequest<'_>, claims: &Claims) -> 
             let overwrite = !request.header("overwrite").is_some_and(|o| o.trim().eq_ignore_ascii_case("F"));
             let if_exists = grant.only_if_absent.then(|| LocalAnswer::denied(config, &Denied::MissingScope { scope: format!("storage.modify:{destination}") }));
             Ok(Action::Dav(Operation::transfer(&source, &destination, request.method == "MOVE", overwrite, if_exists)))
+        }
+        "PUT" if request.header("transfer-encoding").is_some() || request.header("content-length").is_none() => {
+            let (resource, grant) = authorized(config, request, claims)?;
+            if resource.key().is_none() {
+                return Err(LocalAnswer::text(405, "buckets are not created through this gateway: name an object, /BUCKET/KEY"));
+            }
+            let mut headers = Vec::new();
+            for (name, value) in request.headers {
+                let name = name.to_ascii_lowercase();
+                if CONTENT_HEADERS.contains(&name.as_str()) {
+                    let value = std::str::from_utf8(value).map_err(|_| LocalAnswer::text(400, format!("the {name} header is not text")))?;
+                    headers.push((name, value.to_string()));
+                }
+            }
+            let if_exists = grant.only_if_absent.then(|| LocalAnswer::denied(config, &Denied::MissingScope { scope: format!("storage.modify:{resource}") }));
+            Ok(Action::Upload(Upload::new(resource, headers, if_exists)))
         }
         "DELETE" if path.ends_with('/') => {
             let (resource, _) = authorized(config, request, claims)?;
@@ -366,7 +388,7 @@ pub fn plan(config: &Config, request: &ClientRequest<'_>, claims: &Claims) -> Re
     }
     let body_length = if method == "PUT" {
         if request.header("transfer-encoding").is_some() {
-            return Err(LocalAnswer::text(411, "uploads without a Content-Length are not served yet: send the length"));
+            return Err(LocalAnswer::text(411, "a PUT of unknown length is sent in parts by decide, not as one request: send the length"));
         }
         let length = request.header("content-length").ok_or_else(|| LocalAnswer::text(411, "a PUT needs a Content-Length header"))?;
         Some(length.trim().parse::<u64>().map_err(|_| LocalAnswer::text(400, "the Content-Length header is not a number"))?)
@@ -589,6 +611,36 @@ mod tests {
             }
         }
         assert!(plan_for("GET", "/bkt/data/f", &[], "storage.read:/bkt/data").is_ok());
+    }
+
+    #[test]
+    fn decide_routes_webdav_methods_unknown_lengths_and_collection_deletes() {
+        let c = config("wlcg-scopes");
+        let all = claims("storage.read:/bkt storage.create:/bkt storage.modify:/bkt");
+        let run = |method: &str, path: &str, hdrs: &[(&str, &str)]| {
+            let h = headers(hdrs);
+            match decide(&c, &ClientRequest { method, path_with_query: path, authority: Some("gw.example"), headers: &h }, &all) {
+                Ok(Action::Forward(_)) => "forward".to_string(),
+                Ok(Action::Dav(_)) => "dav".to_string(),
+                Ok(Action::Upload(_)) => "upload".to_string(),
+                Err(a) => a.status.to_string(),
+            }
+        };
+        assert_eq!(run("PUT", "/bkt/a", &[("Content-Length", "3")]), "forward");
+        assert_eq!(run("PUT", "/bkt/a", &[("Transfer-Encoding", "chunked")]), "upload");
+        assert_eq!(run("PUT", "/bkt/a", &[]), "upload");
+        assert_eq!(run("PUT", "/bkt", &[]), "405");
+        assert_eq!(run("DELETE", "/bkt/a", &[]), "forward");
+        assert_eq!(run("DELETE", "/bkt/d/", &[]), "dav");
+        assert_eq!(run("PROPFIND", "/bkt/d/", &[("Depth", "1")]), "dav");
+        assert_eq!(run("PROPFIND", "/bkt/d/", &[("Depth", "infinity")]), "403");
+        assert_eq!(run("PROPFIND", "/bkt/d/", &[]), "403");
+        assert_eq!(run("MKCOL", "/bkt/d/", &[]), "dav");
+        assert_eq!(run("MKCOL", "/bkt/d/", &[("Content-Length", "5")]), "415");
+        assert_eq!(run("COPY", "/bkt/a", &[("Destination", "http://gw.example/bkt/b")]), "dav");
+        assert_eq!(run("MOVE", "/bkt/a", &[("Destination", "http://other.example/bkt/b")]), "502");
+        assert_eq!(run("MOVE", "/bkt/a", &[]), "400");
+        assert_eq!(run("LOCK", "/bkt/a", &[]), "405");
     }
 
     #[test]
