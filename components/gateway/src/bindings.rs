@@ -237,15 +237,16 @@ impl Guest for Component {
 fn run(config: &Config, keys: &lakeport_sigv4::Credentials, operation: &mut Operation) -> LocalAnswer {
     let mut reply = None;
     loop {
-        let plan = match operation.step(reply.take()) {
+        let (plan, body) = match operation.step(reply.take()) {
             Step::Answer(a) => return a,
-            Step::Send(plan) => plan,
+            Step::Send(plan) => (plan, Vec::new()),
+            Step::SendWith(plan, body) => (plan, body),
         };
         let backend = match plan.sign(config, keys, lakeport_http::unix_now()) {
             Ok(b) => b,
             Err(a) => return a,
         };
-        let http = HttpRequest { method: backend.method, url: backend.url, headers: backend.headers, body: Vec::new() };
+        let http = HttpRequest { method: backend.method, url: backend.url, headers: backend.headers, body };
         match aio::block_on(async { aio::send(&http).await?.read_all(dav::MAX_REPLY_BYTES).await }) {
             Ok(r) => reply = Some(dav::Reply { status: r.status, headers: r.headers, body: r.body }),
             Err(e) => return LocalAnswer::bad_gateway(&e.to_string()),

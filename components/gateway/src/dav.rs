@@ -30,9 +30,13 @@ pub const MAX_REPLY_BYTES: usize = 8 << 20;
 /// beyond, the answer is `507` rather than an unbounded body.
 pub const MAX_ENTRIES: usize = 100_000;
 
-/// S3 refuses `CopyObject` of larger sources (multipart `UploadPartCopy`
-/// would be needed).
+/// S3 refuses `CopyObject` of larger sources: those are copied as a
+/// multipart upload of `UploadPartCopy` ranges.
 pub const MAX_COPY_BYTES: u64 = 5 << 30;
+
+/// The range one `UploadPartCopy` copies: within S3's 5 GiB a part, and
+/// 10 000 of them reach past S3's 5 TiB object limit.
+pub const COPY_PART_BYTES: u64 = 1 << 30;
 
 /// A backend answer, read whole (bounded by [`MAX_REPLY_BYTES`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -53,6 +57,8 @@ impl Reply {
 pub enum Step {
     /// Sign and send this, then call [`Operation::step`] with the reply.
     Send(Plan),
+    /// The same, with this body (a CompleteMultipartUpload document).
+    SendWith(Plan, Vec<u8>),
     /// Give this answer; the operation is over.
     Answer(LocalAnswer),
 }
@@ -119,6 +125,11 @@ impl Operation {
             overwrite,
             if_exists,
             destination_existed: false,
+            size: 0,
+            content_type: None,
+            upload_id: None,
+            etags: Vec::new(),
+            failure: None,
             stage: TransferStage::Start,
         })
     }
@@ -655,7 +666,12 @@ enum TransferStage {
     Start,
     SourceHead,
     DestinationHead,
+    /// CopyObject, or CompleteMultipartUpload of the part copies.
     Copied,
+    UploadCreated,
+    PartCopied,
+    /// Aborting the part copies; then the answer kept.
+    Aborted,
     SourceDeleted,
 }
 
@@ -667,6 +683,12 @@ pub struct Transfer {
     overwrite: bool,
     if_exists: Option<LocalAnswer>,
     destination_existed: bool,
+    /// The source's size and content type, from its HEAD.
+    size: u64,
+    content_type: Option<String>,
+    upload_id: Option<String>,
+    etags: Vec<String>,
+    failure: Option<LocalAnswer>,
     stage: TransferStage,
 }
 
@@ -698,13 +720,8 @@ impl Transfer {
                 Step::Send(head(sb, sk))
             }
             TransferStage::SourceHead if ok(&reply) => {
-                let size: u64 = reply.header("content-length").and_then(|l| l.trim().parse().ok()).unwrap_or(0);
-                if size > MAX_COPY_BYTES {
-                    return Step::Answer(LocalAnswer::text(
-                        502,
-                        format!("the source is {size} bytes: copies above 5 GiB (multipart UploadPartCopy) are not served yet; download and upload it instead"),
-                    ));
-                }
+                self.size = reply.header("content-length").and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+                self.content_type = reply.header("content-type").map(String::from);
                 self.stage = TransferStage::DestinationHead;
                 Step::Send(head(db, dk))
             }
@@ -723,26 +740,96 @@ impl Transfer {
             TransferStage::DestinationHead => Step::Answer(backend_failed(&reply, "a HEAD of the destination")),
             // CopyObject may answer 200 with an error document.
             TransferStage::Copied if ok(&reply) && !String::from_utf8_lossy(&reply.body).contains("<Error>") => {
+                self.upload_id = None;
                 if !self.remove_source {
                     return Step::Answer(self.done());
                 }
                 self.stage = TransferStage::SourceDeleted;
                 Step::Send(delete(sb, sk))
             }
-            TransferStage::Copied => Step::Answer(backend_failed(&Reply { status: if ok(&reply) { 502 } else { reply.status }, ..reply }, "the copy")),
+            TransferStage::Copied => {
+                let failed = backend_failed(&Reply { status: if ok(&reply) { 502 } else { reply.status }, ..reply }, "the copy");
+                self.abort(failed)
+            }
+            TransferStage::UploadCreated if ok(&reply) => match crate::upload::upload_id(&reply.body) {
+                Some(id) => {
+                    self.upload_id = Some(id);
+                    self.copy_part()
+                }
+                None => Step::Answer(LocalAnswer::bad_gateway("its CreateMultipartUpload answer holds no UploadId")),
+            },
+            TransferStage::UploadCreated => Step::Answer(backend_failed(&reply, "starting a multipart copy")),
+            TransferStage::PartCopied if ok(&reply) => {
+                let etag = std::str::from_utf8(&reply.body)
+                    .ok()
+                    .and_then(|t| lakeport_xml::parse_document(t).ok())
+                    .filter(|e| e.name == "CopyPartResult")
+                    .and_then(|e| e.text_of("ETag").filter(|t| !t.is_empty()).map(String::from));
+                let Some(etag) = etag else {
+                    let failed = backend_failed(&Reply { status: 502, ..reply }, "a part copy");
+                    return self.abort(failed);
+                };
+                self.etags.push(etag);
+                if (self.etags.len() as u64) * COPY_PART_BYTES < self.size {
+                    return self.copy_part();
+                }
+                self.stage = TransferStage::Copied;
+                let id = self.upload_id.clone().unwrap_or_default();
+                let headers = vec![("content-type".to_string(), "application/xml".to_string())];
+                let plan = Plan::backend("POST", ResourcePath::object(db, dk), vec![("uploadId".into(), id)], headers);
+                Step::SendWith(plan, crate::upload::complete_body(&self.etags))
+            }
+            TransferStage::PartCopied => {
+                let failed = backend_failed(&reply, "a part copy");
+                self.abort(failed)
+            }
+            TransferStage::Aborted => Step::Answer(self.failure.take().unwrap_or_else(|| LocalAnswer::bad_gateway("the copy failed"))),
             TransferStage::SourceDeleted if ok(&reply) => Step::Answer(self.done()),
             TransferStage::SourceDeleted => Step::Answer(backend_failed(&reply, "deleting the source after copying it")),
         }
     }
 
-    fn copy(&mut self) -> Step {
-        self.stage = TransferStage::Copied;
+    /// `/bucket/key`, URL-encoded with `/` kept (S3's rule for the header).
+    fn copy_source(&self) -> String {
         let (sb, sk) = &self.source;
-        // `/bucket/key`, URL-encoded with `/` kept (S3's rule for the header).
-        let copy_source = format!("/{}/{}", uri_encode(sb.as_bytes(), false), uri_encode(sk.as_bytes(), true));
-        let headers = vec![("x-amz-copy-source".to_string(), copy_source), ("x-amz-metadata-directive".to_string(), "COPY".to_string())];
+        format!("/{}/{}", uri_encode(sb.as_bytes(), false), uri_encode(sk.as_bytes(), true))
+    }
+
+    fn copy(&mut self) -> Step {
         let (db, dk) = &self.destination;
+        if self.size > MAX_COPY_BYTES {
+            self.stage = TransferStage::UploadCreated;
+            let headers = self.content_type.iter().map(|t| ("content-type".to_string(), t.clone())).collect();
+            return Step::Send(Plan::backend("POST", ResourcePath::object(db, dk), vec![("uploads".into(), String::new())], headers));
+        }
+        self.stage = TransferStage::Copied;
+        let headers = vec![("x-amz-copy-source".to_string(), self.copy_source()), ("x-amz-metadata-directive".to_string(), "COPY".to_string())];
         Step::Send(Plan::backend("PUT", ResourcePath::object(db, dk), Vec::new(), headers))
+    }
+
+    /// The next `UploadPartCopy`: the source's next [`COPY_PART_BYTES`].
+    fn copy_part(&mut self) -> Step {
+        self.stage = TransferStage::PartCopied;
+        let first = self.etags.len() as u64 * COPY_PART_BYTES;
+        let last = (first + COPY_PART_BYTES).min(self.size) - 1;
+        let number = (self.etags.len() + 1).to_string();
+        let id = self.upload_id.clone().unwrap_or_default();
+        let headers = vec![("x-amz-copy-source".to_string(), self.copy_source()), ("x-amz-copy-source-range".to_string(), format!("bytes={first}-{last}"))];
+        let (db, dk) = &self.destination;
+        Step::Send(Plan::backend("PUT", ResourcePath::object(db, dk), vec![("partNumber".into(), number), ("uploadId".into(), id)], headers))
+    }
+
+    /// Ends with `answer`, aborting the part copies first if there are any.
+    fn abort(&mut self, answer: LocalAnswer) -> Step {
+        match self.upload_id.take() {
+            Some(id) => {
+                self.failure = Some(answer);
+                self.stage = TransferStage::Aborted;
+                let (db, dk) = &self.destination;
+                Step::Send(Plan::backend("DELETE", ResourcePath::object(db, dk), vec![("uploadId".into(), id)], Vec::new()))
+            }
+            None => Step::Answer(answer),
+        }
     }
 }
 
@@ -777,6 +864,7 @@ mod tests {
     fn sent(step: Step) -> String {
         match step {
             Step::Send(plan) => plan.describe(),
+            Step::SendWith(plan, _) => plan.describe(),
             Step::Answer(a) => panic!("an answer, not a request: {} {}", a.status, a.body),
         }
     }
@@ -784,7 +872,7 @@ mod tests {
     fn answered(step: Step) -> LocalAnswer {
         match step {
             Step::Answer(a) => a,
-            Step::Send(plan) => panic!("a request, not an answer: {}", plan.describe()),
+            Step::Send(plan) | Step::SendWith(plan, _) => panic!("a request, not an answer: {}", plan.describe()),
         }
     }
 
@@ -904,7 +992,7 @@ mod tests {
                 assert_eq!(plan.describe(), "PUT /bkt/new/");
                 assert!(plan.has_header("if-none-match", "*") && plan.has_header("content-length", "0"));
             }
-            Step::Answer(a) => panic!("{}", a.body),
+            other => panic!("{other:?}"),
         }
         assert_eq!(answered(op.step(reply(200, &[], ""))).status, 201);
 
@@ -933,6 +1021,7 @@ mod tests {
                     assert_eq!(a.status, 204);
                     break;
                 }
+                other => panic!("{other:?}"),
             }
         }
         assert_eq!(
@@ -971,7 +1060,7 @@ mod tests {
                     assert_eq!(plan.describe(), "PUT /bkt/dst/x");
                     assert!(plan.has_header("x-amz-copy-source", "/bkt/a%20b/%C3%A9%2B%26"), "{plan:?}");
                 }
-                Step::Answer(a) => panic!("{}", a.body),
+                other => panic!("{other:?}"),
             }
             let copied = op.step(reply(200, &[], "<CopyObjectResult><ETag>\"e\"</ETag></CopyObjectResult>"));
             if remove_source {
@@ -1001,11 +1090,48 @@ mod tests {
         let mut op = start(true, false);
         sent(op.step(reply(404, &[], "")));
         assert_eq!(answered(op.step(reply(200, &[], "<Error><Code>InternalError</Code></Error>"))).status, 502);
-        // Above 5 GiB: refused with what to do instead.
-        let mut op = Operation::transfer(&path("/bkt/a"), &path("/bkt/b"), false, true, None);
+        // Above 5 GiB: UploadPartCopy of 1 GiB ranges, then complete.
+        let mut op = Operation::transfer(&path("/bkt/a"), &path("/bkt/b"), true, true, None);
         sent(op.step(None));
-        let a = answered(op.step(reply(200, &[("Content-Length", "5368709121")], "")));
-        assert!(a.status == 502 && a.body.contains("5 GiB"), "{}", a.body);
+        let size = (5u64 << 30) + 7;
+        sent(op.step(reply(200, &[("Content-Length", &size.to_string()), ("Content-Type", "image/png")], "")));
+        match op.step(reply(404, &[], "")) {
+            Step::Send(plan) => assert!(plan.describe() == "POST /bkt/b?uploads=" && plan.has_header("content-type", "image/png"), "{plan:?}"),
+            other => panic!("{other:?}"),
+        }
+        let mut step = op.step(reply(200, &[], "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>"));
+        let mut ranges = Vec::new();
+        loop {
+            match step {
+                Step::Send(plan) => {
+                    assert!(plan.describe().starts_with(&format!("PUT /bkt/b?partNumber={}&uploadId=u1", ranges.len() + 1)), "{plan:?}");
+                    assert!(plan.has_header("x-amz-copy-source", "/bkt/a"));
+                    ranges.push(plan.header("x-amz-copy-source-range").unwrap().to_string());
+                    let n = ranges.len();
+                    step = op.step(reply(200, &[], &format!("<CopyPartResult><ETag>\"p{n}\"</ETag></CopyPartResult>")));
+                }
+                Step::SendWith(plan, body) => {
+                    assert_eq!(plan.describe(), "POST /bkt/b?uploadId=u1");
+                    let body = String::from_utf8(body).unwrap();
+                    assert!(body.contains("<PartNumber>6</PartNumber><ETag>&quot;p6&quot;</ETag>") && !body.contains("<PartNumber>7<"), "{body}");
+                    break;
+                }
+                Step::Answer(a) => panic!("{}", a.body),
+            }
+        }
+        assert_eq!(ranges.len(), 6);
+        assert_eq!(ranges[0], "bytes=0-1073741823");
+        assert_eq!(ranges[5], format!("bytes={}-{}", 5u64 << 30, size - 1));
+        assert_eq!(sent(op.step(reply(200, &[], "<CompleteMultipartUploadResult/>"))), "DELETE /bkt/a");
+        assert_eq!(answered(op.step(reply(204, &[], ""))).status, 201);
+        // A failed part copy aborts the upload; the source stays.
+        let mut op = Operation::transfer(&path("/bkt/a"), &path("/bkt/b"), true, true, None);
+        sent(op.step(None));
+        sent(op.step(reply(200, &[("Content-Length", &size.to_string())], "")));
+        sent(op.step(reply(404, &[], "")));
+        sent(op.step(reply(200, &[], "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>")));
+        assert_eq!(sent(op.step(reply(500, &[], ""))), "DELETE /bkt/b?uploadId=u1");
+        assert_eq!(answered(op.step(reply(204, &[], ""))).status, 502);
         assert_eq!(answered(Operation::transfer(&path("/bkt/a"), &path("/bkt/a"), false, true, None).step(None)).status, 403);
         assert_eq!(answered(Operation::transfer(&path("/bkt/d/"), &path("/bkt/e/"), false, true, None).step(None)).status, 501);
     }

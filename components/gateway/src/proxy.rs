@@ -274,6 +274,11 @@ impl Plan {
         self.headers.iter().any(|(n, v)| n == name && v == value)
     }
 
+    #[cfg(test)]
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
     /// The signed backend request, with `keys` at `now` (Unix seconds).
     pub fn sign(self, config: &Config, keys: &S3Keys, now: i64) -> Result<BackendRequest, LocalAnswer> {
         let url = format!("{}{}", config.s3_endpoint, path_and_query(&self.resource, &self.query));

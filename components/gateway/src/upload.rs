@@ -78,6 +78,28 @@ pub struct Upload {
     stage: Stage,
 }
 
+/// The CompleteMultipartUpload document for parts 1… with `etags`.
+pub(crate) fn complete_body(etags: &[String]) -> Vec<u8> {
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for (i, etag) in etags.iter().enumerate() {
+        xml.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>", i + 1));
+        crate::dav::escape(&mut xml, etag);
+        xml.push_str("</ETag></Part>");
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    xml.into_bytes()
+}
+
+/// The UploadId of a CreateMultipartUpload answer.
+pub(crate) fn upload_id(body: &[u8]) -> Option<String> {
+    std::str::from_utf8(body)
+        .ok()
+        .and_then(|t| lakeport_xml::parse_document(t).ok())
+        .filter(|e| e.name == "InitiateMultipartUploadResult")
+        .and_then(|e| e.text_of("UploadId").map(String::from))
+        .filter(|id| !id.is_empty() && !id.chars().any(char::is_control))
+}
+
 fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
 }
@@ -128,16 +150,9 @@ impl Upload {
 
     fn complete(&mut self) -> Step {
         self.stage = Stage::Completed;
-        let mut xml = String::from("<CompleteMultipartUpload>");
-        for (i, etag) in self.etags.iter().enumerate() {
-            xml.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>", i + 1));
-            crate::dav::escape(&mut xml, etag);
-            xml.push_str("</ETag></Part>");
-        }
-        xml.push_str("</CompleteMultipartUpload>");
         let id = self.upload_id.clone().unwrap_or_default();
         let headers = vec![("content-type".to_string(), "application/xml".to_string())];
-        Step::Send(self.plan("POST", query(&[("uploadId", &id)]), headers), Body::Bytes(xml.into_bytes()))
+        Step::Send(self.plan("POST", query(&[("uploadId", &id)]), headers), Body::Bytes(complete_body(&self.etags)))
     }
 
     /// Ends with `answer`, aborting the multipart upload first if there is one.
@@ -188,13 +203,7 @@ impl Upload {
             (Stage::SinglePut, Event::Reply(r)) if r.status == 412 && self.if_exists.is_some() => Step::Answer(self.if_exists.take().expect("create-only")),
             (Stage::SinglePut, Event::Reply(r)) => Step::Answer(backend_failed(&r, "the upload")),
             (Stage::Created, Event::Reply(r)) if ok(&r) => {
-                let id = std::str::from_utf8(&r.body)
-                    .ok()
-                    .and_then(|t| lakeport_xml::parse_document(t).ok())
-                    .filter(|e| e.name == "InitiateMultipartUploadResult")
-                    .and_then(|e| e.text_of("UploadId").map(String::from))
-                    .filter(|id| !id.is_empty() && !id.chars().any(char::is_control));
-                let Some(id) = id else {
+                let Some(id) = upload_id(&r.body) else {
                     return Step::Answer(LocalAnswer::bad_gateway("its CreateMultipartUpload answer holds no UploadId"));
                 };
                 self.upload_id = Some(id);
