@@ -1,8 +1,8 @@
 //! The `gateway-component` world: `wasi:http/incoming-handler` in, the
 //! issuer and the S3 backend out through `wasi:http/outgoing-handler`,
 //! configuration from `wasi:config/store`. Only I/O lives here: every
-//! decision is [`crate::authenticate`], [`crate::proxy::plan`] and
-//! [`crate::proxy::respond`].
+//! decision is [`crate::authenticate`], [`crate::proxy::decide`],
+//! [`crate::dav::Operation::step`] and [`crate::proxy::respond`].
 //!
 //! An instance may serve many requests one after another (hosts reuse
 //! instances): the configuration, the issuer's `jwks_uri` and its keys are
@@ -30,7 +30,9 @@ use crate::challenge::{bearer_token, Credentials};
 use crate::backend_keys::{self, KeyCache, Lease, SharedEntry};
 use crate::jwt::{Claims, TokenError};
 use crate::keys::{CachePolicy, JwksCache};
-use crate::proxy::{self, BackendKeys, ClientRequest, Config, KeySource, LocalAnswer};
+use crate::dav::{self, Operation, Step};
+use crate::upload::{self, Upload};
+use crate::proxy::{self, Action, BackendKeys, ClientRequest, Config, KeySource, LocalAnswer};
 use crate::{authenticate, Authentication, Validation};
 
 /// Discovery documents and JWKS are small.
@@ -196,7 +198,9 @@ fn method_name(m: &Method) -> String {
 fn answer(out: ResponseOutparam, a: LocalAnswer, extra: &[(String, String)]) {
     let mut fields: Vec<(String, Vec<u8>)> = a.headers.into_iter().map(|(n, v)| (n, v.into_bytes())).collect();
     fields.extend(extra.iter().map(|(n, v)| (n.clone(), v.clone().into_bytes())));
-    fields.push(("content-length".into(), a.body.len().to_string().into_bytes()));
+    if a.status != 204 {
+        fields.push(("content-length".into(), a.body.len().to_string().into_bytes()));
+    }
     let Ok(headers) = Fields::from_list(&fields) else {
         ResponseOutparam::set(out, Err(wasip2::http::types::ErrorCode::InternalError(Some("invalid answer headers".into()))));
         return;
@@ -273,9 +277,14 @@ impl Guest for Component {
             Err(message) => return answer(out, LocalAnswer::misconfigured(&message), &[]),
         };
         let method = method_name(&request.method());
+        if method == "OPTIONS" {
+            return answer(out, dav::options(), &[]);
+        }
         let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
         let headers = request.headers().entries();
-        let client = ClientRequest { method: &method, path_with_query: &path_with_query, headers: &headers };
+        let host = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("host")).and_then(|(_, v)| String::from_utf8(v.clone()).ok());
+        let authority = request.authority().or(host);
+        let client = ClientRequest { method: &method, path_with_query: &path_with_query, authority: authority.as_deref(), headers: &headers };
 
         // The token decides before the body is touched, so a client that
         // waits for `100 Continue` never uploads a refused body.
@@ -295,21 +304,106 @@ impl Guest for Component {
         // hosts pass it on: a hash, not the subject).
         let mut log = vec![(proxy::SUBJECT_HASH_HEADER.to_string(), proxy::subject_hash(&claims))];
         // Authorised first: a refused request costs no STS call.
-        let backend = proxy::plan(&config, &client, &claims).and_then(|plan| {
-            let signing = backend_keys(&config, &claims, token)?;
-            log.push((proxy::KEY_SOURCE_HEADER.to_string(), signing.source.as_str().to_string()));
-            let now = lakeport_http::unix_now();
-            match plan.redirect(&config, &signing.keys, signing.expires, now) {
-                // An answer of its own, sent the way refusals are.
-                Some(redirect) => Err(redirect.unwrap_or_else(|refused| refused)),
-                None => plan.sign(&config, &signing.keys, now),
-            }
-        });
-        let backend = match backend {
-            Ok(b) => b,
+        let action = match proxy::decide(&config, &client, &claims) {
+            Ok(a) => a,
             Err(a) => return answer(out, a, &log),
         };
-        forward(&config, request, out, &backend, &log);
+        let signing = match backend_keys(&config, &claims, token) {
+            Ok(k) => k,
+            Err(a) => return answer(out, a, &log),
+        };
+        log.push((proxy::KEY_SOURCE_HEADER.to_string(), signing.source.as_str().to_string()));
+        let keys = &signing.keys;
+        match action {
+            Action::Forward(plan) => {
+                let now = lakeport_http::unix_now();
+                let backend = match plan.redirect(&config, keys, signing.expires, now) {
+                    Some(redirect) => return answer(out, redirect.unwrap_or_else(|refused| refused), &log),
+                    None => plan.sign(&config, keys, now),
+                };
+                match backend {
+                    Ok(backend) => forward(&config, request, out, &backend, &log),
+                    Err(a) => answer(out, a, &log),
+                }
+            }
+            Action::Dav(mut operation) => answer(out, run(&config, keys, &mut operation), &log),
+            Action::Upload(operation) => answer(out, upload(&config, keys, request, operation), &log),
+        }
+    }
+}
+
+/// Runs a WebDAV operation: its backend requests one after another, each
+/// answer read whole (bounded), until it has the client's answer.
+fn run(config: &Config, keys: &lakeport_sigv4::Credentials, operation: &mut Operation) -> LocalAnswer {
+    let mut reply = None;
+    loop {
+        let (plan, body) = match operation.step(reply.take()) {
+            Step::Answer(a) => return a,
+            Step::Send(plan) => (plan, Vec::new()),
+            Step::SendWith(plan, body) => (plan, body),
+        };
+        let backend = match plan.sign(config, keys, lakeport_http::unix_now()) {
+            Ok(b) => b,
+            Err(a) => return a,
+        };
+        let http = HttpRequest { method: backend.method, url: backend.url, headers: backend.headers, body };
+        match aio::block_on(async { aio::send(&http).await?.read_all(dav::MAX_REPLY_BYTES).await }) {
+            Ok(r) => reply = Some(dav::Reply { status: r.status, headers: r.headers, body: r.body }),
+            Err(e) => return LocalAnswer::bad_gateway(&e.to_string()),
+        }
+    }
+}
+
+/// Reads the client's body into `part` until it holds
+/// [`upload::PART_BYTES`] or the body ends (`Ok(true)`).
+fn read_part(stream: &wasip2::io::streams::InputStream, part: &mut Vec<u8>) -> Result<bool, String> {
+    while part.len() < upload::PART_BYTES {
+        match stream.blocking_read((upload::PART_BYTES - part.len()).min(1 << 16) as u64) {
+            Ok(bytes) => part.extend_from_slice(&bytes),
+            Err(wasip2::io::streams::StreamError::Closed) => return Ok(true),
+            Err(wasip2::io::streams::StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+        }
+    }
+    Ok(false)
+}
+
+/// Runs a `PUT` of unknown length: the client's body read one part at a
+/// time into one buffer, each part sent before the next is read.
+fn upload(config: &Config, keys: &lakeport_sigv4::Credentials, request: IncomingRequest, mut operation: Upload) -> LocalAnswer {
+    let Ok(body) = request.consume() else { return LocalAnswer::bad_gateway("the request body could not be read") };
+    let Ok(stream) = body.stream() else { return LocalAnswer::bad_gateway("the request body could not be read") };
+    let mut part: Vec<u8> = Vec::new();
+    let mut event = upload::Event::Start;
+    loop {
+        let (plan, body) = match operation.step(event) {
+            upload::Step::Answer(a) => return a,
+            upload::Step::ReadPart => {
+                part.clear();
+                event = match read_part(&stream, &mut part) {
+                    Ok(last) => upload::Event::Part { bytes: part.len(), last },
+                    Err(e) => upload::Event::ClientFailed(e),
+                };
+                continue;
+            }
+            upload::Step::Send(plan, body) => (plan, body),
+        };
+        let backend = match plan.sign(config, keys, lakeport_http::unix_now()) {
+            Ok(b) => b,
+            Err(a) => return a,
+        };
+        let (bytes, is_part) = match body {
+            upload::Body::Bytes(b) => (b, false),
+            upload::Body::Part => (Vec::new(), true),
+            upload::Body::None => (Vec::new(), false),
+        };
+        let http = HttpRequest { method: backend.method, url: backend.url, headers: backend.headers, body: bytes };
+        let payload = aio::Body::Bytes(if is_part { &part } else { &http.body });
+        event = match aio::block_on(async { aio::send_body(&http, payload).await?.read_all(dav::MAX_REPLY_BYTES).await }) {
+            Ok(r) => upload::Event::Reply(dav::Reply { status: r.status, headers: r.headers, body: r.body }),
+            // Unreachable: answered as a 502 of the backend's, which
+            // aborts an upload under way.
+            Err(_) => upload::Event::Reply(dav::Reply { status: 502, ..Default::default() }),
+        };
     }
 }
 

@@ -46,6 +46,15 @@ pub enum Lookup<'a> {
     Unavailable,
 }
 
+/// Whether the clock went back from `then` to `now`. A few seconds do not
+/// count: a lookup's time is taken before the fetch it asks for, and the
+/// keys' store time after it, often a second later.
+fn went_back(now: i64, then: i64) -> bool {
+    then.saturating_sub(now) > CLOCK_SLACK_SECS
+}
+
+const CLOCK_SLACK_SECS: i64 = 5;
+
 #[derive(Clone, Debug)]
 pub struct JwksCache {
     policy: CachePolicy,
@@ -66,11 +75,11 @@ impl JwksCache {
     /// Whether a fetch was asked for within the refetch interval (a clock
     /// that went back counts as not recent, so it cannot block fetches).
     fn fetched_recently(&self, now: i64) -> bool {
-        self.last_fetch.is_some_and(|last| now >= last && now.abs_diff(last) < self.policy.refetch_interval_secs)
+        self.last_fetch.is_some_and(|last| !went_back(now, last) && now.abs_diff(last) < self.policy.refetch_interval_secs)
     }
 
     fn expired(&self, now: i64) -> bool {
-        now.saturating_sub(self.stored_at) >= i64::try_from(self.policy.ttl_secs).unwrap_or(i64::MAX) || now < self.stored_at
+        now.saturating_sub(self.stored_at) >= i64::try_from(self.policy.ttl_secs).unwrap_or(i64::MAX) || went_back(now, self.stored_at)
     }
 
     /// Records the fetch it asks for, so that the rate limit holds even
@@ -145,6 +154,17 @@ mod tests {
         assert_eq!(step(&mut c, "a", 1601), "fetch");
         c.store(&doc(&[ED_A]), 1602).unwrap();
         assert_eq!(step(&mut c, "a", 1602), "hit a");
+    }
+
+    #[test]
+    fn keys_stored_a_second_after_the_lookup_that_asked_serve_it() {
+        // The lookup's clock is read before the fetch, the store's after.
+        let mut c = cache();
+        assert_eq!(step(&mut c, "a", 1000), "fetch");
+        c.store(&doc(&[ED_A]), 1001).unwrap();
+        assert_eq!(step(&mut c, "a", 1000), "hit a");
+        // A clock that went back further still refetches.
+        assert_eq!(step(&mut c, "a", 900), "fetch");
     }
 
     #[test]

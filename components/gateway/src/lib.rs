@@ -20,11 +20,15 @@
 //! - what to ask the backend and what to answer ([`proxy`]), and whose keys
 //!   sign it: static ones, or each caller's own from STS, cached until
 //!   shortly before they expire ([`backend_keys`]).
+//! - the WebDAV subset (`PROPFIND` Depth 0/1 as `207 Multi-Status`,
+//!   `MKCOL`, `COPY`, `MOVE`, collection `DELETE`) as sequences of S3
+//!   requests, and that a `Destination` stays on this gateway ([`dav`]);
+//! - a `PUT` of unknown length as a multipart upload in bounded parts
+//!   ([`upload`]).
 //!
 //! Left to the component: reading its configuration, OIDC discovery of the
 //! issuer's `jwks_uri`, the HTTP fetches [`Authentication::FetchKeys`] asks
-//! for, the clock, checking that a `Destination`'s authority is the
-//! gateway, finding out (or enforcing with `If-None-Match: *`, see
+//! for, the clock, finding out (or enforcing with `If-None-Match: *`, see
 //! [`scopes::Grant`]) whether a `PUT` target exists, refusing S3
 //! sub-resource queries (`?acl`, `?uploads`, …) it does not mean to serve,
 //! and building, signing (SigV4) and sending the backend request for the
@@ -32,11 +36,13 @@
 
 pub mod backend_keys;
 pub mod challenge;
+pub mod dav;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
 pub mod proxy;
 pub mod scopes;
+pub mod upload;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod bindings;

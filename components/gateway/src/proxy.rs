@@ -13,6 +13,8 @@ use lakeport_sigv4::{Credentials as S3Keys, Payload, SignOptions, SignableReques
 use sha2::{Digest, Sha256};
 
 use crate::challenge;
+use crate::dav::{self, Operation};
+use crate::upload::Upload;
 use crate::jwt::{Claims, TokenError};
 use crate::scopes::{self, Denied, ResourcePath};
 
@@ -73,6 +75,9 @@ const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "cache-control",
     "expires",
 ];
+
+/// What describes an object's content, kept by an upload in parts.
+const CONTENT_HEADERS: &[&str] = &["content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires"];
 
 /// Backend answer headers passed to the client (lowercase).
 const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
@@ -231,7 +236,7 @@ impl LocalAnswer {
         let mut a = LocalAnswer::text(denied.status(), denied.to_string());
         match denied {
             Denied::MissingScope { scope } => a.headers.push(("www-authenticate".into(), challenge::insufficient_scope(&config.realm, scope))),
-            Denied::Method(_) => a.headers.push(("allow".into(), "GET, HEAD, PUT, DELETE".into())),
+            Denied::Method(_) => a.headers.push(("allow".into(), dav::ALLOW.into())),
             _ => {}
         }
         a
@@ -268,6 +273,9 @@ pub struct ClientRequest<'a> {
     pub method: &'a str,
     /// Path and query as sent.
     pub path_with_query: &'a str,
+    /// The authority the client addressed (`host[:port]`): a WebDAV
+    /// `Destination` URL must name it.
+    pub authority: Option<&'a str>,
     pub headers: &'a [(String, Vec<u8>)],
 }
 
@@ -283,19 +291,47 @@ impl ClientRequest<'_> {
 pub struct Plan {
     method: &'static str,
     resource: ResourcePath,
+    /// Query parameters, unencoded (a listing's).
+    query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     body_length: Option<u64>,
     only_if_absent: Option<String>,
 }
 
 impl Plan {
+    /// A bodiless backend request of a WebDAV operation ([`dav`]).
+    pub(crate) fn backend(method: &'static str, resource: ResourcePath, query: Vec<(String, String)>, headers: Vec<(String, String)>) -> Plan {
+        Plan { method, resource, query, headers, body_length: None, only_if_absent: None }
+    }
+
+    /// `METHOD /path?query` as sent (tests read the plans made).
+    #[cfg(test)]
+    pub(crate) fn describe(&self) -> String {
+        format!("{} {}", self.method, path_and_query(&self.resource, &self.query))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn has_header(&self, name: &str, value: &str) -> bool {
+        self.headers.iter().any(|(n, v)| n == name && v == value)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
     /// The signed backend request, with `keys` at `now` (Unix seconds).
     pub fn sign(self, config: &Config, keys: &S3Keys, now: i64) -> Result<BackendRequest, LocalAnswer> {
-        let signable = SignableRequest { method: self.method.into(), url: backend_url(config, &self.resource), headers: self.headers, payload: Payload::UnsignedPayload };
+        let signable = SignableRequest { method: self.method.into(), url: self.url(config), headers: self.headers, payload: Payload::UnsignedPayload };
         let signed = lakeport_sigv4::sign(&signable, keys.clone(), &SignOptions::s3(&config.region, SigningTime::UnixSeconds(now)))
             .map_err(|e| LocalAnswer::misconfigured(&format!("cannot sign the backend request: {e}")))?;
         let headers = signed.headers.into_iter().filter(|(n, _)| !n.eq_ignore_ascii_case("host")).collect();
         Ok(BackendRequest { method: self.method, url: signed.url, headers, body_length: self.body_length, only_if_absent: self.only_if_absent })
+    }
+
+    /// The backend URL, unsigned.
+    fn url(&self, config: &Config) -> String {
+        format!("{}{}", config.s3_endpoint, path_and_query(&self.resource, &self.query))
     }
 }
 
@@ -320,7 +356,7 @@ impl Plan {
         if expires < 1 {
             return None;
         }
-        let signable = SignableRequest { method: self.method.into(), url: backend_url(config, &self.resource), headers: Vec::new(), payload: Payload::UnsignedPayload };
+        let signable = SignableRequest { method: self.method.into(), url: self.url(config), headers: Vec::new(), payload: Payload::UnsignedPayload };
         let options = SignOptions { presign_expires: Some(expires as u32), ..SignOptions::s3(&config.region, SigningTime::UnixSeconds(now)) };
         Some(match lakeport_sigv4::sign(&signable, keys.clone(), &options) {
             Ok(signed) => {
@@ -335,16 +371,73 @@ impl Plan {
     }
 }
 
-/// Decides an authenticated request: what to ask the backend, or the
-/// answer to give instead.
-pub fn plan(config: &Config, request: &ClientRequest<'_>, claims: &Claims) -> Result<Plan, LocalAnswer> {
-    let method: &'static str = match request.method {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        other => return Err(LocalAnswer::denied(config, &Denied::Method(other.to_string()))),
-    };
+/// What to do for an authenticated request.
+#[derive(Debug)]
+pub enum Action {
+    /// One backend request, its answer streamed back ([`plan`]).
+    Forward(Plan),
+    /// A WebDAV operation: several backend requests, then a local answer.
+    Dav(Operation),
+    /// A `PUT` of unknown length, sent in parts.
+    Upload(Upload),
+}
+
+/// Decides an authenticated request: a backend request to stream through,
+/// a WebDAV operation, or the answer to give instead.
+pub fn decide(config: &Config, request: &ClientRequest<'_>, claims: &Claims) -> Result<Action, LocalAnswer> {
+    let path = request.path_with_query.split_once('?').map_or(request.path_with_query, |(p, _)| p);
+    match request.method {
+        "PROPFIND" => {
+            let depth_one = match request.header("depth").map(str::trim) {
+                Some("0") => false,
+                Some("1") => true,
+                _ => return Err(dav::infinite_depth()),
+            };
+            let (resource, _) = authorized(config, request, claims)?;
+            Ok(Action::Dav(Operation::propfind(&resource, depth_one)))
+        }
+        "MKCOL" => {
+            if request.header("content-length").is_some_and(|l| l.trim() != "0") || request.header("transfer-encoding").is_some() {
+                return Err(LocalAnswer::text(415, "MKCOL with a body is not served: send none"));
+            }
+            let (resource, grant) = authorized(config, request, claims)?;
+            Ok(Action::Dav(Operation::mkcol(&resource, grant.only_if_absent)))
+        }
+        "COPY" | "MOVE" => {
+            let value = request.header("destination").ok_or_else(|| LocalAnswer::denied(config, &Denied::MissingDestination))?;
+            let destination = dav::destination(value, request.authority)?;
+            let (source, grant) = authorized(config, request, claims)?;
+            let overwrite = !request.header("overwrite").is_some_and(|o| o.trim().eq_ignore_ascii_case("F"));
+            let if_exists = grant.only_if_absent.then(|| LocalAnswer::denied(config, &Denied::MissingScope { scope: format!("storage.modify:{destination}") }));
+            Ok(Action::Dav(Operation::transfer(&source, &destination, request.method == "MOVE", overwrite, if_exists)))
+        }
+        "PUT" if request.header("transfer-encoding").is_some() || request.header("content-length").is_none() => {
+            let (resource, grant) = authorized(config, request, claims)?;
+            if resource.key().is_none() {
+                return Err(LocalAnswer::text(405, "buckets are not created through this gateway: name an object, /BUCKET/KEY"));
+            }
+            let mut headers = Vec::new();
+            for (name, value) in request.headers {
+                let name = name.to_ascii_lowercase();
+                if CONTENT_HEADERS.contains(&name.as_str()) {
+                    let value = std::str::from_utf8(value).map_err(|_| LocalAnswer::text(400, format!("the {name} header is not text")))?;
+                    headers.push((name, value.to_string()));
+                }
+            }
+            let if_exists = grant.only_if_absent.then(|| LocalAnswer::denied(config, &Denied::MissingScope { scope: format!("storage.modify:{resource}") }));
+            Ok(Action::Upload(Upload::new(resource, headers, if_exists)))
+        }
+        "DELETE" if path.ends_with('/') => {
+            let (resource, _) = authorized(config, request, claims)?;
+            Ok(Action::Dav(Operation::delete_tree(&resource)))
+        }
+        _ => plan(config, request, claims).map(Action::Forward),
+    }
+}
+
+/// The request's normalised path once the profile allows the method on it
+/// (and, for `COPY`/`MOVE`, on its `Destination`), with what was granted.
+fn authorized(config: &Config, request: &ClientRequest<'_>, claims: &Claims) -> Result<(ResourcePath, scopes::Grant), LocalAnswer> {
     let (path, query) = request.path_with_query.split_once('?').unwrap_or((request.path_with_query, ""));
     if !query.is_empty() {
         // S3 sub-resources (`?acl`, `?uploads`, `?versionId`) are not
@@ -354,23 +447,34 @@ pub fn plan(config: &Config, request: &ClientRequest<'_>, claims: &Claims) -> Re
     let grant = match config.authorization {
         Authorization::WlcgScopes => {
             let scopes = scopes::parse_scopes(&claims.scope);
-            scopes::authorize(method, path, None, None, &scopes).map_err(|d| LocalAnswer::denied(config, &d))?
+            scopes::authorize(request.method, path, None, request.header("destination"), &scopes).map_err(|d| LocalAnswer::denied(config, &d))?
         }
-        Authorization::Backend => {
-            scopes::normalize_path(path).map_err(|e| LocalAnswer::denied(config, &Denied::BadPath(e)))?;
-            scopes::Grant { only_if_absent: false }
-        }
+        Authorization::Backend => scopes::Grant { only_if_absent: false },
     };
     let resource = scopes::normalize_path(path).map_err(|e| LocalAnswer::denied(config, &Denied::BadPath(e)))?;
     if resource.bucket().is_none() {
         return Err(LocalAnswer::text(400, "the path names no bucket: use /BUCKET/KEY"));
     }
+    Ok((resource, grant))
+}
+
+/// The single backend request for `GET`, `HEAD`, `PUT` and `DELETE` of an
+/// object, or the answer to give instead.
+pub fn plan(config: &Config, request: &ClientRequest<'_>, claims: &Claims) -> Result<Plan, LocalAnswer> {
+    let method: &'static str = match request.method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        other => return Err(LocalAnswer::denied(config, &Denied::Method(other.to_string()))),
+    };
+    let (resource, grant) = authorized(config, request, claims)?;
     if resource.key().is_none() && method != "HEAD" && method != "GET" {
         return Err(LocalAnswer::text(405, "buckets are not created or deleted through this gateway: name an object, /BUCKET/KEY"));
     }
     let body_length = if method == "PUT" {
         if request.header("transfer-encoding").is_some() {
-            return Err(LocalAnswer::text(411, "uploads without a Content-Length are not served yet: send the length"));
+            return Err(LocalAnswer::text(411, "a PUT of unknown length is sent in parts by decide, not as one request: send the length"));
         }
         let length = request.header("content-length").ok_or_else(|| LocalAnswer::text(411, "a PUT needs a Content-Length header"))?;
         Some(length.trim().parse::<u64>().map_err(|_| LocalAnswer::text(400, "the Content-Length header is not a number"))?)
@@ -395,15 +499,22 @@ pub fn plan(config: &Config, request: &ClientRequest<'_>, claims: &Claims) -> Re
         headers.push(("if-none-match".into(), "*".into()));
     }
 
-    Ok(Plan { method, resource, headers, body_length, only_if_absent })
+    Ok(Plan { method, resource, query: Vec::new(), headers, body_length, only_if_absent })
 }
 
-/// `{endpoint}/{bucket}/{key}`, each segment encoded once by SigV4's rules.
-fn backend_url(config: &Config, resource: &ResourcePath) -> String {
-    let mut url = config.s3_endpoint.clone();
+/// `/{bucket}/{key}?{query}`, each segment and value encoded once by
+/// SigV4's rules.
+fn path_and_query(resource: &ResourcePath, query: &[(String, String)]) -> String {
+    let mut url = String::new();
     for segment in resource.segments() {
         url.push('/');
         uri_encode_into(&mut url, segment.as_bytes(), false);
+    }
+    for (i, (name, value)) in query.iter().enumerate() {
+        url.push(if i == 0 { '?' } else { '&' });
+        uri_encode_into(&mut url, name.as_bytes(), false);
+        url.push('=');
+        uri_encode_into(&mut url, value.as_bytes(), false);
     }
     url
 }
@@ -470,7 +581,7 @@ mod tests {
     fn plan_for(method: &str, path: &str, hdrs: &[(&str, &str)], scope: &str) -> Result<BackendRequest, LocalAnswer> {
         let h = headers(hdrs);
         let c = config("wlcg-scopes");
-        plan(&c, &ClientRequest { method, path_with_query: path, headers: &h }, &claims(scope))?.sign(&c, &static_keys(&c), 1_750_000_000)
+        plan(&c, &ClientRequest { method, path_with_query: path, authority: Some("gw.example"), headers: &h }, &claims(scope))?.sign(&c, &static_keys(&c), 1_750_000_000)
     }
 
     fn names(request: &BackendRequest) -> Vec<&str> {
@@ -481,7 +592,7 @@ mod tests {
     fn redirects_presign_gets_and_overwriting_puts_for_no_longer_than_the_keys() {
         let mut c = config("wlcg-scopes");
         let h = headers(&[("range", "bytes=0-9")]);
-        let get = ClientRequest { method: "GET", path_with_query: "/bkt/dir/a%20b", headers: &h };
+        let get = ClientRequest { method: "GET", path_with_query: "/bkt/dir/a%20b", authority: Some("gw.example"), headers: &h };
         let keys = static_keys(&c);
         let now = 1_750_000_000;
         let p = plan(&c, &get, &claims("storage.read:/ storage.modify:/")).unwrap();
@@ -499,13 +610,13 @@ mod tests {
         assert!(p.redirect(&c, &keys, Some(now + 59), now).is_none());
 
         let empty = headers(&[("content-length", "3")]);
-        let put = |path| ClientRequest { method: "PUT", path_with_query: path, headers: &empty };
+        let put = |path| ClientRequest { method: "PUT", path_with_query: path, authority: Some("gw.example"), headers: &empty };
         // May overwrite: redirected. Create only: the gateway carries it.
         let overwrite = plan(&c, &put("/bkt/x"), &claims("storage.create:/ storage.modify:/")).unwrap();
         assert_eq!(overwrite.redirect(&c, &keys, None, now).unwrap().unwrap().status, 307);
         let create_only = plan(&c, &put("/bkt/x"), &claims("storage.create:/")).unwrap();
         assert!(create_only.redirect(&c, &keys, None, now).is_none());
-        let delete = plan(&c, &ClientRequest { method: "DELETE", path_with_query: "/bkt/x", headers: &empty }, &claims("storage.modify:/")).unwrap();
+        let delete = plan(&c, &ClientRequest { method: "DELETE", path_with_query: "/bkt/x", authority: Some("gw.example"), headers: &empty }, &claims("storage.modify:/")).unwrap();
         assert!(delete.redirect(&c, &keys, None, now).is_none());
 
         let err = Config::read(|k| Ok(match k { "redirect" => Some("yes"), "authorization" => Some("backend"), "s3_endpoint" => Some("http://h/"), "sts_endpoint" => None, _ => Some("x") }.map(String::from))).unwrap_err();
@@ -605,8 +716,8 @@ mod tests {
             ("GET", "/other/a", "storage.read:/bkt", 403, "storage.read:/other/a"),
             ("GET", "/bkt/data2/f", "storage.read:/bkt/data", 403, "storage.read:/bkt/data2/f"),
             ("DELETE", "/bkt/a", "storage.create:/bkt", 403, "storage.modify:/bkt/a"),
-            ("GET", "/bkt/data/../x", "storage.read:/bkt/data", 400, ""),
-            ("GET", "/bkt/data/%2e%2e/x", "storage.read:/bkt/data", 400, ""),
+            ("GET", "/bkt/data/../x", "storage.read:/bkt/data", 403, "outside the token's scope"),
+            ("GET", "/bkt/data/%2e%2e/x", "storage.read:/bkt/data", 403, "outside the token's scope"),
             ("POST", "/bkt/a", "storage.modify:/bkt", 405, "POST"),
             ("GET", "/bkt/a?acl", "storage.read:/bkt", 400, "query"),
             ("DELETE", "/bkt", "storage.modify:/bkt", 405, "name an object"),
@@ -615,7 +726,7 @@ mod tests {
             let a = plan_for(method, path, &[("Content-Length", "1")], scope).unwrap_err();
             assert_eq!(a.status, status, "{method} {path}: {}", a.body);
             assert!(a.body.contains(says), "{method} {path}: {}", a.body);
-            if status == 403 {
+            if status == 403 && !says.contains("outside") {
                 let challenge = &a.headers.iter().find(|(n, _)| n == "www-authenticate").unwrap().1;
                 assert!(challenge.contains("insufficient_scope") && challenge.contains(says), "{challenge}");
             }
@@ -624,12 +735,43 @@ mod tests {
     }
 
     #[test]
+    fn decide_routes_webdav_methods_unknown_lengths_and_collection_deletes() {
+        let c = config("wlcg-scopes");
+        let all = claims("storage.read:/bkt storage.create:/bkt storage.modify:/bkt");
+        let run = |method: &str, path: &str, hdrs: &[(&str, &str)]| {
+            let h = headers(hdrs);
+            match decide(&c, &ClientRequest { method, path_with_query: path, authority: Some("gw.example"), headers: &h }, &all) {
+                Ok(Action::Forward(_)) => "forward".to_string(),
+                Ok(Action::Dav(_)) => "dav".to_string(),
+                Ok(Action::Upload(_)) => "upload".to_string(),
+                Err(a) => a.status.to_string(),
+            }
+        };
+        assert_eq!(run("PUT", "/bkt/a", &[("Content-Length", "3")]), "forward");
+        assert_eq!(run("PUT", "/bkt/a", &[("Transfer-Encoding", "chunked")]), "upload");
+        assert_eq!(run("PUT", "/bkt/a", &[]), "upload");
+        assert_eq!(run("PUT", "/bkt", &[]), "405");
+        assert_eq!(run("DELETE", "/bkt/a", &[]), "forward");
+        assert_eq!(run("DELETE", "/bkt/d/", &[]), "dav");
+        assert_eq!(run("PROPFIND", "/bkt/d/", &[("Depth", "1")]), "dav");
+        assert_eq!(run("PROPFIND", "/bkt/d/", &[("Depth", "infinity")]), "403");
+        assert_eq!(run("PROPFIND", "/bkt/d/", &[]), "403");
+        assert_eq!(run("MKCOL", "/bkt/d/", &[]), "dav");
+        assert_eq!(run("MKCOL", "/bkt/d/", &[("Content-Length", "5")]), "415");
+        assert_eq!(run("COPY", "/bkt/a", &[("Destination", "http://gw.example/bkt/b")]), "dav");
+        assert_eq!(run("MOVE", "/bkt/a", &[("Destination", "http://other.example/bkt/b")]), "502");
+        assert_eq!(run("MOVE", "/bkt/a", &[]), "400");
+        assert_eq!(run("LOCK", "/bkt/a", &[]), "405");
+    }
+
+    #[test]
     fn the_backend_profile_passes_any_valid_token_but_still_normalises_paths() {
         let h = headers(&[]);
         let c = config("backend");
-        let req = |path| ClientRequest { method: "DELETE", path_with_query: path, headers: &h };
+        let req = |path| ClientRequest { method: "DELETE", path_with_query: path, authority: None, headers: &h };
         assert!(plan(&c, &req("/bkt/a"), &claims("")).is_ok());
-        assert_eq!(plan(&c, &req("/bkt/%2e%2e/a"), &claims("")).unwrap_err().status, 400);
+        assert_eq!(plan(&c, &req("/bkt/%2e%2e/a"), &claims("")).unwrap_err().status, 403);
+        assert_eq!(plan(&c, &req("/bkt/a%2fb"), &claims("")).unwrap_err().status, 400);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! - `PUT` of a new object and `MKCOL`: `storage.create`; `storage.modify`
 //!   also does (the profile: modify "includes … creating new files").
 //! - `PUT` over an existing object, `DELETE`: `storage.modify`.
-//! - `MOVE` and `COPY`: `storage.modify` on the source and on the destination.
+//! - `COPY`: `storage.read` on the source; `MOVE`: `storage.modify` on the
+//!   source (it deletes it). At the destination, as for a `PUT`:
+//!   `storage.modify`, or `storage.create` when nothing is there yet.
 //!
 //! Paths are normalised before matching, by [`normalize_path`]; the
 //! component forwards the normalised path, so the path checked is the
@@ -58,6 +60,15 @@ impl ResourcePath {
         (self.segments.len() > 1).then(|| self.segments[1..].join("/"))
     }
 
+    /// The path of `key` in `bucket` (`""`: the bucket itself).
+    pub(crate) fn object(bucket: &str, key: &str) -> ResourcePath {
+        let mut segments = vec![bucket.to_string()];
+        if !key.is_empty() {
+            segments.extend(key.split('/').map(String::from));
+        }
+        ResourcePath { segments }
+    }
+
     /// Whether `self` lies at or under `scope`, segment by segment:
     /// `/bkt/data` covers `/bkt/data` and `/bkt/data/x`, not `/bkt/data2`.
     pub fn is_within(&self, scope: &ResourcePath) -> bool {
@@ -71,8 +82,8 @@ impl fmt::Display for ResourcePath {
     }
 }
 
-/// Why a request path was refused (a `400`: the request is malformed, no
-/// scope could allow it).
+/// Why a request path was refused (no scope could allow it): a `400`, the
+/// request is malformed, except a dot segment, a `403` (see [`Denied::status`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PathError {
     NotAbsolute,
@@ -93,7 +104,7 @@ impl fmt::Display for PathError {
             PathError::TooLong => "the request path is too long",
             PathError::BadEscape => "the request path has a '%' not followed by two hex digits",
             PathError::NotUtf8 => "the request path does not decode to UTF-8",
-            PathError::DotSegment => "the request path has a '.' or '..' segment",
+            PathError::DotSegment => "the request path has a '.' or '..' segment, which could name a path outside the token's scope",
             PathError::EncodedSeparator => "the request path has an encoded '/' or '\\' in a segment",
             PathError::DoubleEncoding => "the request path encodes a '.', '/' or '\\' twice",
             PathError::ControlCharacter => "the request path has a control character",
@@ -221,7 +232,8 @@ pub struct Grant {
 pub enum Denied {
     /// `403`: the scope that would have allowed it, e.g. `storage.create:/bkt/key`.
     MissingScope { scope: String },
-    /// `400`: the path (or `Destination`) is not one to match scopes against.
+    /// `400`: the path (or `Destination`) is not one to match scopes
+    /// against; `403` for a dot segment, which asks to leave a scope.
     BadPath(PathError),
     /// `400`: `MOVE` or `COPY` without a destination.
     MissingDestination,
@@ -232,7 +244,7 @@ pub enum Denied {
 impl Denied {
     pub fn status(&self) -> u16 {
         match self {
-            Denied::MissingScope { .. } => 403,
+            Denied::MissingScope { .. } | Denied::BadPath(PathError::DotSegment) => 403,
             Denied::BadPath(_) | Denied::MissingDestination => 400,
             Denied::Method(_) => 405,
         }
@@ -263,7 +275,7 @@ fn require(scopes: &[StorageScope], allowed_by: &[Operation], path: &ResourcePat
 /// The path part of a `Destination` header: an absolute URL (RFC 4918
 /// §10.3) or an absolute path. That its authority is this gateway is the
 /// component's to check.
-fn destination_path(destination: &str) -> Result<ResourcePath, PathError> {
+pub(crate) fn destination_path(destination: &str) -> Result<ResourcePath, PathError> {
     let after_scheme = destination.strip_prefix("https://").or_else(|| destination.strip_prefix("http://"));
     let path = match after_scheme {
         Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
@@ -297,8 +309,11 @@ pub fn authorize(
         },
         "MOVE" | "COPY" => {
             let destination = destination_path(destination.ok_or(Denied::MissingDestination)?).map_err(Denied::BadPath)?;
-            require(scopes, &[Modify], &path)?;
-            require(scopes, &[Modify], &destination).map(|()| full)
+            require(scopes, if method == "COPY" { &[Read] } else { &[Modify] }, &path)?;
+            match require(scopes, &[Modify], &destination) {
+                Ok(()) => Ok(full),
+                Err(_) => require(scopes, &[Create], &destination).map(|()| Grant { only_if_absent: true }),
+            }
         }
         other => Err(Denied::Method(other.to_string())),
     }
@@ -395,10 +410,13 @@ mod tests {
 
     #[test]
     fn dot_segments_never_reach_the_scopes() {
-        for path in ["/bkt/data/../secret", "/bkt/data/%2e%2e/secret", "/bkt/data/%2E%2E/secret", "/bkt/data/..%2fsecret"] {
+        // A dot segment asks to leave the scope: forbidden, saying why.
+        for path in ["/bkt/data/../secret", "/bkt/data/%2e%2e/secret", "/bkt/data/%2E%2E/secret", "/bkt/data/./f"] {
             let verdict = decide("GET", path, None, None, "storage.read:/bkt/data");
-            assert!(verdict.starts_with("400 "), "{path}: {verdict}");
+            assert!(verdict.starts_with("403 ") && verdict.contains("'.' or '..'") && verdict.contains("outside the token's scope"), "{path}: {verdict}");
         }
+        let verdict = decide("GET", "/bkt/data/..%2fsecret", None, None, "storage.read:/bkt/data");
+        assert!(verdict.starts_with("400 ") && verdict.contains("encoded '/'"), "{verdict}");
     }
 
     #[test]
@@ -422,20 +440,23 @@ mod tests {
     }
 
     #[test]
-    fn move_and_copy_need_modify_at_both_ends() {
-        let both = "storage.modify:/bkt/a storage.modify:/bkt/b";
+    fn copy_reads_the_source_move_modifies_it_and_the_destination_is_written_as_by_put() {
+        let both = "storage.read:/bkt/a storage.modify:/bkt/a storage.modify:/bkt/b";
         for method in ["MOVE", "COPY"] {
             assert_eq!(decide(method, "/bkt/a/f", None, Some("https://gw.example/bkt/b/f"), both), "ok");
             assert_eq!(decide(method, "/bkt/a/f", None, Some("/bkt/b/f"), both), "ok");
-            assert_eq!(decide(method, "/bkt/a/f", None, Some("/bkt/c/f"), both), "403 storage.modify:/bkt/c/f");
-            assert_eq!(decide(method, "/bkt/c/f", None, Some("/bkt/b/f"), both), "403 storage.modify:/bkt/c/f");
-            assert_eq!(
-                decide(method, "/bkt/a/f", None, Some("/bkt/b/f"), "storage.read:/ storage.create:/ storage.modify:/bkt/b"),
-                "403 storage.modify:/bkt/a/f"
-            );
-            assert_eq!(decide(method, "/bkt/a/f", None, Some("http://gw/bkt/b/../../etc"), both), "400 the request path has a '.' or '..' segment");
+            assert_eq!(decide(method, "/bkt/a/f", None, Some("/bkt/c/f"), both), "403 storage.create:/bkt/c/f");
+            let source = if method == "COPY" { "storage.read" } else { "storage.modify" };
+            assert_eq!(decide(method, "/bkt/c/f", None, Some("/bkt/b/f"), both), format!("403 {source}:/bkt/c/f"));
+            // Create alone at the destination: only where nothing is yet.
+            assert_eq!(decide(method, "/bkt/a/f", None, Some("/bkt/b/f"), "storage.read:/bkt/a storage.modify:/bkt/a storage.create:/bkt/b"), "ok if absent");
+            assert!(decide(method, "/bkt/a/f", None, Some("http://gw/bkt/b/../../etc"), both).starts_with("403 the request path has a '.' or '..' segment"));
             assert_eq!(decide(method, "/bkt/a/f", None, None, both), "400 MOVE and COPY need a Destination header");
         }
+        // COPY only reads its source; MOVE deletes it.
+        let read_here = "storage.read:/bkt/a storage.modify:/bkt/b";
+        assert_eq!(decide("COPY", "/bkt/a/f", None, Some("/bkt/b/f"), read_here), "ok");
+        assert_eq!(decide("MOVE", "/bkt/a/f", None, Some("/bkt/b/f"), read_here), "403 storage.modify:/bkt/a/f");
     }
 
     #[test]

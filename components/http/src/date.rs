@@ -1,7 +1,7 @@
 //! HTTP dates (RFC 9110 §5.6.7), as servers send them in `Date`,
 //! `Last-Modified` and, from Rucio, `X-Rucio-Auth-Token-Expires`.
 
-use lakeport_calendar::unix_seconds;
+use lakeport_calendar::{civil_from_unix, unix_seconds};
 
 /// A non-empty run of ASCII digits as a number (no sign, no spaces).
 pub fn digits(s: &str) -> Option<u32> {
@@ -11,8 +11,9 @@ pub fn digits(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
 fn month_number(name: &str) -> Option<u32> {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name)).map(|i| i as u32 + 1)
 }
 
@@ -55,9 +56,27 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     }
 }
 
+/// Unix seconds as the preferred HTTP date form (RFC 9110 §5.6.7, the
+/// RFC 1123 form WebDAV's `getlastmodified` uses): `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn format_http_date(secs: i64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let (year, month, day, h, m, s) = civil_from_unix(secs);
+    let weekday = WEEKDAYS[secs.div_euclid(86_400).rem_euclid(7) as usize];
+    format!("{weekday}, {day:02} {} {year:04} {h:02}:{m:02}:{s:02} GMT", MONTHS[month as usize - 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_the_preferred_form() {
+        assert_eq!(format_http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        for t in [0, 951_782_400, 1_765_000_000] {
+            assert_eq!(parse_http_date(&format_http_date(t)), Some(t));
+        }
+    }
 
     #[test]
     fn http_dates_in_all_three_forms() {
