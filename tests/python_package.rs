@@ -85,8 +85,8 @@ keys = dict(access_key_id="AKIAIOSFODNN7EXAMPLE", secret_access_key="wJalrXUtnFE
 # AWS's S3 examples: GET with Range, and a presigned GET valid for a day.
 got = lakeport.sign("GET", "https://examplebucket.s3.amazonaws.com/test.txt", headers=[("Range", "bytes=0-9")], **keys)
 url = lakeport.presign("GET", "https://examplebucket.s3.amazonaws.com/test.txt", expires=86400, **keys)
-# The same second as Unix time.
-same = lakeport.sign("GET", "https://examplebucket.s3.amazonaws.com/test.txt", headers=[("Range", "bytes=0-9")], **dict(keys, time=1369353600))
+# The same second as Unix time, the headers as a mapping.
+same = lakeport.sign("GET", "https://examplebucket.s3.amazonaws.com/test.txt", headers={"Range": "bytes=0-9"}, **dict(keys, time=1369353600))
 errors = {}
 for name, call in [
     ("url", lambda: lakeport.sign("GET", "ftp://examplebucket/test.txt", **keys)),

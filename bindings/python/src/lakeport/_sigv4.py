@@ -14,7 +14,7 @@ import hashlib
 import threading
 import time as _time
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Mapping, Optional, Tuple, Union
 
 import wasmtime
 import wasmtime.component as wc
@@ -24,6 +24,8 @@ from ._call import Call
 
 Body = Union[None, bytes, bytearray, memoryview, str]
 Time = Union[None, int, str]
+# (name, value) pairs in order, or a mapping.
+Headers = Union[Iterable[Tuple[str, str]], Mapping[str, str]]
 
 
 class SignError(Exception):
@@ -128,9 +130,9 @@ def _payload_arg(body: Body) -> str:
     return body
 
 
-def _header_block(headers: Sequence[Tuple[str, str]]) -> Tuple[str, int]:
+def _header_block(headers: Headers) -> Tuple[str, int]:
     fields = []
-    for name, value in headers:
+    for name, value in headers.items() if isinstance(headers, Mapping) else headers:
         fields.append(str(name))
         fields.append(str(value))
     return "\0".join(fields), len(fields) // 2
@@ -198,7 +200,7 @@ def sign(
     secret_access_key: str,
     region: str,
     time: Time = None,
-    headers: Sequence[Tuple[str, str]] = (),
+    headers: Headers = (),
     body: Body = None,
     session_token: Optional[str] = None,
     service: str = "s3",
@@ -225,7 +227,7 @@ def presign(
     secret_access_key: str,
     region: str,
     time: Time = None,
-    headers: Sequence[Tuple[str, str]] = (),
+    headers: Headers = (),
     session_token: Optional[str] = None,
     service: str = "s3",
     normalize_path: bool = True,
@@ -317,15 +319,15 @@ class Signer:
     def __repr__(self) -> str:
         return f"Signer(access_key_id={self._access_key_id!r}, region={self.region!r}, service={self.service!r})"
 
-    def sign(self, method: str, url: str, *, time: Time = None, headers: Sequence[Tuple[str, str]] = (), body: Body = None, normalize_path: bool = True, sign_body: bool = False, sign_session_token: bool = True, expires: Optional[int] = None) -> SignedRequest:
+    def sign(self, method: str, url: str, *, time: Time = None, headers: Headers = (), body: Body = None, normalize_path: bool = True, sign_body: bool = False, sign_session_token: bool = True, expires: Optional[int] = None) -> SignedRequest:
         """As `lakeport.sign`, with this signer's keys, region and service."""
         return _sign(method, url, headers, body, self._access_key_id, self._secret_access_key, self._session_token, self.region, self.service, time, _expires_arg(expires), normalize_path, sign_body, sign_session_token)
 
-    def presign(self, method: str, url: str, *, expires: int, time: Time = None, headers: Sequence[Tuple[str, str]] = (), normalize_path: bool = True, sign_session_token: bool = True) -> str:
+    def presign(self, method: str, url: str, *, expires: int, time: Time = None, headers: Headers = (), normalize_path: bool = True, sign_session_token: bool = True) -> str:
         """As `lakeport.presign`, with this signer's keys, region and service."""
         return _sign(method, url, headers, None, self._access_key_id, self._secret_access_key, self._session_token, self.region, self.service, time, _expires_arg(expires), normalize_path, False, sign_session_token).url
 
-    def start_streaming(self, method: str, url: str, *, decoded_length: int, chunk_size: int = 65536, time: Time = None, headers: Sequence[Tuple[str, str]] = ()) -> Tuple[SignedRequest, ChunkSigner]:
+    def start_streaming(self, method: str, url: str, *, decoded_length: int, chunk_size: int = 65536, time: Time = None, headers: Headers = ()) -> Tuple[SignedRequest, ChunkSigner]:
         """Signs the headers of an aws-chunked upload
         (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`) of `decoded_length` bytes sent
         in chunks of `chunk_size` bytes (the last may be shorter); returns the
@@ -333,7 +335,7 @@ class Signer:
         ChunkSigner that frames the body."""
         c = _sigv4()
         credentials = _runtime.record(access_key_id=self._access_key_id, secret_access_key=self._secret_access_key, session_token=self._session_token)
-        request = _runtime.record(method=method, url=url, headers=[(str(k), str(v)) for k, v in headers], payload=wc.Variant("empty"))
+        request = _runtime.record(method=method, url=url, headers=[(str(k), str(v)) for k, v in (headers.items() if isinstance(headers, Mapping) else headers)], payload=wc.Variant("empty"))
         # `signing-time`'s cases differ in type (s64, string): wasmtime takes
         # it untagged, the int or the str itself.
         options = _runtime.record(
