@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # µs per SigV4 signature from Node (js/sign.mjs): the sigv4 component through
-# jco (its own `sign` and `signer.sign-for-sending` exports, and the
+# jco (its own `sign`, `sign-flat` and `signer.sign-for-sending` exports, and the
 # @lakeport/components wrappers) against @smithy/signature-v4 and aws4, on
 # the same request; warm-up, then interleaved rounds, medians.
 #   1. the component files from `lakeport components --export` (the debug

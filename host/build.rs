@@ -29,6 +29,8 @@ fn main() {
     println!("cargo:rerun-if-changed={}", workspace.join("components").display());
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
     println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    // The components' build profile (`[profile.component]`) lives here.
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.toml").display());
     println!("cargo:rerun-if-env-changed=LAKEPORT_COMPONENT_DIR");
     println!("cargo:rerun-if-env-changed=LAKEPORT_PIE");
     println!("cargo:rerun-if-env-changed=LAKEPORT_COMPONENT_TARGET_DIR");

@@ -83,7 +83,8 @@ const aws4Request = () => ({
 const signers = [
   { name: 'component sign (jco export)', run: () => sigv4Component.sign(witRequest(), witCreds, witOptions()).signature },
   { name: 'component signer.sign-for-sending (jco export)', run: () => signatureOf(header(witSigner.signForSending(witRequest(), witOptions()).headers, 'authorization')) },
-  { name: 'package sign()', run: () => sign(pkgRequest(), creds, pkgOptions).signature },
+  { name: 'component sign-flat (jco export)', run: () => sigv4Component.signFlat('GET', URL_, 'Range\0bytes=0-9', 1, '', creds.accessKeyId, creds.secretAccessKey, '', 'us-east-1', 's3', AMZ_DATE, 0, true, false, true).split('\0', 2)[1] },
+  { name: 'package sign() (over sign-flat)', run: () => sign(pkgRequest(), creds, pkgOptions).signature },
   { name: 'package Signer#signForSending()', run: () => signatureOf(header(pkgSigner.signForSending(pkgRequest(), pkgOptions).headers, 'authorization')) },
   { name: 'aws4 1.13.2', expected: 'without range', run: () => signatureOf(aws4.sign(aws4Request(), creds).headers.Authorization) },
   { name: '@smithy/signature-v4 5.7.5', async: true, run: async () => signatureOf((await smithy.sign(smithyRequest(), { signingDate: DATE })).headers.authorization) },

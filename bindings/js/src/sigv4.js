@@ -1,7 +1,8 @@
 // SigV4 signing through the sigv4 component (it imports nothing).
+import { createHash } from 'node:crypto';
 import { instantiate } from '../gen/sigv4/sigv4.js';
 import { coreModules, versionless } from './load.js';
-import { InvalidTimeError, signErrors } from './errors.js';
+import { InvalidOptionError, InvalidTimeError, signErrors } from './errors.js';
 
 const exports = await instantiate(coreModules('sigv4'), versionless({}));
 const wit = exports.sigv4;
@@ -71,14 +72,86 @@ function credentialsRecord(credentials = {}) {
   };
 }
 
+// `sign` and `presign` call the component's `sign-flat` export: a dozen
+// strings and scalars in, one NUL-separated string out, where `sign` takes
+// a request record with a list of header tuples and returns a record that
+// jco builds field by field. The body is hashed here (node:crypto, native)
+// and only its digest crosses.
+
+function flatPayload(request) {
+  const { body, payloadHash, unsignedPayload } = request;
+  if (body !== undefined && body !== null) {
+    if (typeof body === 'string' || ArrayBuffer.isView(body)) return createHash('sha256').update(body).digest('hex');
+    if (body instanceof ArrayBuffer) return createHash('sha256').update(new Uint8Array(body)).digest('hex');
+    throw new TypeError('body must be a string, a Uint8Array or an ArrayBuffer');
+  }
+  if (payloadHash !== undefined) return payloadHash;
+  return unsignedPayload ? 'UNSIGNED-PAYLOAD' : '';
+}
+
+/** `sign-flat`'s time: decimal Unix seconds or an X-Amz-Date. */
+function flatTime(time) {
+  const t = signingTime(time);
+  return t.tag === 'amz-date' ? t.val : String(t.val);
+}
+
+/** `sign-flat`'s presign-expires, where 0 signs the headers: values it cannot carry are refused here, the rest (the 7-day limit) by the component. */
+function flatExpires(options, presign) {
+  if (!presign) return 0;
+  const expires = options?.expiresIn ?? 3600;
+  if (!Number.isSafeInteger(expires) || expires <= 0 || expires >= 2 ** 32) {
+    throw new InvalidOptionError(`presign expiry ${expires} is not a positive number of seconds`);
+  }
+  return expires;
+}
+
+function signFlat(request, credentials = {}, options = {}, presign) {
+  if (typeof request === 'string') request = { url: request };
+  const fields = [];
+  for (const [name, value] of headerPairs(request.headers)) fields.push(String(name), String(value));
+  const flat = wit.signFlat(
+    request.method ?? 'GET',
+    request.url ?? '',
+    fields.join('\0'),
+    fields.length / 2,
+    flatPayload(request),
+    credentials.accessKeyId ?? '',
+    credentials.secretAccessKey ?? '',
+    credentials.sessionToken ?? '',
+    options.region ?? '',
+    options.service ?? 's3',
+    flatTime(options.time),
+    flatExpires(options, presign),
+    options.normalizePath ?? true,
+    options.signBody ?? false,
+    options.signSessionToken ?? true,
+  );
+  const f = flat.split('\0');
+  const headers = [];
+  for (let i = 7; i < f.length; i += 2) headers.push([f[i], f[i + 1]]);
+  const canonicalRequest = f[6];
+  return {
+    // The canonical request starts with the method as signed.
+    method: canonicalRequest.slice(0, canonicalRequest.indexOf('\n')),
+    url: f[0],
+    headers,
+    signature: f[1],
+    canonicalRequest,
+    stringToSign: f[5],
+    signedHeaders: f[2],
+    authorization: f[4] || undefined,
+    payloadHash: f[3],
+  };
+}
+
 /** Signs a request's headers (an `Authorization` header). */
 export function sign(request, credentials, options) {
-  return signErrors(() => wit.sign(signableRequest(request), credentialsRecord(credentials), signOptions(options, false)));
+  return signErrors(() => signFlat(request, credentials, options, false));
 }
 
 /** A presigned URL request: the signature in the query, valid `expiresIn` seconds (default 3600). */
 export function presign(request, credentials, options) {
-  return signErrors(() => wit.sign(signableRequest(request), credentialsRecord(credentials), signOptions(options, true)));
+  return signErrors(() => signFlat(request, credentials, options, true));
 }
 
 /** Lowercase hex SHA-256 of a payload. */

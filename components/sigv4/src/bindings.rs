@@ -108,6 +108,47 @@ impl wit::Guest for Component {
         crate::sign(&request(r), credentials(c), &options(o)).map(signed).map_err(error)
     }
 
+    fn sign_flat(
+        method: String,
+        url: String,
+        headers: String,
+        header_count: u32,
+        payload: String,
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: String,
+        region: String,
+        service: String,
+        time: String,
+        presign_expires: u32,
+        normalize_path: bool,
+        sign_body: bool,
+        sign_session_token: bool,
+    ) -> Result<String, wit::SignError> {
+        use crate::flat;
+        let request = crate::SignableRequest {
+            method,
+            url,
+            headers: flat::headers(&headers, header_count).map_err(error)?,
+            payload: flat::payload(payload),
+        };
+        let credentials = crate::Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: if session_token.is_empty() { None } else { Some(session_token) },
+        };
+        let options = crate::SignOptions {
+            region,
+            service,
+            time: flat::time(time),
+            presign_expires: if presign_expires == 0 { None } else { Some(presign_expires) },
+            normalize_path,
+            sign_body,
+            sign_session_token,
+        };
+        crate::sign(&request, credentials, &options).map(|s| flat::encode(&s)).map_err(error)
+    }
+
     fn payload_sha256(body: Vec<u8>) -> String {
         crate::payload_sha256(&body)
     }

@@ -22,6 +22,7 @@ use core::fmt;
 pub mod canonical;
 pub mod chunked;
 pub mod encoding;
+pub mod flat;
 pub mod signer;
 pub mod time;
 pub mod url;

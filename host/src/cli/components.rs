@@ -148,4 +148,12 @@ mod tests {
         }
         assert!(beyond.is_empty(), "imports beyond the allowance:\n{}", beyond.join("\n"));
     }
+
+    /// sigv4 is the file other runtimes fetch and load (Python's wasmtime,
+    /// jco, wasmtime run): it stays within 150 KB.
+    #[test]
+    fn sigv4_stays_within_150_kb() {
+        let sigv4 = EMBEDDED.iter().find(|c| c.name == "sigv4").unwrap();
+        assert!(sigv4.bytes.len() <= 150_000, "sigv4.wasm is {} bytes, over 150 KB", sigv4.bytes.len());
+    }
 }
