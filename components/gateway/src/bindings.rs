@@ -316,6 +316,13 @@ impl Guest for Component {
         let keys = &signing.keys;
         match action {
             Action::Forward(plan) => {
+                if let Some(head) = plan.existence_check() {
+                    match exists(&config, keys, head) {
+                        Ok(false) => {}
+                        Ok(true) => return answer(out, plan.exists_answer(&config).expect("a create-only PUT"), &log),
+                        Err(a) => return answer(out, a, &log),
+                    }
+                }
                 let now = lakeport_http::unix_now();
                 let backend = match plan.redirect(&config, keys, signing.expires, now) {
                     Some(redirect) => return answer(out, redirect.unwrap_or_else(|refused| refused), &log),
@@ -329,6 +336,18 @@ impl Guest for Component {
             Action::Dav(mut operation) => answer(out, run(&config, keys, &mut operation), &log),
             Action::Upload(operation) => answer(out, upload(&config, keys, request, operation), &log),
         }
+    }
+}
+
+/// Whether the backend has the object `head` (a signed HEAD) asks for.
+fn exists(config: &Config, keys: &lakeport_sigv4::Credentials, head: proxy::Plan) -> Result<bool, LocalAnswer> {
+    let backend = head.sign(config, keys, lakeport_http::unix_now())?;
+    let http = HttpRequest { method: backend.method, url: backend.url, headers: backend.headers, body: Vec::new() };
+    match aio::block_on(aio::send(&http)) {
+        Ok(r) if r.status == 404 => Ok(false),
+        Ok(r) if r.status < 300 => Ok(true),
+        Ok(r) => Err(LocalAnswer::bad_gateway(&format!("the backend answered {} to a HEAD of the object", r.status))),
+        Err(e) => Err(LocalAnswer::bad_gateway(&e.to_string())),
     }
 }
 

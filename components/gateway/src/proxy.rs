@@ -329,11 +329,31 @@ impl Plan {
         Ok(BackendRequest { method: self.method, url: signed.url, headers, body_length: self.body_length, only_if_absent: self.only_if_absent })
     }
 
+    /// For a create-only `PUT` of more than [`EXISTENCE_CHECK_ABOVE`]
+    /// bytes: a `HEAD` of the target to send first. A backend refuses
+    /// `If-None-Match: *` as soon as it has the headers and may then reset
+    /// the connection under the body still coming, which loses its `412`;
+    /// an object found by the `HEAD` is refused before any byte is sent.
+    /// The `If-None-Match: *` still guards against a race with a writer.
+    pub fn existence_check(&self) -> Option<Plan> {
+        let large = self.body_length.is_some_and(|len| len > EXISTENCE_CHECK_ABOVE);
+        (self.method == "PUT" && self.only_if_absent.is_some() && large).then(|| Plan::backend("HEAD", self.resource.clone(), Vec::new(), Vec::new()))
+    }
+
+    /// The answer when [`Plan::existence_check`] found the object.
+    pub fn exists_answer(&self, config: &Config) -> Option<LocalAnswer> {
+        let scope = self.only_if_absent.clone()?;
+        Some(LocalAnswer::denied(config, &Denied::MissingScope { scope }))
+    }
+
     /// The backend URL, unsigned.
     fn url(&self, config: &Config) -> String {
         format!("{}{}", config.s3_endpoint, path_and_query(&self.resource, &self.query))
     }
 }
+
+/// Bodies up to this size are sent with `If-None-Match: *` alone.
+pub const EXISTENCE_CHECK_ABOVE: u64 = 64 * 1024;
 
 /// The longest a redirect's presigned URL is valid: long enough to start
 /// a transfer, short enough that a leaked URL soon stops working.
@@ -586,6 +606,24 @@ mod tests {
 
     fn names(request: &BackendRequest) -> Vec<&str> {
         request.headers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn a_large_create_only_put_checks_for_the_object_first() {
+        let c = config("wlcg-scopes");
+        let put = |len: &str, scope: &str| {
+            let h = headers(&[("content-length", len)]);
+            plan(&c, &ClientRequest { method: "PUT", path_with_query: "/bkt/x", authority: Some("gw.example"), headers: &h }, &claims(scope)).unwrap()
+        };
+        let large = put("1000000", "storage.create:/bkt");
+        let head = large.existence_check().expect("a HEAD first");
+        assert_eq!(head.describe(), "HEAD /bkt/x");
+        let refused = large.exists_answer(&c).unwrap();
+        assert_eq!(refused.status, 403);
+        assert!(refused.body.contains("storage.modify:/bkt/x"), "{}", refused.body);
+        // Small bodies, and tokens that may overwrite anyway: no check.
+        assert!(put("65536", "storage.create:/bkt").existence_check().is_none());
+        assert!(put("1000000", "storage.create:/bkt storage.modify:/bkt").existence_check().is_none());
     }
 
     #[test]
