@@ -2,7 +2,9 @@
 //! server (s3s-fs, which checks signatures and payload hashes), with tokens
 //! signed by the oidc-provider peer's published key. Between the gateway
 //! and s3s-fs sits the test proxy, which counts every request the backend
-//! would have seen: a refused token or scope must cost none.
+//! would have seen: a refused token or scope must cost none. The same
+//! gateway.wasm also runs under `wasmtime serve` (the CLI `./dev setup`
+//! builds into .tools).
 
 #[path = "support/mod.rs"]
 #[allow(dead_code)]
@@ -20,7 +22,7 @@ use base64::Engine as _;
 use fault_proxy::{FaultProxy, Faults};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::{free_port, pattern, send, tool_on_path, workspace_root, Lakeport, Peer, UserEnv, ACCESS_KEY, SECRET_KEY};
+use support::{export_components, free_port, pattern, send, tool_on_path, wasmtime, workspace_root, Lakeport, Peer, UserEnv, ACCESS_KEY, SECRET_KEY};
 
 const AUDIENCE: &str = "object";
 
@@ -66,17 +68,58 @@ impl Gateway {
     /// `lakeport serve --profile gw` for the profile `profile(issuer,
     /// backend endpoint (the counting proxy), listen address)`.
     fn launch(op: Peer, s3: Peer, profile: impl FnOnce(&str, &str, &str) -> String) -> Gateway {
+        Gateway::launch_with(op, s3, profile, "serving the gateway on", |user, _, _, _| user.lakeport_command(&["serve", "--profile", "gw"]))
+    }
+
+    /// The exported gateway.wasm under `wasmtime serve`, configured with
+    /// `-S config-var=KEY=VALUE` for each of `settings(issuer, backend
+    /// endpoint)`, with `serve_args` before the component. The profile is
+    /// for the lakeport commands a test runs beside it.
+    fn wasmtime_serve(
+        op: Peer,
+        s3: Peer,
+        profile: impl FnOnce(&str, &str, &str) -> String,
+        settings: impl FnOnce(&str, &str) -> Vec<(&'static str, String)>,
+        serve_args: &[&str],
+    ) -> Gateway {
+        Gateway::launch_with(op, s3, profile, "Serving HTTP on", |user, issuer, backend, listen| {
+            let components = user.home().join("components");
+            export_components(&components);
+            let mut cmd = user.tool(wasmtime());
+            // The gateway imports wasi:http, the wasi:io and wasi:clocks it
+            // speaks in (the proxy world serve links by default),
+            // wasi:config and wasi:keyvalue: -S config -S keyvalue. No -S cli.
+            cmd.args(["serve", "--addr", listen, "-S", "config", "-S", "keyvalue"]).args(serve_args);
+            for (key, value) in settings(issuer, backend) {
+                cmd.arg("-S").arg(format!("config-var={key}={value}"));
+            }
+            cmd.arg(components.join("gateway.wasm"));
+            cmd
+        })
+    }
+
+    /// Starts `command(user, issuer, backend endpoint, listen address)` in
+    /// front of s3s-fs or moto (through the counting proxy) and waits for
+    /// its `ready` line on stderr.
+    fn launch_with(
+        op: Peer,
+        s3: Peer,
+        profile: impl FnOnce(&str, &str, &str) -> String,
+        ready: &str,
+        command: impl FnOnce(&UserEnv, &str, &str, &str) -> Command,
+    ) -> Gateway {
         let backend = FaultProxy::start(&format!("127.0.0.1:{}", s3.port), Faults::default());
         let port = free_port();
-        let user = UserEnv::new(&profile(&op.endpoint, &backend.endpoint, &format!("127.0.0.1:{port}")));
+        let listen = format!("127.0.0.1:{port}");
+        let user = UserEnv::new(&profile(&op.endpoint, &backend.endpoint, &listen));
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("serve.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let child = user.lakeport_command(&["serve", "--profile", "gw"]).stdout(Stdio::null()).stderr(log).spawn().expect("starting lakeport serve");
-        let gateway = Gateway { op, s3, backend, user, child: Some(child), endpoint: format!("http://127.0.0.1:{port}"), log_path, _dir: dir };
+        let child = command(&user, &op.endpoint, &backend.endpoint, &listen).stdout(Stdio::null()).stderr(log).spawn().expect("starting the gateway");
+        let gateway = Gateway { op, s3, backend, user, child: Some(child), endpoint: format!("http://{listen}"), log_path, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !gateway.log().contains("serving the gateway on") {
-            assert!(Instant::now() < deadline, "lakeport serve did not start: {}", gateway.log());
+        while !gateway.log().contains(ready) {
+            assert!(Instant::now() < deadline, "the gateway did not start: {}", gateway.log());
             std::thread::sleep(Duration::from_millis(50));
         }
         gateway
@@ -165,31 +208,30 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-#[test]
-fn curl_get_range_head_put_delete_through_the_gateway_are_byte_identical() {
-    let mut gw = Gateway::start("wlcg-scopes");
-    let token = gw.token("openid storage.read:/bkt storage.create:/bkt storage.modify:/bkt");
+/// PUT, GET, Range GET, HEAD and DELETE with curl through `gw` (s3s-fs
+/// behind it), every byte compared. Returns what was PUT.
+fn curl_round_trip(gw: &Gateway, token: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     // Larger than curl's 1 MiB `Expect: 100-continue` threshold, not a
     // multiple of any buffer size.
     let data = pattern(3 * (1 << 20) + 12_345, 7);
     let file = write(dir.path(), "up.bin", &data);
 
-    let (status, _, _) = gw.curl(Some(&token), &["--upload-file", file.to_str().unwrap()], "/bkt/dir/obj%20one.bin");
+    let (status, _, _) = gw.curl(Some(token), &["--upload-file", file.to_str().unwrap()], "/bkt/dir/obj%20one.bin");
     assert_eq!(status, 200, "{}", gw.log());
     assert_eq!(std::fs::read(gw.s3.data_dir.join("bkt/dir/obj one.bin")).unwrap(), data, "what s3s-fs stored");
 
-    let (status, headers, body) = gw.curl(Some(&token), &[], "/bkt/dir/obj%20one.bin");
+    let (status, headers, body) = gw.curl(Some(token), &[], "/bkt/dir/obj%20one.bin");
     assert_eq!(status, 200);
     assert!(body == data, "GET through the gateway differs from what was PUT ({} vs {} bytes)", body.len(), data.len());
     assert_eq!(header(&headers, "content-length"), Some(data.len().to_string().as_str()));
 
-    let (status, headers, body) = gw.curl(Some(&token), &["--range", "1000-1048575"], "/bkt/dir/obj%20one.bin");
+    let (status, headers, body) = gw.curl(Some(token), &["--range", "1000-1048575"], "/bkt/dir/obj%20one.bin");
     assert_eq!(status, 206);
     assert!(body == data[1000..=1_048_575], "Range GET differs");
     assert_eq!(header(&headers, "content-range"), Some(format!("bytes 1000-1048575/{}", data.len()).as_str()));
 
-    let (status, headers, body) = gw.curl(Some(&token), &["--head"], "/bkt/dir/obj%20one.bin");
+    let (status, headers, body) = gw.curl(Some(token), &["--head"], "/bkt/dir/obj%20one.bin");
     assert_eq!(status, 200);
     // curl writes the head to the output with --head; nothing else came.
     assert!(body.len() < 1024 && String::from_utf8_lossy(&body).ends_with("\r\n\r\n"), "HEAD answered a body");
@@ -198,11 +240,19 @@ fn curl_get_range_head_put_delete_through_the_gateway_are_byte_identical() {
     // Conditional headers are forwarded and signed (the core's tests show
     // it); s3s-fs ignores them on GET, so they are not checked here.
 
-    let (status, _, _) = gw.curl(Some(&token), &["--request", "DELETE"], "/bkt/dir/obj%20one.bin");
+    let (status, _, _) = gw.curl(Some(token), &["--request", "DELETE"], "/bkt/dir/obj%20one.bin");
     assert_eq!(status, 204);
     assert!(!gw.s3.data_dir.join("bkt/dir/obj one.bin").exists());
-    let (status, _, _) = gw.curl(Some(&token), &[], "/bkt/dir/obj%20one.bin");
+    let (status, _, _) = gw.curl(Some(token), &[], "/bkt/dir/obj%20one.bin");
     assert_eq!(status, 404);
+    data
+}
+
+#[test]
+fn curl_get_range_head_put_delete_through_the_gateway_are_byte_identical() {
+    let mut gw = Gateway::start("wlcg-scopes");
+    let token = gw.token("openid storage.read:/bkt storage.create:/bkt storage.modify:/bkt");
+    let data = curl_round_trip(&gw, &token);
 
     // One access-log line per request, with the subject hashed and no token.
     let log = gw.access_log();
@@ -373,20 +423,30 @@ fn scope_violations_are_refused_naming_the_missing_scope() {
     assert_eq!(std::fs::read(gw.s3.data_dir.join("bkt/data/f")).unwrap(), b"data\n", "the object was overwritten");
 }
 
-#[test]
-fn under_sts_each_caller_gets_their_own_keys_once() {
-    let role = "arn:aws:iam::123456789012:role/s3access";
-    let gw = Gateway::launch(Peer::oidc_provider(300, 3600), Peer::moto(&["s3access"]), |op, backend, listen| {
-        format!(
-            "[profiles.gw]\nissuer = \"{op}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\naudience = \"{AUDIENCE}\"\n\
-             sts_endpoint = \"{backend}/\"\nrole_arn = \"{role}\"\nregion = \"us-east-1\"\ns3_endpoint = \"{backend}/\"\n\
-             [profiles.gw.gateway]\nissuer = \"{op}\"\naudience = \"{AUDIENCE}\"\nauthorization = \"backend\"\nlisten = \"{listen}\"\n"
-        )
-    });
-    // The bucket, made with the profile's own (service) keys: one STS call.
+/// The role moto lets web identities assume for S3.
+const STS_ROLE: &str = "arn:aws:iam::123456789012:role/s3access";
+
+/// A profile whose own keys come from STS with a client-credentials token,
+/// and whose gateway gives each caller their own STS keys (backend mode).
+fn sts_profile(op: &str, backend: &str, listen: &str) -> String {
+    format!(
+        "[profiles.gw]\nissuer = \"{op}\"\ngrant = \"client_credentials\"\nclient_id = \"service\"\nclient_secret = \"service-secret\"\naudience = \"{AUDIENCE}\"\n\
+         sts_endpoint = \"{backend}/\"\nrole_arn = \"{STS_ROLE}\"\nregion = \"us-east-1\"\ns3_endpoint = \"{backend}/\"\n\
+         [profiles.gw.gateway]\nissuer = \"{op}\"\naudience = \"{AUDIENCE}\"\nauthorization = \"backend\"\nlisten = \"{listen}\"\n"
+    )
+}
+
+/// Makes the bucket `bkt` with the profile's own (service) keys: one STS call.
+fn make_bucket(gw: &Gateway) {
     let out = gw.user.lakeport(&["s3", "mb", "s3://bkt"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(gw.s3.sts_calls(), 1);
+}
+
+#[test]
+fn under_sts_each_caller_gets_their_own_keys_once() {
+    let gw = Gateway::launch(Peer::oidc_provider(300, 3600), Peer::moto(&["s3access"]), sts_profile);
+    make_bucket(&gw);
 
     let alice = gw.sign(&json!({ "iss": gw.op.endpoint, "sub": "alice", "aud": AUDIENCE, "exp": now() + 300 }), &json!({}), "published");
     let bob = gw.sign(&json!({ "iss": gw.op.endpoint, "sub": "bob", "aud": AUDIENCE, "exp": now() + 300 }), &json!({}), "published");
@@ -750,4 +810,86 @@ fn with_redirect_gets_and_overwriting_puts_go_straight_to_the_backend() {
     let expected: Vec<(String, u64)> = [("GET", 307), ("PUT", 307), ("PUT", 200), ("PUT", 403), ("GET", 307), ("GET", 307)].iter().map(|(m, s)| (m.to_string(), *s)).collect();
     assert_eq!(seen, expected, "{}", gw.log());
     assert!(!gw.log().contains("X-Amz-Signature"), "a presigned URL in the log");
+}
+
+/// The gateway's settings for `wasmtime serve` with static backend keys.
+fn static_key_settings(issuer: &str, backend: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("issuer", issuer.to_string()),
+        ("audience", AUDIENCE.to_string()),
+        ("authorization", "wlcg-scopes".to_string()),
+        ("s3_endpoint", format!("{backend}/")),
+        ("region", "us-east-1".to_string()),
+        ("access_key_id", ACCESS_KEY.to_string()),
+        ("secret_access_key", SECRET_KEY.to_string()),
+    ]
+}
+
+#[test]
+fn under_wasmtime_serve_the_same_component_passes_the_curl_round_trip() {
+    let s3 = Peer::s3s_fs();
+    std::fs::create_dir_all(s3.data_dir.join("bkt")).unwrap();
+    let gw = Gateway::wasmtime_serve(Peer::oidc_provider(300, 3600), s3, |_, _, _| String::new(), static_key_settings, &[]);
+    let token = gw.token("openid storage.read:/bkt storage.create:/bkt storage.modify:/bkt");
+    curl_round_trip(&gw, &token);
+    let seen = gw.backend.requests_seen();
+
+    // The settings given on the command line are the ones in force: a
+    // read-only token's PUT is refused naming the scope, before the backend.
+    let dir = tempfile::tempdir().unwrap();
+    let upload = write(dir.path(), "up.bin", b"new bytes\n");
+    let (status, _, body) = gw.curl(Some(&gw.token("storage.read:/bkt")), &["--upload-file", upload.to_str().unwrap()], "/bkt/new");
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("storage.create:/bkt/new"));
+    assert_eq!(gw.backend.requests_seen(), seen, "a refused request reached the backend");
+}
+
+/// Under `wasmtime serve` the per-caller key cache lives in the instance:
+/// `alice` PUTs and GETs `gets` times, `bob` GETs `gets` times. Returns the
+/// STS calls the gateway made for them.
+fn sts_calls_under_wasmtime_serve(serve_args: &[&str], gets: usize) -> usize {
+    let gw = Gateway::wasmtime_serve(
+        Peer::oidc_provider(300, 3600),
+        Peer::moto(&["s3access"]),
+        sts_profile,
+        |issuer, backend| {
+            vec![
+                ("issuer", issuer.to_string()),
+                ("audience", AUDIENCE.to_string()),
+                ("authorization", "backend".to_string()),
+                ("s3_endpoint", format!("{backend}/")),
+                ("region", "us-east-1".to_string()),
+                ("sts_endpoint", format!("{backend}/")),
+                ("role_arn", STS_ROLE.to_string()),
+            ]
+        },
+        serve_args,
+    );
+    make_bucket(&gw);
+    let claims = |sub: &str| json!({ "iss": gw.op.endpoint, "sub": sub, "aud": AUDIENCE, "exp": now() + 300 });
+    let (alice, bob) = (gw.sign(&claims("alice"), &json!({}), "published"), gw.sign(&claims("bob"), &json!({}), "published"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(100_000, 5);
+    let file = write(dir.path(), "up.bin", &data);
+    let (status, _, body) = gw.curl(Some(&alice), &["--upload-file", file.to_str().unwrap()], "/bkt/shared.bin");
+    assert_eq!(status, 200, "{}: {}", String::from_utf8_lossy(&body), gw.log());
+    for token in [&alice, &bob] {
+        for _ in 0..gets {
+            let (status, _, body) = gw.curl(Some(token), &[], "/bkt/shared.bin");
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            assert!(body == data, "GET differs");
+        }
+    }
+    gw.s3.sts_calls() - 1
+}
+
+#[test]
+fn under_wasmtime_serve_caller_keys_are_cached_only_with_instance_reuse() {
+    // wasmtime serve's default: a fresh instance per request, so each
+    // request asks STS again (and fetches the issuer's keys again).
+    assert_eq!(sts_calls_under_wasmtime_serve(&[], 3), 1 + 3 + 3);
+    // Requests one after another reuse the instance and its cache: one STS
+    // call per caller. The idle timeout keeps the instance between curls
+    // (wasmtime's default drops it after 1 s idle).
+    assert_eq!(sts_calls_under_wasmtime_serve(&["--max-instance-reuse-count", "1000", "--idle-instance-timeout", "60s"], 5), 2);
 }

@@ -392,6 +392,18 @@ fn run_case(sigv4: &mut Sigv4, case: &Value) -> Result<Map<String, Value>, Strin
     }
 }
 
+/// Each key of the case's `expected` that `actual` does not equal.
+fn mismatches(case: &Value, actual: &Map<String, Value>) -> Vec<String> {
+    let name = text(case, "name");
+    case["expected"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(key, want)| actual.get(key.as_str()) != Some(want))
+        .map(|(key, want)| format!("{name}: {key}\n  expected: {want}\n  actual:   {}", actual.get(key).unwrap_or(&Value::Null)))
+        .collect()
+}
+
 #[test]
 fn shared_vectors_through_the_component() {
     let runtime = runtime();
@@ -402,13 +414,7 @@ fn shared_vectors_through_the_component() {
     for case in cases {
         let name = text(case, "name");
         match run_case(&mut sigv4, case) {
-            Ok(actual) => {
-                for (key, want) in case["expected"].as_object().unwrap() {
-                    if actual.get(key) != Some(want) {
-                        failures.push(format!("{name}: {key}\n  expected: {want}\n  actual:   {}", actual.get(key).unwrap_or(&Value::Null)));
-                    }
-                }
-            }
+            Ok(actual) => failures.extend(mismatches(case, &actual)),
             Err(e) => failures.push(format!("{name}: error {e}")),
         }
     }
@@ -557,3 +563,270 @@ trait TakeBytes: std::io::Read + Sized {
     }
 }
 impl<R: std::io::Read> TakeBytes for R {}
+
+// `wasmtime run --invoke` with WAVE arguments (the WebAssembly Value
+// Encoding the wasmtime CLI reads and prints) on the exported sigv4.wasm:
+// the header and query cases of the shared vectors, one call each. The
+// streaming case needs a resource kept between calls, which one `--invoke`
+// cannot hold.
+
+/// A WAVE string literal.
+fn wave_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn wave_option(value: Option<String>) -> String {
+    value.map_or("none".into(), |v| format!("some({v})"))
+}
+
+/// The `--invoke` expression that calls the sigv4 interface's `sign`.
+fn wave_sign_call(request: &SignableRequest, credentials: &Credentials, options: &SignOptions) -> String {
+    let headers: Vec<String> = request.headers.iter().map(|(n, v)| format!("({}, {})", wave_string(n), wave_string(v))).collect();
+    let payload = match &request.payload {
+        Payload::Empty => "empty".to_string(),
+        Payload::Bytes(b) => format!("bytes([{}])", b.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")),
+        Payload::Precomputed(h) => format!("precomputed({})", wave_string(h)),
+        Payload::UnsignedPayload => "unsigned-payload".to_string(),
+    };
+    let time = match &options.time {
+        SigningTime::UnixSeconds(t) => format!("unix-seconds({t})"),
+        SigningTime::AmzDate(d) => format!("amz-date({})", wave_string(d)),
+    };
+    format!(
+        "sign({{method: {}, url: {}, headers: [{}], payload: {payload}}}, \
+         {{access-key-id: {}, secret-access-key: {}, session-token: {}}}, \
+         {{region: {}, service: {}, time: {time}, presign-expires: {}, normalize-path: {}, sign-body: {}, sign-session-token: {}}})",
+        wave_string(&request.method),
+        wave_string(&request.url),
+        headers.join(", "),
+        wave_string(&credentials.access_key_id),
+        wave_string(&credentials.secret_access_key),
+        wave_option(credentials.session_token.as_deref().map(wave_string)),
+        wave_string(&options.region),
+        wave_string(&options.service),
+        wave_option(options.presign_expires.map(|n| n.to_string())),
+        options.normalize_path,
+        options.sign_body,
+        options.sign_session_token,
+    )
+}
+
+/// Reads the WAVE value wasmtime prints into JSON: records as objects,
+/// lists and tuples as arrays, `some(x)` as x, `none` as null, other
+/// variant cases as `{case: payload}` (a case without one as its name).
+struct WaveReader<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl WaveReader<'_> {
+    fn parse(text: &str) -> Result<Value, String> {
+        let mut reader = WaveReader { text, at: 0 };
+        let value = reader.value()?;
+        reader.skip_space();
+        if reader.at != text.len() {
+            return Err(format!("text after the value at {}", reader.at));
+        }
+        Ok(value)
+    }
+
+    fn rest(&self) -> &str {
+        &self.text[self.at..]
+    }
+
+    fn skip_space(&mut self) {
+        self.at = self.text.len() - self.rest().trim_start().len();
+    }
+
+    fn expect(&mut self, c: char) -> Result<(), String> {
+        self.skip_space();
+        if !self.rest().starts_with(c) {
+            return Err(format!("expected '{c}' at {}: {:.30}", self.at, self.rest()));
+        }
+        self.at += c.len_utf8();
+        Ok(())
+    }
+
+    /// After an item of a sequence: true at its end (`close`), consumed.
+    fn next_or_end(&mut self, close: char) -> Result<bool, String> {
+        self.skip_space();
+        if self.rest().starts_with(',') {
+            self.at += 1;
+            self.skip_space();
+        }
+        if self.rest().starts_with(close) {
+            self.at += 1;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn sequence(&mut self, close: char) -> Result<Value, String> {
+        let mut items = Vec::new();
+        while !self.next_or_end(close)? {
+            items.push(self.value()?);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn word(&mut self) -> &str {
+        let start = self.at;
+        let len = self.rest().find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '%' || c == '.')).unwrap_or(self.rest().len());
+        self.at += len;
+        &self.text[start..self.at]
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.expect('"')?;
+        let mut out = String::new();
+        let mut chars = self.rest().char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    self.at += i + 1;
+                    return Ok(out);
+                }
+                '\\' => match chars.next().map(|(_, c)| c) {
+                    Some('n') => out.push('\n'),
+                    Some('r') => out.push('\r'),
+                    Some('t') => out.push('\t'),
+                    Some(c @ ('"' | '\'' | '\\')) => out.push(c),
+                    Some('u') => {
+                        let hex: String = chars.by_ref().map(|(_, c)| c).skip(1).take_while(|c| *c != '}').collect();
+                        out.push(u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).ok_or("a bad \\u escape")?);
+                    }
+                    other => return Err(format!("unknown escape {other:?}")),
+                },
+                c => out.push(c),
+            }
+        }
+        Err("an unterminated string".into())
+    }
+
+    fn value(&mut self) -> Result<Value, String> {
+        self.skip_space();
+        match self.rest().chars().next() {
+            Some('"') => Ok(Value::String(self.string()?)),
+            Some('[') => {
+                self.at += 1;
+                self.sequence(']')
+            }
+            Some('(') => {
+                self.at += 1;
+                self.sequence(')')
+            }
+            Some('{') => {
+                self.at += 1;
+                let mut record = Map::new();
+                while !self.next_or_end('}')? {
+                    let field = self.word().to_string();
+                    self.expect(':')?;
+                    record.insert(field, self.value()?);
+                }
+                Ok(Value::Object(record))
+            }
+            Some(_) => {
+                let word = self.word().to_string();
+                if word.is_empty() {
+                    return Err(format!("unexpected text at {}: {:.30}", self.at, self.rest()));
+                }
+                if let Ok(n) = word.parse::<i64>() {
+                    return Ok(n.into());
+                }
+                let payload = if self.rest().starts_with('(') {
+                    self.at += 1;
+                    let v = self.value()?;
+                    self.expect(')')?;
+                    Some(v)
+                } else {
+                    None
+                };
+                Ok(match (word.as_str(), payload) {
+                    ("true", None) => true.into(),
+                    ("false", None) => false.into(),
+                    ("none", None) => Value::Null,
+                    ("some", Some(v)) => v,
+                    (case, Some(v)) => json!({ case: v }),
+                    (case, None) => case.into(),
+                })
+            }
+            None => Err("the value ends early".into()),
+        }
+    }
+}
+
+/// The `ok` record of what `wasmtime run --invoke 'sign(...)'` printed.
+fn signed_from_wave(printed: &str) -> Result<SignedRequest, String> {
+    let value = WaveReader::parse(printed.trim())?;
+    let ok = value.get("ok").ok_or_else(|| format!("not ok: {value}"))?;
+    let field = |name: &str| ok[name].as_str().map(String::from).ok_or_else(|| format!("no string `{name}` in {ok}"));
+    let headers = ok["headers"]
+        .as_array()
+        .ok_or("no headers")?
+        .iter()
+        .map(|pair| match (pair[0].as_str(), pair[1].as_str()) {
+            (Some(n), Some(v)) => Ok((n.to_string(), v.to_string())),
+            _ => Err(format!("a header is not a pair of strings: {pair}")),
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(SignedRequest {
+        method: field("method")?,
+        url: field("url")?,
+        headers,
+        signature: field("signature")?,
+        canonical_request: field("canonical-request")?,
+        string_to_sign: field("string-to-sign")?,
+        signed_headers: field("signed-headers")?,
+        authorization: ok["authorization"].as_str().map(String::from),
+        payload_hash: field("payload-hash")?,
+    })
+}
+
+/// `wasmtime run --invoke CALL sigv4.wasm`: stdout, or the failure.
+fn wasmtime_invoke(sigv4_wasm: &Path, call: &str) -> Result<String, String> {
+    let out = Command::new(support::wasmtime())
+        .args(["run", "--invoke", call])
+        .arg(sigv4_wasm)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run wasmtime: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("wasmtime failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)));
+    }
+    String::from_utf8(out.stdout).map_err(|e| e.to_string())
+}
+
+#[test]
+fn shared_vectors_through_wasmtime_run_invoke() {
+    let dir = tempfile::tempdir().unwrap();
+    support::export_components(dir.path());
+    let sigv4_wasm = dir.path().join("sigv4.wasm");
+    let doc = read_vectors();
+    let cases: Vec<&Value> = doc["cases"].as_array().unwrap().iter().filter(|c| matches!(text(c, "form"), "header" | "query")).collect();
+    let started = std::time::Instant::now();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let call = wave_sign_call(&case_request(case), &case_credentials(case), &case_options(case));
+        match wasmtime_invoke(&sigv4_wasm, &call).and_then(|printed| signed_from_wave(&printed)) {
+            Ok(signed) => failures.extend(mismatches(case, &outputs(&signed, &case["expected"]))),
+            Err(e) => failures.push(format!("{}: {e}\n  call: {call}", text(case, "name"))),
+        }
+    }
+    eprintln!("checked {} cases through wasmtime run --invoke in {:.1?}", cases.len(), started.elapsed());
+    assert!(cases.len() >= 70, "only {} header and query cases", cases.len());
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}

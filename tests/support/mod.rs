@@ -51,6 +51,18 @@ pub fn peer_binary(env_var: &str, default: &str) -> PathBuf {
     path
 }
 
+/// The wasmtime CLI `./dev setup` builds into `.tools` (`$LAKEPORT_WASMTIME`
+/// overrides), for the components under `wasmtime serve` and `wasmtime run`.
+pub fn wasmtime() -> PathBuf {
+    peer_binary("LAKEPORT_WASMTIME", ".tools/bin/wasmtime")
+}
+
+/// Writes the component files (`sigv4.wasm`, `gateway.wasm`, ...) into `dir`
+/// as a user gets them: `lakeport components --export DIR`.
+pub fn export_components(dir: &Path) {
+    Lakeport::new().run(&[Path::new("components").as_os_str(), "--export".as_ref(), dir.as_os_str()]);
+}
+
 /// A program expected on PATH (e.g. curl); fails the test if absent.
 pub fn tool_on_path(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
