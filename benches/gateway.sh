@@ -83,7 +83,7 @@ start_gateway() { # NAME
         "wasmtime serve")
             port=$(free_port)
             "$lakeport" components --export "$scratch/components" >/dev/null
-            setsid "$wasmtime_bin" serve --addr "127.0.0.1:$port" -S config -S keyvalue -S max-instance-reuse-count=1000 \
+            setsid "$wasmtime_bin" serve --addr "127.0.0.1:$port" -S config -S keyvalue --max-instance-reuse-count 1000 --idle-instance-timeout 60s \
                 -S "config-var=issuer=$issuer" -S config-var=audience=object -S config-var=authorization=backend \
                 -S "config-var=s3_endpoint=$s3s" -S config-var=region=us-east-1 \
                 -S "config-var=access_key_id=$s3s_access_key" -S "config-var=secret_access_key=$s3s_secret_key" \
