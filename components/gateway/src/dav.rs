@@ -295,21 +295,12 @@ impl Probe {
     }
 }
 
-/// `&`, `<`, `>` and quotes as entities; characters XML 1.0 cannot carry
-/// (most controls) as U+FFFD (an href carries them percent-encoded).
+/// Text escaped by [`lakeport_xml::push_escaped`], with characters XML 1.0
+/// cannot carry (most controls) as U+FFFD (an href carries them
+/// percent-encoded).
 pub(crate) fn escape(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}') => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
+    let carried: String = text.chars().map(|c| if lakeport_xml::is_xml_char(c) { c } else { '\u{FFFD}' }).collect();
+    lakeport_xml::push_escaped(out, &carried);
 }
 
 /// The href of `key` in `bucket`: each byte outside RFC 3986's unreserved

@@ -8,32 +8,17 @@ pub const S3_NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
 pub use lakeport_xml::{parse_document, trim_xml, Element, Malformed};
 
-/// Characters XML 1.0 can carry (in element text).
-fn is_xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-}
-
-/// Appends `text` escaped for element content. `\r` becomes `&#13;`, since
-/// an XML reader would turn a raw one into `\n`. Text XML 1.0 cannot carry
-/// (other control characters) is refused: `what` names it in the message.
+/// Appends `text` escaped for element content (`\r` as `&#13;`: see
+/// [`lakeport_xml::push_escaped`]). Text XML 1.0 cannot carry (other control
+/// characters) is refused: `what` names it in the message.
 pub fn push_escaped(out: &mut String, text: &str, what: &str) -> Result<()> {
-    if let Some(c) = text.chars().find(|&c| !is_xml_char(c)) {
+    if let Some(c) = text.chars().find(|&c| !lakeport_xml::is_xml_char(c)) {
         return Err(invalid_input(format!(
             "{what} contains the character U+{:04X}, which an XML request body cannot carry",
             u32::from(c)
         )));
     }
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\r' => out.push_str("&#13;"),
-            c => out.push(c),
-        }
-    }
+    lakeport_xml::push_escaped(out, text);
     Ok(())
 }
 

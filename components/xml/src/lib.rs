@@ -149,6 +149,29 @@ pub fn looks_like_html(content_type: Option<&str>, text: &str) -> bool {
 }
 
 
+/// Characters XML 1.0 can carry (in element text).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Appends `text` escaped for element content or a quoted attribute:
+/// `&`, `<`, `>` and quotes as entities, and `\r` as `&#13;`, since an XML
+/// reader would turn a raw one into `\n`. The caller deals with characters
+/// XML cannot carry ([`is_xml_char`]) first.
+pub fn push_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// A server-provided string (an error code or message) made printable and
 /// short enough for a one-line error: whitespace and control characters
 /// collapse to single spaces, and the rest is cut at `max_chars` with `…`.
