@@ -45,6 +45,14 @@ pub unsafe extern "C" fn cabi_realloc(old_ptr: *mut u8, old_len: usize, align: u
 
 struct Component;
 
+/// A static of the instance, which runs on one thread.
+struct OneThread<T>(T);
+
+unsafe impl<T> Sync for OneThread<T> {}
+
+/// The one-shot exports' signer of the last credentials (see `LastSigner`).
+static LAST_SIGNER: OneThread<RefCell<crate::LastSigner>> = OneThread(RefCell::new(crate::LastSigner::new()));
+
 fn credentials(c: wit_types::Credentials) -> crate::Credentials {
     crate::Credentials { access_key_id: c.access_key_id, secret_access_key: c.secret_access_key, session_token: c.session_token }
 }
@@ -105,7 +113,7 @@ impl wit::Guest for Component {
     type PayloadHasher = PayloadHasher;
 
     fn sign(r: wit_types::SignableRequest, c: wit_types::Credentials, o: wit::SignOptions) -> Result<wit::SignedRequest, wit::SignError> {
-        crate::sign(&request(r), credentials(c), &options(o)).map(signed).map_err(error)
+        LAST_SIGNER.0.borrow_mut().sign(&request(r), credentials(c), &options(o)).map(signed).map_err(error)
     }
 
     fn sign_flat(
@@ -146,7 +154,7 @@ impl wit::Guest for Component {
             sign_body,
             sign_session_token,
         };
-        crate::sign(&request, credentials, &options).map(|s| flat::encode(&s)).map_err(error)
+        LAST_SIGNER.0.borrow_mut().sign(&request, credentials, &options).map(|s| flat::encode(&s)).map_err(error)
     }
 
     fn payload_sha256(body: Vec<u8>) -> String {

@@ -31,7 +31,7 @@ pub mod url;
 mod bindings;
 
 pub use chunked::{framed_length, ChunkSigner, STREAMING_PAYLOAD};
-pub use signer::{sha256_hex as payload_sha256, PayloadHasher, Signer, EMPTY_SHA256, MAX_PRESIGN_EXPIRES};
+pub use signer::{sha256_hex as payload_sha256, LastSigner, PayloadHasher, Signer, EMPTY_SHA256, MAX_PRESIGN_EXPIRES};
 
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
