@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The gateway (`lakeport serve`, and the same component under `wasmtime
 # serve` when .tools/bin/wasmtime is there) beside requests straight to the
-# backend with presigned URLs, in one run against one local s3s-fs, tokens
-# from the local OpenID provider:
+# backend with presigned URLs, in one run against one local S3 server
+# (SERVER: s3s-fs, the default, or rclone for `rclone serve s3`), tokens
+# from the local OpenID provider. s3s-fs writes an answer's head and body
+# apart, and without TCP_NODELAY the body then waits for the client's
+# delayed ACK (about 40 ms): a small GET straight to it measures that wait,
+# which the gateway's kept-alive backend connection does not meet; rclone
+# answers at once, the baseline for the latency overhead.
 #   - 4 KiB GETs with wrk, 1 and 16 connections, 10 s each: p50 and p99
 #     latency and requests/s (target: p50 overhead at most 1 ms, keys
 #     cached: the gateway signs with the profile's static keys here);
@@ -10,12 +15,12 @@
 #     a presigned URL (target: the gateway at least 90 % of direct);
 #   - the gateway's peak RSS while 16 clients GET 1 GiB each at once
 #     (target: at most 128 MiB).
-# Results: target/bench-results/gateway.md (and stdout).
+# Results: target/bench-results/gateway-$SERVER.md (and stdout).
 #
 # Nothing is built here: build lakeport first (cargo build --release -p
 # lakeport). Needs: ./dev setup (node peers, s3s-fs), wrk (installed if
 # missing), curl, about 2 GiB free under TMPDIR.
-# Environment: RUNS (1 GiB rows, default 3), LAKEPORT (default
+# Environment: SERVER (s3s-fs or rclone), RUNS (1 GiB rows, default 3), LAKEPORT (default
 # target/release/lakeport), SECONDS_PER_WRK (default 10), BIG_MIB (the
 # large object's size, default 1024: smaller only to try the script out).
 set -euo pipefail
@@ -26,6 +31,8 @@ cd "$root"
 runs=${RUNS:-3}
 wrk_secs=${SECONDS_PER_WRK:-10}
 big_mib=${BIG_MIB:-1024}
+server=${SERVER:-s3s-fs}
+case $server in s3s-fs | rclone) ;; *) die "SERVER must be s3s-fs or rclone, not '$server'" ;; esac
 target=${CARGO_TARGET_DIR:-$root/target}
 out=$target/bench-results
 lakeport=${LAKEPORT:-$target/release/lakeport}
@@ -34,9 +41,12 @@ mkdir -p "$out"
 "$lakeport" serve --help >/dev/null 2>&1 || die "no lakeport with 'serve' at $lakeport: cargo build --release -p lakeport"
 command -v wrk >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk </dev/null >/dev/null 2>&1 || die "wrk is needed (apt install wrk)"
 
-step "starting the OpenID provider and s3s-fs"
+step "starting the OpenID provider and $server"
 start_provider
-start_s3s_fs
+case $server in
+    s3s-fs) start_s3s_fs ;;
+    rclone) start_rclone_s3 ;;
+esac
 gw_port=$(free_port)
 cat >"$scratch/config.toml" <<CONF
 [profiles.user]
@@ -123,6 +133,11 @@ print(f"{ms('50%'):.3f} {ms('99%'):.3f} {rps:.0f}")
 PY
 }
 
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() { # PID
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
+
 # Median MiB/s of RUNS curl transfers: prints "median min max".
 curl_rate() { # curl args...
     local speeds=() i
@@ -135,7 +150,7 @@ curl_rate() { # curl args...
 
 rows=$scratch/rows
 : >"$rows"
-step "direct: presigned URLs to s3s-fs"
+step "direct: presigned URLs to $server"
 for c in 1 16; do echo "small $c direct $(wrk_row "$c" "$presigned_small")" >>"$rows"; done
 echo "get direct $(curl_rate "$presigned_big")" >>"$rows"
 echo "put direct $(curl_rate -T "$scratch/big.bin" "$presigned_put")" >>"$rows"
@@ -146,8 +161,13 @@ for host in "${hosts[@]}"; do
     step "through $host"
     start_gateway "$host"
     for c in 1 16; do echo "small $c $host $(wrk_row "$c" "$gw/bkt/small.bin" "Authorization: Bearer $token")" >>"$rows"; done
+    # The gateway's own CPU time per GiB moved, over the RUNS transfers.
+    cpu_before=$(cpu_seconds "$gw_pid")
     echo "get $host $(curl_rate -H "Authorization: Bearer $token" "$gw/bkt/big.bin")" >>"$rows"
+    cpu_after=$(cpu_seconds "$gw_pid")
+    echo "cpu get $host $(awk -v a="$cpu_before" -v b="$cpu_after" -v n="$runs" -v m="$big_mib" 'BEGIN { printf "%.2f", (b - a) / n / (m / 1024) }')" >>"$rows"
     echo "put $host $(curl_rate -H "Authorization: Bearer $token" -T "$scratch/big.bin" "$gw/bkt/put-gw.bin")" >>"$rows"
+    echo "cpu put $host $(awk -v a="$cpu_after" -v b="$(cpu_seconds "$gw_pid")" -v n="$runs" -v m="$big_mib" 'BEGIN { printf "%.2f", (b - a) / n / (m / 1024) }')" >>"$rows"
     # 16 clients at once, each a whole 1 GiB GET; VmHWM is the peak RSS
     # of the gateway's process since it started.
     pids=()
@@ -159,12 +179,17 @@ for host in "${hosts[@]}"; do
 done
 
 step "report"
-python3 - "$rows" "$out/gateway.md" "$(busy_cpus)" "$runs" "$wrk_secs" <<'PY'
+python3 - "$rows" "$out/gateway-$server.md" "$(busy_cpus)" "$runs" "$wrk_secs" "$server" <<'PY'
 import sys
-rows, path, busy, runs, secs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-small, rate, rss, hosts = {}, {}, {}, []
+rows, path, busy, runs, secs, server = sys.argv[1:7]
+small, rate, rss, cpu, hosts = {}, {}, {}, {}, []
 for line in open(rows):
     kind, rest = line.split(" ", 1)
+    if kind == "cpu":
+        transfer, rest = rest.split(" ", 1)
+        *name, seconds = rest.split()
+        cpu[(transfer, " ".join(name))] = float(seconds)
+        continue
     if kind == "small":
         c, rest = rest.split(" ", 1)
         *name, p50, p99, rps = rest.split()
@@ -178,7 +203,8 @@ for line in open(rows):
     n = " ".join(name)
     if n != "direct" and n not in hosts:
         hosts.append(n)
-out = ["## The gateway vs presigned requests straight to s3s-fs", ""]
+server = "rclone serve s3" if server == "rclone" else server
+out = [f"## The gateway vs presigned requests straight to {server}", ""]
 out += [f"4 KiB GETs: wrk, {secs} s per row. 1 GiB rows: curl, median of {runs} (min–max).", ""]
 out += ["### 4 KiB GETs", "", "| connections | path | p50 ms | p99 ms | requests/s | p50 overhead ms |", "|---:|---|---:|---:|---:|---:|"]
 for c in (1, 16):
@@ -187,13 +213,13 @@ for c in (1, 16):
     for h in hosts:
         r = small[(c, h)]
         out.append(f"| {c} | {h} | {r[0]:.3f} | {r[1]:.3f} | {r[2]:.0f} | {r[0] - base[0]:.3f} |")
-out += ["", "### 1 GiB transfers (MiB/s)", "", "| transfer | path | MiB/s | of direct |", "|---|---|---:|---:|"]
+out += ["", "### 1 GiB transfers (MiB/s)", "", "| transfer | path | MiB/s | of direct | gateway CPU s per GiB |", "|---|---|---:|---:|---:|"]
 for kind in ("get", "put"):
     base = rate[(kind, "direct")]
-    out.append(f"| {kind.upper()} | direct (presigned, curl) | {base[0]:.1f} ({base[1]:.1f}–{base[2]:.1f}) | |")
+    out.append(f"| {kind.upper()} | direct (presigned, curl) | {base[0]:.1f} ({base[1]:.1f}–{base[2]:.1f}) | | |")
     for h in hosts:
         r = rate[(kind, h)]
-        out.append(f"| {kind.upper()} | {h} | {r[0]:.1f} ({r[1]:.1f}–{r[2]:.1f}) | {100 * r[0] / base[0]:.0f} % |")
+        out.append(f"| {kind.upper()} | {h} | {r[0]:.1f} ({r[1]:.1f}–{r[2]:.1f}) | {100 * r[0] / base[0]:.0f} % | {cpu[(kind, h)]:.2f} |")
 out += ["", "### Peak RSS of the gateway with 16 concurrent 1 GiB GETs", "", "| host | MiB |", "|---|---:|"]
 out += [f"| {h} | {rss[h]} |" for h in hosts]
 out += ["", "### Targets (issue 15)", "", "| target | measured | verdict |", "|---|---:|---:|"]
@@ -205,7 +231,7 @@ for h in hosts:
         f = rate[(kind, h)][0] / rate[(kind, "direct")][0]
         out.append(f"| {h}, 1 GiB {kind.upper()} ≥ 90 % of direct | {100 * f:.0f} % | {'met' if f >= 0.9 else 'not met'} |")
     out.append(f"| {h}, peak RSS ≤ 128 MiB | {rss[h]} MiB | {'met' if rss[h] <= 128 else 'not met'} |")
-out += ["", f"CPUs busy with other work after the run: {busy}. The clients, the gateway and s3s-fs share the machine's CPUs."]
+out += ["", f"CPUs busy with other work after the run: {busy}. The clients, the gateway and {server} share the machine's CPUs."]
 text = "\n".join(out) + "\n"
 open(path, "w").write(text)
 print(text)

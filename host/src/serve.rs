@@ -59,10 +59,16 @@ struct Gateway {
 type Instance = (Store<HostState>, Proxy);
 
 impl Gateway {
-    fn instance(&self) -> Result<Instance> {
-        if let Some(instance) = self.idle.lock().unwrap().pop() {
-            return Ok(instance);
-        }
+    /// A kept instance, if one is idle: taken without leaving the caller's
+    /// thread (a hop to a blocking thread and back costs two context
+    /// switches, a good part of a small request).
+    fn idle_instance(&self) -> Option<Instance> {
+        self.idle.lock().unwrap().pop()
+    }
+
+    /// A new instance: compiled code is at hand, but instantiating takes
+    /// long enough to belong on a blocking thread.
+    fn new_instance(&self) -> Result<Instance> {
         let mut store = self.runtime.store(&self.grant)?;
         let proxy = self.pre.instantiate(&mut store).map_err(|e| call_error("gateway", e))?;
         Ok((store, proxy))
@@ -166,7 +172,11 @@ impl Drop for AccessLog {
             "subject": self.subject,
             "keys": self.keys,
         });
-        eprintln!("{line}");
+        // One write per line: stderr is unbuffered, and printing the JSON
+        // value piece by piece made a dozen writes of each line.
+        let mut text = line.to_string();
+        text.push('\n');
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
     }
 }
 
@@ -221,9 +231,12 @@ async fn handle(gateway: Arc<Gateway>, request: hyper::Request<hyper::body::Inco
         started: Instant::now(),
         bytes: 0,
     };
-    let instance = {
-        let gateway = gateway.clone();
-        tokio::task::spawn_blocking(move || gateway.instance()).await
+    let instance = match gateway.idle_instance() {
+        Some(instance) => Ok(Ok(instance)),
+        None => {
+            let gateway = gateway.clone();
+            tokio::task::spawn_blocking(move || gateway.new_instance()).await
+        }
     };
     let (mut store, proxy) = match instance {
         Ok(Ok(instance)) => instance,

@@ -9,9 +9,24 @@
 //! hammer the issuer. Until then an unknown `kid` is refused, and keys
 //! past their TTL keep serving (the issuer may be down; its keys rarely
 //! change by the minute).
+//!
+//! Tokens whose signature these keys verified are remembered by their
+//! SHA-256 ([`JwksCache::verified`]): a client sends the same token with
+//! every request, and an RS256 verification in the component costs a few
+//! hundred microseconds. A remembered token still has its claims checked
+//! against the clock on every request; the memory goes with the keys
+//! (new keys stored, or keys past their TTL), so a key the issuer drops
+//! stops serving its tokens when a held key would.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
 
 use crate::jwks::{parse_jwks, Jwk, Jwks, JwksError};
-use crate::jwt::{Alg, TokenError};
+use crate::jwt::{Alg, Claims, TokenError};
+
+/// Tokens remembered at most; past it, expired ones go first, then all.
+pub const MAX_VERIFIED_TOKENS: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CachePolicy {
@@ -61,11 +76,14 @@ pub struct JwksCache {
     keys: Option<Jwks>,
     stored_at: i64,
     last_fetch: Option<i64>,
+    /// Claims of tokens verified with `keys`, by the token's SHA-256 (a
+    /// BTreeMap: a HashMap's random seed would be one more import).
+    verified: BTreeMap<[u8; 32], Claims>,
 }
 
 impl JwksCache {
     pub fn new(policy: CachePolicy) -> JwksCache {
-        JwksCache { policy, keys: None, stored_at: 0, last_fetch: None }
+        JwksCache { policy, keys: None, stored_at: 0, last_fetch: None, verified: BTreeMap::new() }
     }
 
     pub fn keys(&self) -> Option<&Jwks> {
@@ -115,7 +133,37 @@ impl JwksCache {
         self.last_fetch = Some(now);
         let jwks = parse_jwks(document)?;
         self.stored_at = now;
+        self.verified.clear();
         Ok(self.keys.insert(jwks))
+    }
+
+    /// The claims of a token these keys verified, while they are within
+    /// their TTL (past it, the token is verified again once new keys came).
+    pub fn verified(&self, digest: &TokenDigest, now: i64) -> Option<&Claims> {
+        if self.keys.is_none() || self.expired(now) {
+            return None;
+        }
+        self.verified.get(&digest.0)
+    }
+
+    /// Remembers a token whose signature the held keys verified.
+    pub fn remember(&mut self, digest: TokenDigest, claims: &Claims, now: i64) {
+        if self.verified.len() >= MAX_VERIFIED_TOKENS {
+            self.verified.retain(|_, c| c.exp.is_some_and(|exp| exp > now));
+            if self.verified.len() >= MAX_VERIFIED_TOKENS {
+                self.verified.clear();
+            }
+        }
+        self.verified.insert(digest.0, claims.clone());
+    }
+}
+
+/// A token's SHA-256: what the cache keeps instead of the token.
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> TokenDigest {
+        TokenDigest(Sha256::digest(token.as_bytes()).into())
     }
 }
 

@@ -50,7 +50,7 @@ mod bindings;
 pub use challenge::{bearer_token, Credentials};
 pub use jwks::{parse_jwks, Jwk, Jwks, JwksError};
 pub use jwt::{Alg, Claims, TokenError, Validation};
-pub use keys::{CachePolicy, JwksCache, Lookup};
+pub use keys::{CachePolicy, JwksCache, Lookup, TokenDigest, MAX_VERIFIED_TOKENS};
 pub use scopes::{authorize, normalize_path, parse_scopes, Denied, Grant, PathError, ResourcePath, StorageScope};
 
 /// The outcome of one step of token verification.
@@ -70,8 +70,16 @@ pub enum Authentication {
 /// Verifies a bearer token against one trusted issuer's cached keys.
 /// Claims are checked before any key is looked up, so a token that would
 /// be refused anyway (wrong issuer or audience, expired) never causes a
-/// JWKS fetch; the signature decides last.
+/// JWKS fetch; the signature decides last. A token the held keys verified
+/// before has only its claims checked again.
 pub fn authenticate(token: &str, validation: &Validation, keys: &mut JwksCache) -> Authentication {
+    let digest = keys::TokenDigest::of(token);
+    if let Some(claims) = keys.verified(&digest, validation.now) {
+        return match validation.check(claims) {
+            Ok(()) => Authentication::Valid(claims.clone()),
+            Err(e) => Authentication::Invalid(e),
+        };
+    }
     let token = match jwt::decode(token) {
         Ok(t) => t,
         Err(e) => return Authentication::Invalid(e),
@@ -86,7 +94,10 @@ pub fn authenticate(token: &str, validation: &Validation, keys: &mut JwksCache) 
         Lookup::Unavailable => return Authentication::KeysUnavailable,
     };
     match key.verify(token.header.alg, token.signing_input.as_bytes(), &token.signature) {
-        Ok(()) => Authentication::Valid(token.claims),
+        Ok(()) => {
+            keys.remember(digest, &token.claims, validation.now);
+            Authentication::Valid(token.claims)
+        }
         Err(e) => Authentication::Invalid(e),
     }
 }

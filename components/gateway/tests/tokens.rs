@@ -187,6 +187,58 @@ fn keys_are_bound_to_their_algorithms() {
 }
 
 #[test]
+fn a_verified_token_is_remembered_with_its_keys_and_its_claims_still_checked() {
+    let token = valid_token(Alg::RS256, "storage.read:/bkt");
+    let digest = TokenDigest::of(&token);
+    let mut cache = cache_fetched_ago(10);
+    assert!(cache.verified(&digest, NOW).is_none());
+    assert!(matches!(authenticate(&token, &validation(), &mut cache), Authentication::Valid(_)));
+    // Remembered: the next request skips the signature, not the claims.
+    assert_eq!(cache.verified(&digest, NOW).and_then(|c| c.sub.as_deref()), Some("alice"));
+    assert!(matches!(authenticate(&token, &validation(), &mut cache), Authentication::Valid(_)));
+    let later = Validation { now: NOW + 600 + 60, ..validation() };
+    assert!(matches!(authenticate(&token, &later, &mut cache), Authentication::Invalid(TokenError::Expired { .. })));
+    let wrong_audience = Validation { audience: "another-gateway", ..validation() };
+    assert_eq!(authenticate(&token, &wrong_audience, &mut cache), Authentication::Invalid(TokenError::WrongAudience));
+    // Keys past their TTL forget it: the keys are fetched again first.
+    let mut aging = cache_fetched_ago(850);
+    assert!(matches!(authenticate(&token, &validation(), &mut aging), Authentication::Valid(_)));
+    assert!(aging.verified(&digest, NOW + 49).is_some());
+    assert!(aging.verified(&digest, NOW + 50).is_none());
+    let stale = Validation { now: NOW + 50, ..validation() };
+    assert_eq!(authenticate(&token, &stale, &mut aging), Authentication::FetchKeys);
+    // New keys forget it too: a JWKS without the token's key refuses it.
+    let without_rsa = {
+        let mut jwks: serde_json::Value = serde_json::from_str(&Keys::issuer().jwks()).unwrap();
+        jwks["keys"].as_array_mut().unwrap().retain(|k| k["kty"] != "RSA");
+        jwks.to_string()
+    };
+    cache.store(without_rsa.as_bytes(), NOW).unwrap();
+    assert!(cache.verified(&digest, NOW).is_none());
+    assert!(matches!(authenticate(&token, &validation(), &mut cache), Authentication::Invalid(TokenError::UnknownKey { .. })));
+}
+
+#[test]
+fn the_memory_of_verified_tokens_is_bounded_and_drops_expired_ones_first() {
+    let mut cache = cache_fetched_ago(10);
+    let claims = |exp: i64| Claims { exp: Some(exp), ..Claims::default() };
+    cache.remember(TokenDigest::of("expired"), &claims(NOW - 1), NOW);
+    cache.remember(TokenDigest::of("kept"), &claims(NOW + 100), NOW);
+    for i in 2..MAX_VERIFIED_TOKENS {
+        cache.remember(TokenDigest::of(&format!("t{i}")), &claims(NOW + 100), NOW);
+    }
+    // Full: the next one makes room by dropping the expired token only.
+    cache.remember(TokenDigest::of("new"), &claims(NOW + 100), NOW);
+    assert!(cache.verified(&TokenDigest::of("expired"), NOW).is_none());
+    assert!(cache.verified(&TokenDigest::of("kept"), NOW).is_some());
+    assert!(cache.verified(&TokenDigest::of("new"), NOW).is_some());
+    // Full of live tokens: it starts over rather than grow.
+    cache.remember(TokenDigest::of("one more"), &claims(NOW + 100), NOW);
+    assert!(cache.verified(&TokenDigest::of("kept"), NOW).is_none());
+    assert!(cache.verified(&TokenDigest::of("one more"), NOW).is_some());
+}
+
+#[test]
 fn an_unknown_kid_is_refused_after_at_most_one_refetch() {
     let token = Keys::attacker().token(Alg::EdDSA, &header("EdDSA", "rotated"), &claims("", ""));
     // Keys fetched 10 s ago: no refetch for a kid they lack.
