@@ -331,7 +331,7 @@ impl EgressPolicy {
         let _ = tcp.set_nodelay(true);
         log::verbose(format_args!("connected to {host}:{port} ({})", tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default()));
         let activity = Arc::new(Activity::new(std::os::fd::AsRawFd::as_raw_fd(&tcp)));
-        let tcp = QuickAck { tcp, activity: activity.clone() };
+        let tcp = QuickAck { tcp, activity: activity.clone(), read_since_write: 0 };
         let sender = if use_tls {
             let config = self.tls().map_err(|e| Error::InternalError(Some(e)))?;
             let name = ServerName::try_from(bare_host).map_err(|_| Error::HttpRequestUriInvalid)?;
@@ -353,15 +353,30 @@ impl EgressPolicy {
 /// the one before is acknowledged, and Linux delays that acknowledgement
 /// by up to 40 ms once a connection is past its first exchanges: on a
 /// kept-alive connection nearly every small answer would wait that long.
+///
+/// Only the first [`QUICK_ACK_BYTES`] read after each write (a request) are
+/// acknowledged at once: past them an answer is bulk, and prompt ACKs would
+/// release such a server's writes one small segment per round trip (s3s-fs
+/// writes 4 KiB at a time: a 1 GiB body then costs its reader 250,000
+/// reads and wakeups), where delayed ones let Nagle gather them.
 struct QuickAck {
     tcp: TcpStream,
     activity: Arc<Activity>,
+    /// Bytes read since the last write.
+    read_since_write: usize,
 }
+
+const QUICK_ACK_BYTES: usize = 64 << 10;
 
 impl QuickAck {
     fn ack_now(&self) {
         #[cfg(target_os = "linux")]
         let _ = socket2::SockRef::from(&self.tcp).set_tcp_quickack(true);
+    }
+
+    fn wrote(&mut self) {
+        self.read_since_write = 0;
+        self.activity.touch();
     }
 }
 
@@ -369,8 +384,12 @@ impl tokio::io::AsyncRead for QuickAck {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.tcp).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.ack_now();
+        let read = buf.filled().len() - before;
+        if matches!(polled, Poll::Ready(Ok(()))) && read > 0 {
+            if self.read_since_write < QUICK_ACK_BYTES {
+                self.ack_now();
+            }
+            self.read_since_write = self.read_since_write.saturating_add(read);
             self.activity.touch();
         }
         polled
@@ -381,7 +400,7 @@ impl tokio::io::AsyncWrite for QuickAck {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.tcp).poll_write(cx, data);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.wrote();
         }
         polled
     }
@@ -389,7 +408,7 @@ impl tokio::io::AsyncWrite for QuickAck {
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.wrote();
         }
         polled
     }
