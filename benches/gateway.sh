@@ -226,7 +226,9 @@ out += ["", "### Targets (issue 15)", "", "| target | measured | verdict |", "|-
 for h in hosts:
     for c in (1, 16):
         o = small[(c, h)][0] - small[(c, "direct")][0]
-        out.append(f"| {h}, {c} connection(s): p50 overhead ≤ 1 ms | {o:.3f} ms | {'met' if o <= 1 else 'not met'} |")
+        # s3s-fs's direct answers wait for delayed ACKs: no baseline.
+        verdict = "no baseline: use SERVER=rclone" if server == "s3s-fs" else "met" if o <= 1 else "not met"
+        out.append(f"| {h}, {c} connection(s): p50 overhead ≤ 1 ms | {o:.3f} ms | {verdict} |")
     for kind in ("get", "put"):
         f = rate[(kind, h)][0] / rate[(kind, "direct")][0]
         out.append(f"| {h}, 1 GiB {kind.upper()} ≥ 90 % of direct | {100 * f:.0f} % | {'met' if f >= 0.9 else 'not met'} |")
