@@ -142,7 +142,10 @@ else
     echo "transfer.sh: no lakeport with an s3 command at $lakeport_bin: its column reads \"not built\"" >&2
 fi
 tools+=(rclone awscli)
-rclone_version=$("$rclone_bin" version | head -1)
+# Read whole, then cut: `| head -1` can end rclone with SIGPIPE, which
+# pipefail turns into the script's exit (141).
+rclone_version=$("$rclone_bin" version)
+rclone_version=${rclone_version%%$'\n'*}
 aws_version=$("$aws_bin" --version 2>&1)
 if [ "$server" = rclone ]; then
     server_version="rclone serve s3 ($rclone_version)"
