@@ -13,8 +13,8 @@
 //! Tokens whose signature these keys verified are remembered by their
 //! SHA-256 ([`JwksCache::verified`]): a client sends the same token with
 //! every request, and an RS256 verification in the component costs a few
-//! hundred microseconds. A remembered token still has its claims checked
-//! against the clock on every request; the memory goes with the keys
+//! hundred microseconds. A remembered token is still decoded and its claims
+//! checked against the clock on every request; the memory goes with the keys
 //! (new keys stored, or keys past their TTL), so a key the issuer drops
 //! stops serving its tokens when a held key would.
 
@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::jwks::{parse_jwks, Jwk, Jwks, JwksError};
-use crate::jwt::{Alg, Claims, TokenError};
+use crate::jwt::{Alg, TokenError};
 
 /// Tokens remembered at most; past it, expired ones go first, then all.
 pub const MAX_VERIFIED_TOKENS: usize = 1024;
@@ -76,9 +76,9 @@ pub struct JwksCache {
     keys: Option<Jwks>,
     stored_at: i64,
     last_fetch: Option<i64>,
-    /// Claims of tokens verified with `keys`, by the token's SHA-256 (a
+    /// The `exp` of tokens verified with `keys`, by the token's SHA-256 (a
     /// BTreeMap: a HashMap's random seed would be one more import).
-    verified: BTreeMap<[u8; 32], Claims>,
+    verified: BTreeMap<[u8; 32], i64>,
 }
 
 impl JwksCache {
@@ -137,24 +137,23 @@ impl JwksCache {
         Ok(self.keys.insert(jwks))
     }
 
-    /// The claims of a token these keys verified, while they are within
-    /// their TTL (past it, the token is verified again once new keys came).
-    pub fn verified(&self, digest: &TokenDigest, now: i64) -> Option<&Claims> {
-        if self.keys.is_none() || self.expired(now) {
-            return None;
-        }
-        self.verified.get(&digest.0)
+    /// Whether these keys verified the token's signature, while they are
+    /// within their TTL (past it, the token is verified again once new keys
+    /// came).
+    pub fn verified(&self, digest: &TokenDigest, now: i64) -> bool {
+        !self.expired(now) && self.verified.contains_key(&digest.0)
     }
 
-    /// Remembers a token whose signature the held keys verified.
-    pub fn remember(&mut self, digest: TokenDigest, claims: &Claims, now: i64) {
+    /// Remembers a token, expiring at `exp`, whose signature the held keys
+    /// verified.
+    pub fn remember(&mut self, digest: TokenDigest, exp: i64, now: i64) {
         if self.verified.len() >= MAX_VERIFIED_TOKENS {
-            self.verified.retain(|_, c| c.exp.is_some_and(|exp| exp > now));
+            self.verified.retain(|_, &mut e| e > now);
             if self.verified.len() >= MAX_VERIFIED_TOKENS {
                 self.verified.clear();
             }
         }
-        self.verified.insert(digest.0, claims.clone());
+        self.verified.insert(digest.0, exp);
     }
 }
 

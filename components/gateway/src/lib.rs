@@ -70,22 +70,20 @@ pub enum Authentication {
 /// Verifies a bearer token against one trusted issuer's cached keys.
 /// Claims are checked before any key is looked up, so a token that would
 /// be refused anyway (wrong issuer or audience, expired) never causes a
-/// JWKS fetch; the signature decides last. A token the held keys verified
-/// before has only its claims checked again.
+/// JWKS fetch; the signature decides last, unless the held keys verified
+/// this very token before.
 pub fn authenticate(token: &str, validation: &Validation, keys: &mut JwksCache) -> Authentication {
-    let digest = keys::TokenDigest::of(token);
-    if let Some(claims) = keys.verified(&digest, validation.now) {
-        return match validation.check(claims) {
-            Ok(()) => Authentication::Valid(claims.clone()),
-            Err(e) => Authentication::Invalid(e),
-        };
-    }
-    let token = match jwt::decode(token) {
+    let encoded = token;
+    let token = match jwt::decode(encoded) {
         Ok(t) => t,
         Err(e) => return Authentication::Invalid(e),
     };
     if let Err(e) = validation.check(&token.claims) {
         return Authentication::Invalid(e);
+    }
+    let digest = keys::TokenDigest::of(encoded);
+    if keys.verified(&digest, validation.now) {
+        return Authentication::Valid(token.claims);
     }
     let key = match keys.lookup(token.header.kid.as_deref(), token.header.alg, validation.now) {
         Lookup::Hit(key) => key,
@@ -95,7 +93,8 @@ pub fn authenticate(token: &str, validation: &Validation, keys: &mut JwksCache) 
     };
     match key.verify(token.header.alg, token.signing_input.as_bytes(), &token.signature) {
         Ok(()) => {
-            keys.remember(digest, &token.claims, validation.now);
+            // `check` required `exp`.
+            keys.remember(digest, token.claims.exp.unwrap_or(i64::MIN), validation.now);
             Authentication::Valid(token.claims)
         }
         Err(e) => Authentication::Invalid(e),

@@ -113,6 +113,11 @@ impl Drop for Signer {
     }
 }
 
+/// An empty session token means none.
+fn is_session_token(token: &str) -> bool {
+    !token.is_empty()
+}
+
 /// Compares secrets in time independent of where they differ: an instance
 /// may serve callers that do not share their keys.
 fn same_secret(a: &str, b: &str) -> bool {
@@ -170,7 +175,7 @@ impl Signer {
         if secret_access_key.is_empty() {
             return Err(SignError::InvalidCredentials("the secret access key is empty".into()));
         }
-        let session_token = session_token.filter(|t| !t.is_empty());
+        let session_token = session_token.filter(|t| is_session_token(t));
         if session_token.as_deref().is_some_and(|t| t.bytes().any(|b| b.is_ascii_control())) {
             return Err(SignError::InvalidCredentials("the session token contains control characters".into()));
         }
@@ -181,7 +186,7 @@ impl Signer {
     fn holds(&self, c: &Credentials) -> bool {
         c.access_key_id == self.access_key_id
             && same_secret(&c.secret_access_key, &self.secret_access_key)
-            && c.session_token.as_deref().filter(|t| !t.is_empty()) == self.session_token.as_deref()
+            && c.session_token.as_deref().filter(|t| is_session_token(t)) == self.session_token.as_deref()
     }
 
     /// Derives the signing key unless the one held is for this scope.
@@ -421,7 +426,6 @@ impl Signer {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
